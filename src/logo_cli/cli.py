@@ -1,0 +1,58 @@
+"""The `logo` command: one thin command per pipeline stage.
+
+Command modules import heavy libraries (torch, jax, h5py) inside their functions, so `logo --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from logo_cli import __version__
+
+app = typer.Typer(
+    name="logo",
+    help=(
+        "LOGO: a local-to-global world model for offline multi-agent RL. "
+        "Stages: collect -> inspect -> pretrain -> rollout -> train-policy -> evaluate / calibrate; "
+        "each reads and writes artifacts on disk."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"logo-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """LOGO offline multi-agent RL pipeline."""
+
+
+def _register() -> None:
+    # Each command module exposes `command`; the order here is the order in `logo --help`.
+    from logo_cli.commands import COMMANDS
+
+    for name, module_name in COMMANDS:
+        module = __import__(f"logo_cli.commands.{module_name}", fromlist=["command"])
+        app.command(name)(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""One module per `logo` command: parse options, show progress, call a stage, print the result.
+
+Add a command by writing `commands/<module>.py` with a function named `command` and listing it here.
+"""
+
+COMMANDS: list[tuple[str, str]] = [
+]
