@@ -87,9 +87,7 @@ def make_manifest(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
         "config": _jsonable(config),
-        "inputs": {
-            role: {"path": str(p), "hash": file_hash(p)} for role, p in (inputs or {}).items()
-        },
+        "inputs": {role: {"path": str(p), "hash": file_hash(p)} for role, p in (inputs or {}).items()},
         "seed": seed,
         "wall_time_s": wall_time_s,
         "metrics": _jsonable(metrics or {}),
@@ -107,9 +105,7 @@ def read_manifest(run_dir: str | Path, stage: str | None = None) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LogoError(f"{path}: unreadable manifest ({e})") from None
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise LogoError(
-            f"{path}: schema version {manifest.get('schema_version')} is not {SCHEMA_VERSION}"
-        )
+        raise LogoError(f"{path}: schema version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
     if stage is not None and manifest.get("stage") != stage:
         raise LogoError(f"{run_dir}: a '{manifest.get('stage')}' run, expected a '{stage}' run")
     return manifest

@@ -1,0 +1,1 @@
+"""Pure torch modules: no file I/O, no logging, no stored device."""

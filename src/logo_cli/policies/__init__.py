@@ -1,0 +1,1 @@
+"""Team policies that act in a simulator or drive world-model rollouts."""
