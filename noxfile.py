@@ -1,0 +1,35 @@
+"""nox sessions: tests, lint, benchmarks. Each session installs the CPU torch pin first."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install(session: nox.Session, extras: str = "all") -> None:
+    # The pin resolves to the CPU wheel; an unpinned torch would pull GBs of CUDA packages.
+    session.install("torch==2.13.0")
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The test suite (the same command CI runs)."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff: lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def benchmarks(session: nox.Session) -> None:
+    """Speed and accuracy benchmarks; results go to benchmarks/results/*.json and docs/."""
+    _install(session)
+    for script in ("collect_throughput.py", "h5_read.py", "world_model.py", "policy.py"):
+        session.run("python", f"benchmarks/{script}", *session.posargs)
