@@ -3,4 +3,6 @@
 Add a command by writing `commands/<module>.py` with a function named `command` and listing it here.
 """
 
-COMMANDS: list[tuple[str, str]] = []
+COMMANDS: list[tuple[str, str]] = [
+    ("inspect", "inspect"),
+]
