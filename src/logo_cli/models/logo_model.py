@@ -1,0 +1,173 @@
+"""LOGO: the Local-to-Global world model (arXiv 2601.07463), as logo-method.md's "[ours]" decisions
+read it; deviations and interpretations are listed in docs/world-model.md.
+
+Three parts, all in normalised units:
+- local predictive autoencoders, one per agent (agent-batched weights) or one shared network with an
+  agent-id one-hot: (o_t^i, s_t, joint action) -> latent z^i -> Gaussian over o_{t+1}^i - o_t^i, and a
+  reconstruction head rebuilding o_t^i from z^i;
+- a deductive autoencoder: (all next local obs, s_t) -> latent -> next-state delta (Gaussian), team
+  reward, termination logit, per-agent next-available logits, and a reconstruction of its input;
+- an auxiliary state encoder on the predictive path: (z^1..z^N, s_t) -> next-state delta directly.
+Uncertainty u = RMS over state dims of (aux next state - deduced next state), in normalised state units.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from logo_cli.data.transitions import Dims
+from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
+from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
+
+DEFAULT_WEIGHTS = {
+    "w_pred": 1.0,  # local next-obs Gaussian NLL
+    "w_rec": 0.1,  # both reconstruction losses (they shape the latents; prediction is the job)
+    "w_state": 1.0,  # deductive next-state Gaussian NLL (true next obs in)
+    "w_reward": 1.0,  # normalised reward MSE
+    "w_term": 1.0,  # termination BCE
+    "w_avail": 0.5,  # next-available-action BCE
+    "w_aux": 1.0,  # auxiliary state encoder MSE
+    "w_reg": 0.5,  # predicted next obs through the deductive model -> true next state (MSE)
+}
+
+
+class LogoWorldModel(WorldModelBase):
+    kind = "logo"
+
+    def __init__(
+        self,
+        dims: Dims,
+        hidden: int = 256,
+        latent: int = 64,
+        layers: int = 2,
+        dec_layers: int = 1,
+        share_local: bool = False,
+        noop_action: int = 0,
+        **weights: float,
+    ):
+        super().__init__(dims, noop_action)
+        unknown = set(weights) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown LOGO hparams: {sorted(unknown)}")
+        self.w = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in weights.items()}}
+        self.hp = {
+            "hidden": hidden,
+            "latent": latent,
+            "layers": layers,
+            "dec_layers": dec_layers,
+            "share_local": bool(share_local),
+            "noop_action": self.noop_action,
+            **self.w,
+        }
+        n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
+        self.share_local = bool(share_local)
+        groups = 1 if share_local else n
+        local_in = o + s + self.joint_action_dim + (n if share_local else 0)
+        self.local_enc = BatchedMLP(groups, local_in, hidden, layers, latent)
+        self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, 2 * o)
+        self.local_rec = BatchedLinear(groups, latent, o)
+        ded_in = n * o + s
+        self.n_avail_out = n * dims.n_actions if dims.discrete else 0
+        self.ded_enc = BatchedMLP(1, ded_in, hidden, layers, latent)
+        self.ded_dec = BatchedMLP(1, latent, hidden, dec_layers, 2 * s + 2 + self.n_avail_out)
+        self.ded_rec = BatchedLinear(1, latent, ded_in)
+        self.aux_enc = BatchedMLP(1, n * latent + s, hidden, dec_layers, s)
+
+    # ---- the three parts --------------------------------------------------------------------------
+    def _local(self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor):
+        """-> latents [B,N,Z], next-obs-delta mean and log-variance [B,N,O] (normalised)."""
+        b, n = obs_n.shape[:2]
+        ctx = torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)
+        parts = [obs_n, ctx]
+        if self.share_local:
+            parts.append(torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n))
+        z = self.local_enc(torch.cat(parts, dim=-1))
+        mean, logvar = self.local_dec(z).chunk(2, dim=-1)
+        return z, mean, soft_clamp(logvar, LOGVAR_MIN, LOGVAR_MAX)
+
+    def _deduce(self, nobs_n: torch.Tensor, state_n: torch.Tensor):
+        """-> latent, ded input, next-state-delta mean/log-var [B,S], reward [B], term logit [B],
+        next-available logits [B,N,A] (an empty last axis for continuous actions)."""
+        x = torch.cat([nobs_n.flatten(1), state_n], dim=-1)
+        zd = self.ded_enc(x)
+        h = self.ded_dec(zd)
+        s = self.dims.state_dim
+        mean, logvar = h[:, :s], soft_clamp(h[:, s : 2 * s], LOGVAR_MIN, LOGVAR_MAX)
+        reward, term = h[:, 2 * s], h[:, 2 * s + 1]
+        avail = h[:, 2 * s + 2 :].reshape(h.shape[0], self.dims.n_agents, -1)
+        return zd, x, mean, logvar, reward, term, avail
+
+    def _aux(self, z: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
+        return self.aux_enc(torch.cat([z.flatten(1), state_n], dim=-1))
+
+    def _next_obs_n(self, obs: torch.Tensor, dobs_n: torch.Tensor) -> torch.Tensor:
+        """Raw obs + a normalised delta -> normalised next obs (the deductive model's input units)."""
+        return self.norm_obs(obs + self.norm_dobs.denormalize(dobs_n))
+
+    # ---- training ---------------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        t = self.targets(batch)
+        w = self.w
+        z, mean, logvar = self._local(t["obs_n"], t["state_n"], t["act"])
+        parts: dict[str, torch.Tensor] = {
+            "pred": gaussian_nll(mean, logvar, t["dobs_n"]),
+            "rec_local": F.mse_loss(self.local_rec(z), t["obs_n"]),
+        }
+        zd, ded_x, smean, slogvar, reward, term, avail = self._deduce(t["nobs_n"], t["state_n"])
+        parts["state"] = gaussian_nll(smean, slogvar, t["dstate_n"])
+        parts["rec_ded"] = F.mse_loss(self.ded_rec(zd), ded_x)
+        parts.update(self.head_losses(reward, term, avail, t))
+        parts["aux"] = F.mse_loss(self._aux(z, t["state_n"]), t["dstate_n"])
+        # Regulariser: the local models' predicted next obs must also deduce the true next state.
+        pred_nobs_n = self._next_obs_n(batch["obs"].float(), mean)
+        parts["reg"] = F.mse_loss(self._deduce(pred_nobs_n, t["state_n"])[2], t["dstate_n"])
+        weight = {
+            "pred": w["w_pred"],
+            "rec_local": w["w_rec"],
+            "rec_ded": w["w_rec"],
+            "state": w["w_state"],
+            "reward": w["w_reward"],
+            "term": w["w_term"],
+            "avail": w["w_avail"],
+            "aux": w["w_aux"],
+            "reg": w["w_reg"],
+        }
+        total = sum(weight[k] * v for k, v in parts.items())
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+    # ---- inference: only what a rollout needs (no reconstruction heads) --------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        state: torch.Tensor,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        *,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Prediction:
+        state, obs = state.float(), obs.float()
+        state_n = self.norm_state(state)
+        z, mean, logvar = self._local(self.norm_obs(obs), state_n, self.encode_actions(actions))
+        dobs_n = mean
+        if sample:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            dobs_n = mean + noise * torch.exp(0.5 * logvar)
+        next_obs = obs + self.norm_dobs.denormalize(dobs_n)
+        _, _, smean, slogvar, reward, term, avail_logits = self._deduce(self.norm_obs(next_obs), state_n)
+        dstate_n = smean
+        if sample:
+            noise = torch.randn(smean.shape, generator=generator, device=smean.device, dtype=smean.dtype)
+            dstate_n = smean + noise * torch.exp(0.5 * slogvar)
+        aux = self._aux(z, state_n)
+        uncertainty = self.state_units(aux - smean).pow(2).mean(-1).sqrt()
+        avail, dead = self.finish_avail(avail_logits, obs)
+        return Prediction(
+            next_state=state + self.norm_dstate.denormalize(dstate_n),
+            next_obs=next_obs.masked_fill(dead[..., None], 0.0),
+            reward=self.norm_reward.denormalize(reward[:, None]).squeeze(-1),
+            terminated_prob=torch.sigmoid(term),
+            next_avail=avail,
+            uncertainty=uncertainty,
+        )

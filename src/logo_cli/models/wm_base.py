@@ -1,0 +1,133 @@
+"""What every world model here shares: the Prediction record, normalisers, action encoding and the
+post-processing of predicted available actions.
+
+Interface (rollout and calibrate rely on it):
+  `loss(batch) -> (total, parts)` with batch = `Transitions.to_torch()`;
+  `predict(state, obs, actions, *, sample=False, generator=None) -> Prediction` in raw units;
+  `fit_normalizers(batch)` once, from training transitions, before training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from logo_cli.data.transitions import Dims
+from logo_cli.models.normalizer import Normalizer
+
+# Bounds of every predicted Gaussian log-variance, in normalised units (std from ~0.007 to ~1.6).
+LOGVAR_MIN, LOGVAR_MAX = -10.0, 1.0
+
+
+@dataclass
+class Prediction:
+    """One model step for a batch of B joint transitions; raw units except `uncertainty`."""
+
+    next_state: torch.Tensor  # [B,S]
+    next_obs: torch.Tensor  # [B,N,O]
+    reward: torch.Tensor  # [B]
+    terminated_prob: torch.Tensor  # [B]
+    next_avail: torch.Tensor  # [B,N,A] bool
+    uncertainty: torch.Tensor  # [B], normalised state units (see each model)
+
+
+class WorldModelBase(nn.Module):
+    """Holds dims, hparams and the normalisers; subclasses define the networks, loss and predict."""
+
+    kind: str = ""
+    # Everything `build_world_model` needs besides kind and dims (plain Python values); set by subclasses.
+    hp: dict
+
+    def __init__(self, dims: Dims, noop_action: int = 0):
+        super().__init__()
+        self.dims = dims
+        self.noop_action = int(noop_action)
+        n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
+        if dims.discrete and not 0 <= self.noop_action < dims.n_actions:
+            raise ValueError(f"noop_action {noop_action} outside 0..{dims.n_actions - 1}")
+        self.norm_obs = Normalizer(o)
+        self.norm_state = Normalizer(s)
+        self.norm_dobs = Normalizer(o)
+        self.norm_dstate = Normalizer(s)
+        self.norm_reward = Normalizer(1)
+        self.joint_action_dim = n * dims.n_actions  # one-hot joint action, or the raw joint vector
+        self.avail_dim = dims.n_actions if dims.discrete else 1
+
+    # ---- data plumbing -------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit_normalizers(self, batch: dict[str, torch.Tensor]) -> None:
+        """Statistics from training transitions: obs pooled over agents, deltas, reward."""
+        obs, nobs = batch["obs"].float(), batch["next_obs"].float()
+        state, nstate = batch["state"].float(), batch["next_state"].float()
+        self.norm_obs.fit(obs)
+        self.norm_state.fit(state)
+        self.norm_dobs.fit(nobs - obs)
+        self.norm_dstate.fit(nstate - state)
+        self.norm_reward.fit(batch["reward"].float().reshape(-1, 1))
+
+    def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """[B,N] int (discrete) -> one-hot joint [B,N*A]; [B,N,Ad] float -> flat [B,N*Ad]."""
+        if self.dims.discrete:
+            onehot = F.one_hot(actions.long(), self.dims.n_actions).to(torch.float32)
+            return onehot.reshape(actions.shape[0], -1)
+        return actions.float().reshape(actions.shape[0], -1)
+
+    def targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Normalised inputs and training targets shared by all models' losses."""
+        obs, nobs = batch["obs"].float(), batch["next_obs"].float()
+        state, nstate = batch["state"].float(), batch["next_state"].float()
+        return {
+            "obs_n": self.norm_obs(obs),
+            "state_n": self.norm_state(state),
+            "nobs_n": self.norm_obs(nobs),
+            "act": self.encode_actions(batch["actions"]),
+            "dobs_n": self.norm_dobs(nobs - obs),
+            "dstate_n": self.norm_dstate(nstate - state),
+            "reward_n": self.norm_reward(batch["reward"].float().reshape(-1, 1)).squeeze(-1),
+            "terminated": batch["terminated"].float().reshape(-1),
+            "next_avail": batch["next_avail_actions"].float(),
+        }
+
+    # ---- shared head losses and post-processing -----------------------------------------------
+    def head_losses(
+        self, reward: torch.Tensor, term_logit: torch.Tensor, avail_logits: torch.Tensor, t: dict
+    ) -> dict[str, torch.Tensor]:
+        """Reward MSE (normalised), termination BCE, next-available-action BCE (discrete only)."""
+        parts = {
+            "reward": F.mse_loss(reward, t["reward_n"]),
+            "term": F.binary_cross_entropy_with_logits(term_logit, t["terminated"]),
+        }
+        if self.dims.discrete:
+            parts["avail"] = F.binary_cross_entropy_with_logits(avail_logits, t["next_avail"])
+        return parts
+
+    def finish_avail(
+        self, avail_logits: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Threshold next-available logits [B,N,A]; returns (avail bool, dead-next bool [B,N]).
+
+        An agent is dead next step when it is dead now (all-zero obs: death is absorbing) or when the
+        head predicts its no-op as the only available action. A dead agent gets only its no-op; any
+        other agent left with nothing available gets its most likely action, so a policy can act.
+        """
+        b, n = obs.shape[:2]
+        if not self.dims.discrete:
+            return torch.ones(b, n, 1, dtype=torch.bool, device=obs.device), torch.zeros(
+                b, n, dtype=torch.bool, device=obs.device
+            )
+        avail = avail_logits > 0
+        noop = F.one_hot(torch.tensor(self.noop_action, device=obs.device), self.dims.n_actions).bool()
+        only_noop = (avail == noop).all(-1)
+        dead = (obs == 0).all(-1) | only_noop
+        avail = torch.where(dead[..., None], noop.expand_as(avail), avail)
+        none = ~avail.any(-1, keepdim=True)
+        best = F.one_hot(avail_logits.argmax(-1), self.dims.n_actions).bool()
+        avail = torch.where(none, best, avail)
+        return avail, dead
+
+    def state_units(self, delta_n: torch.Tensor) -> torch.Tensor:
+        """A difference expressed in normalised-delta units -> normalised *state* units."""
+        return delta_n * self.norm_dstate.std / self.norm_state.std
