@@ -1,0 +1,169 @@
+"""MACQL: multi-agent conservative Q-learning with a QMIX mixer (discrete actions).
+
+Kumar et al. 2020 (CQL) lifted to teams as in the CFCQL codebase's MACQL baseline (Shao et al. 2023,
+thu-rllab/CFCQL, `cq_learner.py` with `raw_cql`), which LOGO uses as its backbone:
+  Q_tot(s, a) = mixer(Q_1(o_1, a_1), ..., Q_N(o_N, a_N); s)
+  loss = ½ (Q_tot(s, a_data) − y)²  +  α · (logsumexp_k Q_tot(s, a^k) − Q_tot(s, a_data))
+  y = r + γ (1 − terminated) · Q̄_tot(s', argmax_{a' available} Q(o', a'))   (double Q)
+with a^1..a^K joint actions drawn per agent uniformly among its available actions.
+
+Deviations from CFCQL, all forced by LOGO sampling individual transitions rather than episodes:
+- feed-forward agents (AgentNet, shared parameters + one-hot agent id), no RNN, and no last action in
+  the input (transitions do not carry a_{t-1});
+- one-step TD targets instead of TD(λ);
+- CFCQL draws actions uniformly over all actions and zeroes the Q_tot of joint actions that contain an
+  unavailable one (its `chosen_if_avail` product); here unavailable actions are never drawn at all,
+  so every sample counts;
+- the target network is updated by `target_tau`-Polyak every `target_update_every` steps
+  (tau 1 = CFCQL's periodic hard copy).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from logo_cli.data.transitions import Dims
+from logo_cli.models.agent_net import AgentNet, masked_greedy
+from logo_cli.models.mixer import QMixer
+
+
+@dataclass(frozen=True)
+class MacqlConfig:
+    gamma: float = 0.99  # discount of the TD target
+    cql_alpha: float = 1.0  # weight α of the CQL term
+    cql_samples: int = 32  # joint actions drawn per state for the logsumexp of the CQL term
+    target_update_every: int = 200  # steps between target-network updates
+    target_tau: float = 1.0  # Polyak factor of each target update (1 = hard copy)
+    grad_clip: float = 10.0  # max global gradient norm (pymarl default); 0 disables clipping
+
+
+class MacqlNets(nn.Module):
+    """Per-agent Q network and QMIX mixer, with their target copies (one state_dict for resuming)."""
+
+    def __init__(
+        self, dims: Dims, hidden: int = 128, layers: int = 2, mixer_embed: int = 32, hypernet_embed: int = 64
+    ):
+        super().__init__()
+        self.agent = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers)
+        self.mixer = QMixer(dims.n_agents, dims.state_dim, embed=mixer_embed, hypernet_embed=hypernet_embed)
+        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+
+    def online_parameters(self) -> list[nn.Parameter]:
+        return [*self.agent.parameters(), *self.mixer.parameters()]
+
+    @torch.no_grad()
+    def update_target(self, tau: float) -> None:
+        pairs = [(self.target_agent, self.agent), (self.target_mixer, self.mixer)]
+        for target, online in pairs:
+            for t, o in zip(target.parameters(), online.parameters(), strict=True):
+                t.lerp_(o, tau)
+
+
+def sample_joint_actions(
+    avail: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """K joint actions per row, each agent's action uniform among its available ones.
+
+    avail [B,N,A] bool -> [K,B,N] int64. The argmax of i.i.d. uniform scores is a uniform pick; scores
+    of unavailable actions are set below every available score, so they are never drawn.
+    """
+    scores = torch.rand((k, *avail.shape), generator=generator, device=avail.device)
+    return scores.masked_fill(~avail, -1.0).argmax(dim=-1)
+
+
+def enumerate_joint_actions(avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All A^N joint actions for every row, and which of them are fully available.
+
+    avail [B,N,A] -> (joint [A^N,B,N] int64, valid [A^N,B] bool). Exact CQL for small teams and tests.
+    """
+    b, n, a = avail.shape
+    grid = torch.cartesian_prod(*[torch.arange(a, device=avail.device)] * n).reshape(-1, n)  # [A^N,N]
+    joint = grid[:, None, :].expand(-1, b, -1)
+    valid = avail.unsqueeze(0).expand(joint.shape[0], -1, -1, -1).gather(-1, joint.unsqueeze(-1))
+    return joint, valid.squeeze(-1).all(dim=-1)
+
+
+def cql_gap(
+    q_agents: torch.Tensor,
+    state: torch.Tensor,
+    q_tot_data: torch.Tensor,
+    joint: torch.Tensor,
+    mixer: QMixer,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-row logsumexp_k Q_tot(s, a^k) − Q_tot(s, a_data); joint [K,B,N], valid [K,B] or None.
+
+    The plain logsumexp (no −log K), as CFCQL: with all joint actions enumerated it is exactly
+    CQL(H)'s log Σ_a exp Q_tot(s, a); the constant offset of a sampled estimate has no gradient.
+    """
+    q_joint = q_agents.unsqueeze(0).expand(joint.shape[0], -1, -1, -1)
+    q_joint = q_joint.gather(-1, joint.unsqueeze(-1)).squeeze(-1)  # [K,B,N]
+    q_tot = mixer(q_joint, state)  # [K,B]
+    if valid is not None:
+        q_tot = q_tot.masked_fill(~valid, float("-inf"))
+    return torch.logsumexp(q_tot, dim=0) - q_tot_data
+
+
+@torch.no_grad()
+def td_target(nets: MacqlNets, batch: dict[str, torch.Tensor], gamma: float) -> torch.Tensor:
+    """r + γ(1 − terminated) Q̄_tot(s', a*) with a* the online greedy available action (double Q).
+
+    Time-outs are not `terminated`, so they bootstrap like any other step.
+    """
+    next_obs, next_avail = batch["next_obs"], batch["next_avail_actions"]
+    best = masked_greedy(nets.agent(next_obs), next_avail)  # [B,N]
+    q_next = nets.target_agent(next_obs).gather(-1, best.unsqueeze(-1)).squeeze(-1)
+    q_tot_next = nets.target_mixer(q_next, batch["next_state"])
+    not_done = 1.0 - batch["terminated"].to(q_tot_next.dtype)
+    return batch["reward"] + gamma * not_done * q_tot_next
+
+
+def macql_loss(
+    nets: MacqlNets,
+    batch: dict[str, torch.Tensor],
+    cfg: MacqlConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The MACQL loss on one batch of transitions (dict as from Transitions.to_torch or the sampler).
+
+    Returns (loss, parts) with parts detached: td_loss, cql_gap (before α), q_tot, target.
+    """
+    q_agents = nets.agent(batch["obs"])  # [B,N,A]
+    q_data = q_agents.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+    q_tot = nets.mixer(q_data, batch["state"])  # [B]
+    target = td_target(nets, batch, cfg.gamma)
+    td_loss = 0.5 * (q_tot - target).pow(2).mean()
+    loss = td_loss
+    parts = {"td_loss": td_loss.detach(), "q_tot": q_tot.detach().mean(), "target": target.mean()}
+    if cfg.cql_alpha > 0:
+        joint = sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator)
+        gap = cql_gap(q_agents, batch["state"], q_tot, joint, nets.mixer).mean()
+        loss = loss + cfg.cql_alpha * gap
+        parts["cql_gap"] = gap.detach()
+    parts["loss"] = loss.detach()
+    return loss, parts
+
+
+def macql_update(
+    nets: MacqlNets,
+    optimiser: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    cfg: MacqlConfig,
+    step: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """One gradient step; `step` counts from 1 and schedules the target update. Returns the parts."""
+    loss, parts = macql_loss(nets, batch, cfg, generator)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(nets.online_parameters(), cfg.grad_clip).detach()
+    optimiser.step()
+    if step % cfg.target_update_every == 0:
+        nets.update_target(cfg.target_tau)
+    return parts
