@@ -5,4 +5,5 @@ Add a command by writing `commands/<module>.py` with a function named `command` 
 
 COMMANDS: list[tuple[str, str]] = [
     ("inspect", "inspect"),
+    ("rollout", "rollout"),
 ]

@@ -1,0 +1,143 @@
+"""`logo rollout`: synthetic transitions from a pretrained world model into a zarr buffer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.errors import LogoError
+
+DEFAULT_N_STARTS = 10_000
+
+
+@user_errors
+def command(
+    model: Path = typer.Option(
+        ..., "--model", help="Pretrain run directory (holds model.pt and manifest.json)."
+    ),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Offline dataset (.h5): branch start states, and the default policy's training data.",
+    ),
+    horizon: int = typer.Option(
+        15, "--horizon", help="Model steps per branch at most (the paper's best: 15)."
+    ),
+    policy: Path | None = typer.Option(
+        None,
+        "--policy",
+        help="Policy checkpoint (.pt) driving the rollouts. Default: behaviour cloning trained on --data "
+        "for --bc-steps steps.",
+    ),
+    n_starts: int | None = typer.Option(
+        None,
+        "--n-starts",
+        help=f"Number of branches, each from a dataset state (default {DEFAULT_N_STARTS} when --transitions "
+        "is not given).",
+    ),
+    transitions: int | None = typer.Option(
+        None, "--transitions", help="Instead of --n-starts: stop after exactly this many transitions."
+    ),
+    batch_size: int = typer.Option(4096, "--batch-size", help="Branches advanced together per model call."),
+    out_path: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Zarr buffer to write. Default: rollouts/<model run name>-h<horizon>-s<seed>.zarr.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seeds start sampling, policy actions and BC training."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    bc_steps: int = typer.Option(2000, "--bc-steps", help="Training steps of the default BC policy."),
+    sample: bool = typer.Option(
+        False, "--sample/--mean", help="Draw next steps from the model's Gaussian, or take its mean."
+    ),
+    chunk_rows: int = typer.Option(8192, "--chunk-rows", help="Zarr chunk length in rows (bounds memory)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing buffer at --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Roll a world model out from dataset states with a policy; write a zarr synthetic buffer.
+
+    A branch ends when the model predicts termination (probability > 0.5) or after --horizon steps.
+
+    Every transition carries the model's uncertainty; Ctrl-C keeps the rows so far, marked incomplete.
+    """
+    from logo_cli.artifacts import resolve_device
+    from logo_cli.stages.rollout import RolloutConfig, run
+
+    if n_starts is not None and transitions is not None:
+        raise LogoError("--n-starts / --transitions: give one, not both")
+    if n_starts is None and transitions is None:
+        n_starts = DEFAULT_N_STARTS
+    if out_path is None:
+        out_path = Path("rollouts") / f"{model.name}-h{horizon}-s{seed}.zarr"
+    cfg = RolloutConfig(
+        model=model,
+        data=data,
+        out=out_path,
+        horizon=horizon,
+        policy=policy,
+        n_starts=n_starts,
+        transitions=transitions,
+        batch_size=batch_size,
+        seed=seed,
+        device=resolve_device(device),
+        bc_steps=bc_steps,
+        sample=sample,
+        chunk_rows=chunk_rows,
+        overwrite=overwrite,
+    )
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int, info: dict) -> None:
+            if phase not in tasks:
+                label = {"bc": "behaviour cloning", "rollout": "rollout"}.get(phase, phase)
+                if phase == "rollout":
+                    label += " (transitions)" if transitions is not None else " (branches)"
+                tasks[phase] = bar.add_task(label, total=total, info="")
+            if "transitions_per_s" in info:
+                text = f"{info['transitions']:,} transitions, {info['transitions_per_s']:,.0f}/s"
+            else:
+                text = ", ".join(f"{k} {v:.4g}" for k, v in info.items())
+            bar.update(tasks[phase], completed=done, info=text)
+
+        result = run(cfg, progress=progress)
+
+    if not result.data_matches_pretrain:
+        err.print(
+            f"[yellow]note:[/] {data} is not the dataset {model} was trained on (same dims); "
+            "recorded in the buffer"
+        )
+    s = result.summary
+    summary = {
+        "out": str(result.out),
+        "transitions": result.n_transitions,
+        "branches": result.n_branches,
+        "seconds": round(result.seconds, 3),
+        "transitions_per_s": round(result.transitions_per_s, 1),
+        "model_kind": result.attrs["model_kind"],
+        "policy": result.attrs["policy"],
+        "data_matches_pretrain": result.data_matches_pretrain,
+        **s,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"rollout -> {result.out}", show_header=False)
+    u, r, br = s["uncertainty"], s["reward"], s["branch_return"]
+    rows = [
+        ("transitions", f"{result.n_transitions:,}"),
+        ("branches", f"{result.n_branches:,} (mean length {s['branch_length']['mean']:.2f})"),
+        ("throughput", f"{result.transitions_per_s:,.0f} transitions/s ({result.seconds:.1f} s)"),
+        ("model / policy", f"{result.attrs['model_kind']} / {result.attrs['policy']['kind']}"),
+        ("uncertainty p5/p50/p95", f"{u['p5']:.4g} / {u['p50']:.4g} / {u['p95']:.4g}"),
+        ("reward mean (sd)", f"{r['mean']:.4g} ({r['sd']:.4g})"),
+        ("branch return mean (sd)", f"{br['mean']:.4g} ({br['sd']:.4g})"),
+        ("terminated", f"{s['terminated_fraction']:.2%} of transitions"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)

@@ -1,0 +1,243 @@
+"""`logo inspect` for zarr synthetic buffers and run directories (registered in stages/inspect.py).
+
+Descriptions are plain JSON-ready dicts; the renderers here turn them into rich tables. Torch is
+imported only to read checkpoints inside a run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from logo_cli import metrics
+from logo_cli.errors import LogoError
+
+# Provenance attributes shown first, in this order; the rest follow.
+_PROVENANCE = (
+    "stage",
+    "model",
+    "policy",
+    "horizon",
+    "seed",
+    "sample",
+    "source_data",
+    "data_matches_pretrain",
+)
+
+
+def is_zarr_group(path: Path) -> bool:
+    return path.is_dir() and (path / "zarr.json").is_file()
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "manifest.json").is_file()
+
+
+def _size_bytes(path: Path) -> int:
+    return (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
+
+
+def buffer_stats(buf) -> dict[str, Any]:
+    """Uncertainty quantiles, predicted reward, per-branch return and length, terminations, steps."""
+    reward = buf.array("reward")
+    terminated = buf.array("terminated")
+    _, inverse = np.unique(buf.branch, return_inverse=True)
+    lengths = np.bincount(inverse) if buf.n else np.zeros(0)
+    return {
+        "uncertainty": metrics.quantiles(buf.uncertainty),
+        "uncertainty_mean": float(buf.uncertainty.mean()) if buf.n else None,
+        "reward": metrics.summary(reward),
+        "branch_return": metrics.summary(metrics.group_sums(buf.branch, reward) if buf.n else np.zeros(0)),
+        "branch_length": metrics.summary(lengths),
+        "terminated_fraction": float(terminated.mean()) if buf.n else None,
+        "terminated_branches": int(terminated.sum()),
+        "step_counts": np.bincount(buf.step.astype(np.int64)).tolist() if buf.n else [],
+    }
+
+
+def describe_buffer(path: Path) -> dict[str, Any]:
+    """A synthetic buffer, complete or not (an incomplete one is described, flagged, not refused)."""
+    from logo_cli.data.zarr_store import open_synthetic
+
+    buf = open_synthetic(path, allow_incomplete=True)
+    attrs = dict(buf.attrs)
+    provenance = {k: attrs.pop(k) for k in _PROVENANCE if k in attrs}
+    for k in ("format", "schema_version", "n_rows", "complete", "dims"):
+        attrs.pop(k, None)
+    return {
+        "kind": "synthetic_buffer",
+        "path": str(path),
+        "complete": buf.complete,
+        "transitions": buf.n,
+        "branches": int(len(np.unique(buf.branch))),
+        "size_bytes": _size_bytes(path),
+        "dims": buf.dims.to_dict(),
+        **buffer_stats(buf),
+        "provenance": provenance,
+        "attrs": attrs,
+    }
+
+
+def _checkpoint_info(path: Path) -> dict[str, Any]:
+    """Kind, dims and parameter count of a checkpoint file, read as data only."""
+    from logo_cli.artifacts import load_checkpoint
+
+    payload = load_checkpoint(path)
+    info: dict[str, Any] = {"file": path.name, "size_bytes": path.stat().st_size}
+    if not isinstance(payload, dict):
+        return {**info, "format": type(payload).__name__}
+    fmt = payload.get("format")
+    info["format"] = fmt
+    if fmt == "logo-world-model":
+        from logo_cli.models.world_model import param_count, world_model_from_checkpoint
+
+        model = world_model_from_checkpoint(payload, str(path))
+        info.update(kind=model.kind, dims=model.dims.to_dict(), parameters=param_count(model))
+        info["hparams"] = payload.get("hparams", {})
+    elif fmt == "logo-policy":
+        state = payload.get("state_dict", {})
+        info.update(kind=f"policy ({payload.get('mode')})", dims=payload.get("dims"))
+        info["parameters"] = int(sum(v.numel() for v in state.values() if hasattr(v, "numel")))
+        info["hparams"] = payload.get("hparams", {})
+    else:
+        info["keys"] = sorted(map(str, payload))[:20]
+    return info
+
+
+def describe_run_dir(path: Path) -> dict[str, Any]:
+    """A stage run directory: its manifest (stage, config, inputs, metrics) and checkpoints."""
+    from logo_cli.artifacts import read_manifest
+
+    manifest = read_manifest(path)
+    inputs = {
+        role: {**spec, "exists": Path(spec.get("path", "")).exists()}
+        for role, spec in (manifest.get("inputs") or {}).items()
+        if isinstance(spec, dict)
+    }
+    checkpoints = [_checkpoint_info(p) for p in sorted(path.glob("*.pt"))]
+    files = {
+        str(p.relative_to(path)): _size_bytes(p) for p in sorted(path.iterdir()) if not p.name.startswith(".")
+    }
+    known = {"stage", "schema_version", "package", "created", "host", "config", "inputs", "seed"}
+    known |= {"wall_time_s", "metrics"}
+    return {
+        "kind": "run_dir",
+        "path": str(path),
+        "stage": manifest.get("stage"),
+        "created": manifest.get("created"),
+        "package": manifest.get("package"),
+        "seed": manifest.get("seed"),
+        "wall_time_s": manifest.get("wall_time_s"),
+        "config": manifest.get("config"),
+        "inputs": inputs,
+        "metrics": manifest.get("metrics"),
+        "checkpoints": checkpoints,
+        "files": files,
+        "extra": {k: v for k, v in manifest.items() if k not in known},
+    }
+
+
+def describe_zarr(path: Path) -> dict[str, Any]:
+    """Entry point for any zarr group: only logo synthetic buffers are understood."""
+    from logo_cli.data.zarr_store import is_synthetic_buffer
+
+    if not is_synthetic_buffer(path):
+        raise LogoError(f"{path}: a zarr group, but not a logo synthetic buffer")
+    return describe_buffer(path)
+
+
+# ---- rendering ----
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _table(title: str):
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    return table
+
+
+def _flat(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():  # an empty dict adds no row
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, rows)
+    else:
+        text = _fmt(value)
+        rows.append((prefix, text if len(text) <= 100 else text[:97] + "..."))
+
+
+def render_buffer(d: dict[str, Any]):
+    table = _table(f"synthetic buffer {d['path']}")
+    u, r, br, bl = d["uncertainty"], d["reward"], d["branch_return"], d["branch_length"]
+    dims = d["dims"]
+    rows = [
+        ("complete", "yes" if d["complete"] else "[red]NO: an interrupted run; only a prefix[/]"),
+        ("transitions / branches", f"{d['transitions']:,} / {d['branches']:,}"),
+        ("size", f"{d['size_bytes'] / 2**20:.1f} MiB"),
+        (
+            "agents / obs / state / actions",
+            f"{dims['n_agents']} / {dims['obs_dim']} / {dims['state_dim']} / {dims['n_actions']}",
+        ),
+        (
+            "uncertainty p5/p25/p50/p75/p95",
+            " / ".join(_fmt(u[k]) for k in ("p5", "p25", "p50", "p75", "p95")),
+        ),
+        (
+            "reward mean ± sd",
+            f"{_fmt(r['mean'])} ± {_fmt(r['sd'])} (min {_fmt(r['min'])}, max {_fmt(r['max'])})",
+        ),
+        ("branch return mean ± sd", f"{_fmt(br['mean'])} ± {_fmt(br['sd'])}"),
+        ("branch length mean (min-max)", f"{_fmt(bl['mean'])} ({_fmt(bl['min'])}-{_fmt(bl['max'])})"),
+        (
+            "terminated",
+            f"{d['terminated_branches']:,} transitions"
+            + ("" if d["terminated_fraction"] is None else f" ({d['terminated_fraction']:.2%})"),
+        ),
+        ("rows per step", ", ".join(f"{i}:{c}" for i, c in enumerate(d["step_counts"]))),
+    ]
+    _flat("", d["provenance"], rows)
+    _flat("attr", d["attrs"], rows)
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def render_run_dir(d: dict[str, Any]):
+    table = _table(f"{d['stage']} run {d['path']}")
+    rows: list[tuple[str, str]] = [
+        ("stage", _fmt(d["stage"])),
+        ("created", _fmt(d["created"])),
+        ("seed", _fmt(d["seed"])),
+        ("wall time", "n/a" if d["wall_time_s"] is None else f"{d['wall_time_s']:.1f} s"),
+    ]
+    for role, spec in d["inputs"].items():
+        missing = "" if spec["exists"] else " [red](missing)[/]"
+        rows.append((f"input {role}", f"{spec.get('path')} {str(spec.get('hash', ''))[:19]}{missing}"))
+    for ck in d["checkpoints"]:
+        desc = f"{ck.get('kind', ck.get('format'))}, {_fmt(ck.get('parameters'))} parameters"
+        if ck.get("dims"):
+            dm = ck["dims"]
+            desc += f", dims N={dm['n_agents']} O={dm['obs_dim']} S={dm['state_dim']} A={dm['n_actions']}"
+        rows.append((f"checkpoint {ck['file']}", desc))
+    _flat("metric", d["metrics"], rows)
+    _flat("config", d["config"], rows)
+    _flat("", d["extra"], rows)
+    rows.append(("files", ", ".join(d["files"])))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table

@@ -1,0 +1,305 @@
+"""Rollout: synthetic transitions from a world model driven by a team policy, into a zarr buffer.
+
+Branches start from dataset states (MBPO/MOPO-style short branches, horizon 15 as in the paper).
+The policy acts on the *predicted* available actions, the model predicts the next step, and a branch
+ends when the predicted termination probability exceeds 0.5 (recorded as terminated) or at the
+horizon (a truncation, not recorded as terminated). The batch is kept full: a branch that ends is
+replaced by the next start, so throughput does not decay as branches terminate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from logo_cli.data.transitions import Transitions
+from logo_cli.errors import LogoError
+from logo_cli.policies.base import TeamPolicy
+
+# progress(phase, done, total, info): phase "bc" counts training steps, "rollout" counts
+# transitions (--transitions) or finished branches (--n-starts).
+Progress = Callable[[str, int, int, dict], None]
+Rows = tuple[Transitions, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _check_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """The policy contract: [B,N] ints naming an available action each. A breach is refused, never
+    silently written to the buffer."""
+    actions = np.asarray(actions)
+    if actions.shape != avail.shape[:2] or not np.issubdtype(actions.dtype, np.integer):
+        raise LogoError(
+            f"policy: returned actions {actions.dtype}{list(actions.shape)}, expected int64 [B,N]"
+        )
+    a = avail.shape[2]
+    if actions.min(initial=0) < 0 or actions.max(initial=0) >= a:
+        raise LogoError(f"policy: returned an action outside 0..{a - 1}")
+    if not np.take_along_axis(avail, actions[..., None], axis=-1).all():
+        raise LogoError("policy: picked an action the model predicts unavailable")
+    return actions.astype(np.int64, copy=False)
+
+
+def generate_rollouts(
+    model,
+    policy: TeamPolicy,
+    starts: Transitions,
+    horizon: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    device: str = "cpu",
+    *,
+    sample: bool = False,
+    greedy: bool = False,
+    branch_offset: int = 0,
+) -> Iterator[Rows]:
+    """Yield (transitions, uncertainty [B], step [B] int16, branch [B] int64), one model step at a time.
+
+    One branch per row of `starts` (its state, obs and avail_actions are the branch's first step);
+    branch ids are `branch_offset + row`. Up to `batch_size` branches advance together. `sample`
+    draws next steps from the model's predictive distribution instead of its mean; `greedy` makes the
+    policy take its best action instead of sampling. The same rng state gives the same rollouts.
+    """
+    import torch
+
+    if horizon < 1 or batch_size < 1:
+        raise LogoError("rollout: horizon and batch size must be at least 1")
+    if not starts.dims.discrete:
+        raise LogoError("rollout: continuous-action datasets are not supported by the world models")
+    n_starts = len(starts)
+    gen = None
+    if sample:
+        gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+
+    def take(lo: int, hi: int) -> dict[str, np.ndarray]:
+        return {
+            "state": starts.state[lo:hi].astype(np.float32),
+            "obs": starts.obs[lo:hi].astype(np.float32),
+            "avail": starts.avail_actions[lo:hi].astype(bool),
+            "step": np.zeros(hi - lo, np.int16),
+            "branch": np.arange(lo, hi, dtype=np.int64) + branch_offset,
+        }
+
+    nxt = min(batch_size, n_starts)
+    pool = take(0, nxt)
+    while len(pool["step"]):
+        actions = _check_actions(
+            policy.act(pool["obs"], pool["state"], pool["avail"], greedy=greedy, rng=rng), pool["avail"]
+        )
+        with torch.no_grad():
+            pred = model.predict(
+                torch.as_tensor(pool["state"], device=device),
+                torch.as_tensor(pool["obs"], device=device),
+                torch.as_tensor(actions, device=device),
+                sample=sample,
+                generator=gen,
+            )
+        next_state = pred.next_state.float().cpu().numpy()
+        next_obs = pred.next_obs.float().cpu().numpy()
+        next_avail = pred.next_avail.bool().cpu().numpy()
+        terminated = (pred.terminated_prob > 0.5).cpu().numpy()
+        rows = Transitions(
+            state=pool["state"],
+            obs=pool["obs"],
+            actions=actions,
+            avail_actions=pool["avail"],
+            reward=pred.reward.float().cpu().numpy(),
+            terminated=terminated,
+            next_state=next_state,
+            next_obs=next_obs,
+            next_avail_actions=next_avail,
+        )
+        yield rows, pred.uncertainty.float().cpu().numpy(), pool["step"], pool["branch"]
+
+        # Survivors carry the prediction forward (predicted avail feeds the next policy step);
+        # ended branches are replaced by fresh starts.
+        step = pool["step"] + 1
+        keep = ~terminated & (step < horizon)
+        pool = {
+            "state": next_state[keep],
+            "obs": next_obs[keep],
+            "avail": next_avail[keep],
+            "step": step[keep].astype(np.int16),
+            "branch": pool["branch"][keep],
+        }
+        refill = min(batch_size - len(pool["step"]), n_starts - nxt)
+        if refill > 0:
+            new = take(nxt, nxt + refill)
+            pool = {k: np.concatenate([pool[k], new[k]]) for k in pool}
+            nxt += refill
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    model: Path  # pretrain run directory (model.pt + manifest.json)
+    data: Path  # offline dataset (.h5): start states, and the BC policy's training data
+    out: Path  # the zarr buffer to write
+    horizon: int = 15  # model steps per branch at most (the paper's best)
+    policy: Path | None = None  # policy checkpoint (.pt); None: behaviour cloning on the dataset
+    n_starts: int | None = 10_000  # number of branches (start states drawn from the dataset)
+    transitions: int | None = None  # or: stop after exactly this many transitions
+    batch_size: int = 4096  # branches advanced together per model call
+    seed: int = 0  # seeds start sampling, the policy's actions and BC training
+    device: str = "cpu"  # resolved torch device
+    bc_steps: int = 2000  # training steps of the default BC policy
+    sample: bool = False  # draw next steps from the model's Gaussian instead of taking its mean
+    chunk_rows: int = 8192  # zarr chunk length (rows) and the writer's memory bound
+    overwrite: bool = False  # replace an existing buffer at `out`
+
+
+@dataclass
+class RolloutResult:
+    out: Path
+    n_transitions: int
+    n_branches: int
+    seconds: float
+    transitions_per_s: float
+    data_matches_pretrain: bool
+    attrs: dict
+    summary: dict
+
+
+@dataclass
+class ModelRun:
+    """A pretrain run directory, loaded: the model (eval mode, on device) and its provenance."""
+
+    model: object
+    manifest: dict
+    payload: dict
+    path: Path  # model.pt
+    hash: str
+    kind: str
+    name: str
+
+
+def load_model_run(run_dir: str | Path, device: str) -> ModelRun:
+    """Read manifest.json (stage "pretrain") and model.pt; one-line errors for anything wrong."""
+    from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest
+    from logo_cli.models.world_model import world_model_from_checkpoint
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir, stage="pretrain")
+    path = run_dir / "model.pt"
+    payload = load_checkpoint(path, device)
+    model = world_model_from_checkpoint(payload, str(path)).to(device).eval()
+    return ModelRun(model, manifest, payload, path, file_hash(path), str(model.kind), run_dir.name)
+
+
+def _start_blocks(
+    rng: np.random.Generator, n_data: int, n_starts: int | None, block: int
+) -> Iterator[np.ndarray]:
+    """Dataset row indices of branch starts, in blocks (an endless stream when n_starts is None).
+
+    A fixed number of starts is drawn without replacement while the dataset is large enough, so
+    branches spread over the data instead of repeating states.
+    """
+    if n_starts is not None:
+        idx = rng.permutation(n_data)[:n_starts] if n_starts <= n_data else rng.integers(0, n_data, n_starts)
+        for lo in range(0, n_starts, block):
+            yield idx[lo : lo + block]
+        return
+    while True:
+        yield rng.integers(0, n_data, block)
+
+
+def _policy(cfg: RolloutConfig, data: Transitions, progress: Progress | None) -> tuple[TeamPolicy, dict]:
+    from logo_cli.artifacts import file_hash
+
+    if cfg.policy is not None:
+        from logo_cli.policies.torch_policy import load_policy
+
+        policy = load_policy(cfg.policy, cfg.device)
+        policy.dims.check_same(data.dims, f"{cfg.policy} vs {cfg.data}")
+        return policy, {"kind": "checkpoint", "path": str(cfg.policy), "hash": file_hash(cfg.policy)}
+    from logo_cli.algos.bc import train_bc
+
+    def bc_progress(step: int, total: int, info: dict) -> None:
+        if progress is not None:
+            progress("bc", step, total, info)
+
+    policy = train_bc(data, steps=cfg.bc_steps, seed=cfg.seed, device=cfg.device, progress=bc_progress)
+    return policy, {"kind": "bc", "steps": cfg.bc_steps, "seed": cfg.seed}
+
+
+def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
+    """Load model and data, pick the policy, write rollouts to the zarr buffer, summarise them."""
+    from logo_cli.artifacts import file_hash
+    from logo_cli.data.h5 import open_dataset
+    from logo_cli.data.zarr_store import SyntheticWriter, open_synthetic
+    from logo_cli.stages.inspect_artifacts import buffer_stats
+
+    if (cfg.n_starts is None) == (cfg.transitions is None):
+        raise LogoError("--n-starts / --transitions: give exactly one")
+    if (cfg.n_starts or cfg.transitions or 0) < 1:
+        raise LogoError("--n-starts / --transitions: must be at least 1")
+    if cfg.out.exists() and not cfg.overwrite:
+        raise LogoError(f"{cfg.out}: already exists (pass --overwrite to replace it)")
+    mr = load_model_run(cfg.model, cfg.device)
+    with open_dataset(cfg.data) as ds:
+        mr.model.dims.check_same(ds.dims, f"{cfg.data} vs model {cfg.model}")
+        if not ds.dims.discrete:
+            raise LogoError(f"{cfg.data}: continuous-action datasets are not supported by rollout")
+        data = ds.transitions()
+    dims = data.dims
+    if len(data) == 0:
+        raise LogoError(f"{cfg.data}: no transitions to start rollouts from")
+    data_hash = file_hash(cfg.data)
+    pretrain_hash = mr.manifest.get("inputs", {}).get("data", {}).get("hash")
+    policy, policy_info = _policy(cfg, data, progress)
+
+    attrs = {
+        "stage": "rollout",
+        "model": {"run": str(cfg.model), "checkpoint": str(mr.path), "hash": mr.hash, "kind": mr.kind},
+        "model_kind": mr.kind,
+        "policy": policy_info,
+        "horizon": cfg.horizon,
+        "seed": cfg.seed,
+        "sample": cfg.sample,
+        "source_data": {"path": str(cfg.data), "hash": data_hash},
+        "data_matches_pretrain": data_hash == pretrain_hash,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()},
+    }
+    rng = np.random.default_rng(cfg.seed)
+    target = cfg.transitions
+    total = target if target is not None else cfg.n_starts
+    block = max(cfg.batch_size * 16, 65536)
+    written = branches_done = branch_offset = 0
+    t0 = time.perf_counter()
+    with SyntheticWriter(cfg.out, attrs, dims, cfg.chunk_rows, overwrite=cfg.overwrite) as writer:
+        for idx in _start_blocks(rng, len(data), cfg.n_starts, block):
+            starts = data.select(idx)
+            stream = generate_rollouts(
+                mr.model, policy, starts, cfg.horizon, cfg.batch_size, rng, cfg.device,
+                sample=cfg.sample, branch_offset=branch_offset,
+            )  # fmt: skip
+            for rows, unc, step, branch in stream:
+                if target is not None and written + len(rows) > target:
+                    keep = target - written
+                    rows, unc, step, branch = rows.select(slice(keep)), unc[:keep], step[:keep], branch[:keep]
+                writer.append(rows, unc, step, branch)
+                written += len(rows)
+                branches_done += int((rows.terminated | (step == cfg.horizon - 1)).sum())
+                if progress is not None:
+                    done = written if target is not None else branches_done
+                    rate = written / max(time.perf_counter() - t0, 1e-9)
+                    progress("rollout", done, total, {"transitions": written, "transitions_per_s": rate})
+                if target is not None and written >= target:
+                    break
+            branch_offset += len(idx)
+            if target is not None and written >= target:
+                break
+    seconds = time.perf_counter() - t0
+
+    buf = open_synthetic(cfg.out)
+    return RolloutResult(
+        out=cfg.out,
+        n_transitions=buf.n,
+        n_branches=int(len(np.unique(buf.branch))),
+        seconds=seconds,
+        transitions_per_s=buf.n / max(seconds, 1e-9),
+        data_matches_pretrain=attrs["data_matches_pretrain"],
+        attrs=buf.attrs,
+        summary=buffer_stats(buf),
+    )

@@ -1,0 +1,218 @@
+"""`logo rollout` and `logo inspect` on buffers and run directories, end to end on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from logo_cli.cli import app
+from logo_cli.data.zarr_store import open_synthetic
+
+N, OBS, S, A, LIMIT = 2, 4, 6, 5, 8
+
+
+def write_data(path, n_episodes: int = 24, seed: int = 0, obs_dim: int = OBS):
+    from logo_cli.data.h5_write import write_dataset
+    from logo_cli.data.synthetic import random_episodes
+
+    eps = random_episodes(
+        n_episodes, n_agents=N, obs_dim=obs_dim, state_dim=S, n_actions=A, episode_limit=LIMIT, seed=seed
+    )
+    write_dataset(path, eps, {"map_name": "toy", "quality": "medium"})
+    return path
+
+
+def make_pretrain_run(runner, tmp, data, kind: str = "logo", name: str | None = None):
+    """A tiny pretrain run (a few steps: the numbers do not matter here)."""
+    from logo_cli.commands import COMMANDS
+
+    run_dir = tmp / (name or f"wm-{kind}")
+    if any(c == "pretrain" for c, _ in COMMANDS):
+        args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir), "--steps", "30"]
+        args += ["--batch-size", "32", "--hidden", "16", "--device", "cpu"]
+        if kind == "ensemble":
+            args += ["--members", "3", "--elites", "2"]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        return run_dir
+    import torch
+
+    from logo_cli.artifacts import make_manifest, save_checkpoint, write_json_atomic
+    from logo_cli.data.h5 import open_dataset
+    from logo_cli.models.world_model import build_world_model, world_model_payload
+
+    with open_dataset(data) as ds:
+        batch = ds.transitions().to_torch()
+        dims = ds.dims
+    torch.manual_seed(0)
+    hp = {"hidden": 16} | ({"members": 3, "elites": 2} if kind == "ensemble" else {})
+    model = build_world_model(kind, dims, **hp)
+    model.fit_normalizers(batch)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for _ in range(30):
+        loss, _ = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    run_dir.mkdir()
+    save_checkpoint(run_dir / "model.pt", world_model_payload(model.eval()))
+    cfg = {"kind": kind, "holdout_fraction": 0.25, "split_seed": 0, "seed": 0}
+    write_json_atomic(run_dir / "manifest.json", make_manifest("pretrain", cfg, {"data": data}, seed=0))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    tmp = tmp_path_factory.mktemp("rollout")
+    data = write_data(tmp / "toy_medium.h5")
+    return tmp, data, make_pretrain_run(CliRunner(), tmp, data)
+
+
+def test_rollout_writes_a_complete_buffer_with_provenance(runner, tiny, tmp_path):
+    tmp, data, run = tiny
+    out = tmp_path / "buf.zarr"
+    args = ["rollout", "--model", str(run), "--data", str(data), "--out", str(out), "--n-starts", "50"]
+    args += ["--horizon", "4", "--batch-size", "16", "--bc-steps", "20", "--device", "cpu", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    buf = open_synthetic(out)
+    assert buf.complete and buf.n == summary["transitions"] > 0
+    assert summary["branches"] == 50 == len(np.unique(buf.branch))
+    assert 50 <= buf.n <= 200 and buf.step.max() <= 3
+    tr = buf.transitions()
+    assert np.take_along_axis(tr.avail_actions, tr.actions[..., None], -1).all()
+    assert buf.attrs["model_kind"] == "logo" and buf.attrs["horizon"] == 4
+    assert buf.attrs["policy"]["kind"] == "bc" and buf.attrs["data_matches_pretrain"] is True
+    assert buf.attrs["model"]["hash"].startswith("sha256:")
+    assert buf.attrs["source_data"]["hash"].startswith("sha256:")
+    assert np.isfinite(buf.uncertainty).all() and (buf.uncertainty >= 0).all()
+
+
+def test_rollout_transitions_budget_and_policy_file(runner, tiny, tmp_path):
+    import torch
+
+    from logo_cli.data.transitions import Dims
+    from logo_cli.models.agent_net import AgentNet
+    from logo_cli.policies.torch_policy import save_policy
+
+    tmp, data, run = tiny
+    pol = tmp_path / "pol.pt"
+    torch.manual_seed(0)
+    save_policy(pol, AgentNet(OBS, N, A, hidden=8, layers=1), "logits", Dims(N, OBS, S, A), 8, 1)
+    out = tmp_path / "b.zarr"
+    args = ["rollout", "--model", str(run), "--data", str(data), "--out", str(out), "--transitions", "77"]
+    args += ["--batch-size", "8", "--policy", str(pol), "--device", "cpu", "--chunk-rows", "16"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    buf = open_synthetic(out)
+    assert buf.n == 77 and buf.attrs["policy"]["kind"] == "checkpoint"
+    # the same seed writes the same buffer
+    out2 = tmp_path / "b2.zarr"
+    res = runner.invoke(app, [*args[:6], str(out2), *args[7:]])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(open_synthetic(out2).transitions().actions, buf.transitions().actions)
+
+
+def test_interrupted_rollout_leaves_an_incomplete_prefix(runner, tiny, tmp_path, monkeypatch):
+    from logo_cli.stages import rollout as stage
+
+    real = stage.generate_rollouts
+
+    def failing(*args, **kwargs):
+        for i, item in enumerate(real(*args, **kwargs)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(stage, "generate_rollouts", failing)
+    tmp, data, run = tiny
+    out = tmp_path / "cut.zarr"
+    args = ["rollout", "--model", str(run), "--data", str(data), "--out", str(out), "--n-starts", "40"]
+    args += ["--batch-size", "5", "--bc-steps", "5", "--device", "cpu", "--chunk-rows", "4"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 130
+    buf = open_synthetic(out, allow_incomplete=True)
+    assert not buf.complete and buf.n == 15  # three steps of five branches, none lost
+    res = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["kind"] == "synthetic_buffer" and d["complete"] is False and d["transitions"] == 15
+    res = runner.invoke(app, ["inspect", str(out)])
+    assert res.exit_code == 0 and "interrupted" in res.stdout
+
+
+def test_inspect_buffer_and_run_dir(runner, tiny, tmp_path):
+    tmp, data, run = tiny
+    out = tmp_path / "i.zarr"
+    args = ["rollout", "--model", str(run), "--data", str(data), "--out", str(out), "--n-starts", "30"]
+    args += ["--horizon", "3", "--bc-steps", "5", "--device", "cpu"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    buf = open_synthetic(out)
+    assert d["transitions"] == buf.n and d["complete"] is True and d["branches"] == 30
+    assert d["uncertainty"]["p50"] == pytest.approx(float(np.quantile(buf.uncertainty, 0.5)), rel=1e-6)
+    assert sum(d["step_counts"]) == buf.n and len(d["step_counts"]) <= 3
+    assert d["provenance"]["horizon"] == 3 and d["provenance"]["model"]["kind"] == "logo"
+    res = runner.invoke(app, ["inspect", str(out)])
+    assert res.exit_code == 0 and "uncertainty" in res.stdout
+
+    res = runner.invoke(app, ["inspect", str(run), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["kind"] == "run_dir" and d["stage"] == "pretrain"
+    ck = d["checkpoints"][0]
+    assert ck["kind"] == "logo" and ck["parameters"] > 0 and ck["dims"]["obs_dim"] == OBS
+    assert d["inputs"]["data"]["exists"] is True
+    res = runner.invoke(app, ["inspect", str(run)])
+    assert res.exit_code == 0 and "pretrain" in res.stdout and "parameters" in res.stdout
+
+
+def _one_line_error(res, *needles):
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_bad_inputs_give_one_line(runner, tiny, tmp_path):
+    tmp, data, run = tiny
+    base = ["rollout", "--data", str(data), "--device", "cpu", "--bc-steps", "2"]
+    # missing checkpoint
+    (tmp_path / "empty").mkdir()
+    _one_line_error(runner.invoke(app, [*base, "--model", str(tmp_path / "empty")]), "manifest")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text((run / "manifest.json").read_text())
+    _one_line_error(runner.invoke(app, [*base, "--model", str(broken)]), "model.pt", "not found")
+    # dims mismatch between the dataset and the model
+    other = write_data(tmp_path / "other.h5", obs_dim=OBS + 1)
+    res = runner.invoke(app, ["rollout", "--model", str(run), "--data", str(other), "--device", "cpu"])
+    _one_line_error(res, "dims do not match", "obs_dim")
+    # existing output, and both budgets at once
+    out = tmp_path / "x.zarr"
+    out.mkdir()
+    _one_line_error(runner.invoke(app, [*base, "--model", str(run), "--out", str(out)]), "already exists")
+    res = runner.invoke(app, [*base, "--model", str(run), "--n-starts", "3", "--transitions", "4"])
+    _one_line_error(res, "--transitions")
+    # an incomplete or foreign zarr group
+    res = runner.invoke(app, ["inspect", str(out)])
+    assert res.exit_code == 2
+
+
+def test_other_dataset_with_same_dims_is_allowed_and_recorded(runner, tiny, tmp_path):
+    tmp, data, run = tiny
+    other = write_data(tmp_path / "other_medium.h5", seed=5)
+    out = tmp_path / "o.zarr"
+    args = ["rollout", "--model", str(run), "--data", str(other), "--out", str(out), "--n-starts", "10"]
+    res = runner.invoke(app, [*args, "--bc-steps", "2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "not the dataset" in res.stderr
+    assert open_synthetic(out).attrs["data_matches_pretrain"] is False
