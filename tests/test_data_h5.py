@@ -130,6 +130,7 @@ def test_transitions_of_a_hand_made_dataset(tmp_path):
         np.testing.assert_array_equal(only_second.state[:, 0], [10, 11, 12, 13])
         assert not only_second.terminated.any()  # a time-out's last transition is not terminal
         assert len(ds.transitions(np.array([], dtype=np.int64))) == 0
+        assert ds.episode_arrays([]).obs.shape == (0, 5, 2, 3)
         with pytest.raises(IndexError):
             ds.episode_arrays([2])
 

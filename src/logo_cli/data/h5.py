@@ -154,7 +154,15 @@ class OfflineDataset:
                 continue
             for k in keys:
                 out[k].append(_read_rows(part.file[k], sel))
-        return {k: np.concatenate(v)[inverse] if v else np.zeros((0,)) for k, v in out.items()}
+        in_order = uniq.size == episodes.size and np.array_equal(uniq, episodes)
+
+        def join(key: str, parts: list[np.ndarray]) -> np.ndarray:
+            if not parts:  # no episodes asked: zero rows with the right trailing shape and dtype
+                return self._parts[0].file[key][0:0]
+            x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return x if in_order else x[inverse]  # skip a full copy when already sorted and unique
+
+        return {k: join(k, v) for k, v in out.items()}
 
     def episode_arrays(self, episodes: np.ndarray | list[int]) -> EpisodeArrays:
         """The given episodes in the canonical layout (probs None when the file has none)."""
@@ -201,6 +209,7 @@ class OfflineDataset:
             pos += len(part)
         if result is None:  # no episodes asked: an empty batch with the right trailing shapes
             return next(self.iter_transitions(np.zeros(1, np.int64))).select(slice(0, 0))
+        assert pos == total
         return Transitions(**result)
 
     def close(self) -> None:
