@@ -35,9 +35,13 @@ class QMixer(nn.Module):
     def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         b = state.shape[0]
         w1 = self.hyper_w1(state).abs().view(b, self.n_agents, self.embed)  # [B,N,E]
-        b1 = self.hyper_b1(state).unsqueeze(-2)  # [B,1,E]
+        b1 = self.hyper_b1(state).unsqueeze(1)  # [B,1,E]
         w2 = self.hyper_w2(state).abs().unsqueeze(-1)  # [B,E,1]
         v = self.hyper_v(state)  # [B,1]
-        # q [...,B,N] -> [...,B,1,N] @ [B,N,E] broadcasts over the leading dims of q.
-        hidden = F.elu(torch.matmul(q.unsqueeze(-2), w1) + b1)  # [...,B,1,E]
-        return (torch.matmul(hidden, w2).squeeze(-1) + v).squeeze(-1)  # [...,B]
+        # Leading sample dims of q are folded next to N, so each state costs one (K×N)@(N×E)
+        # product: far fewer, larger GEMMs than K·B products of a single row.
+        lead = q.shape[:-2]
+        qk = q.reshape(-1, b, self.n_agents).transpose(0, 1)  # [B,K,N]
+        hidden = F.elu(torch.bmm(qk, w1) + b1)  # [B,K,E]
+        out = torch.bmm(hidden, w2).squeeze(-1) + v  # [B,K]
+        return out.transpose(0, 1).reshape(*lead, b)
