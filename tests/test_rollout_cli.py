@@ -24,42 +24,16 @@ def write_data(path, n_episodes: int = 24, seed: int = 0, obs_dim: int = OBS):
     return path
 
 
-def make_pretrain_run(runner, tmp, data, kind: str = "logo", name: str | None = None):
-    """A tiny pretrain run (a few steps: the numbers do not matter here)."""
-    from logo_cli.commands import COMMANDS
-
+def make_pretrain_run(runner, tmp, data, kind: str = "logo", name: str | None = None, steps: int = 30):
+    """A tiny real pretrain run through the CLI (a few steps: the numbers do not matter here)."""
     run_dir = tmp / (name or f"wm-{kind}")
-    if any(c == "pretrain" for c, _ in COMMANDS):
-        args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir), "--steps", "30"]
-        args += ["--batch-size", "32", "--hidden", "16", "--device", "cpu"]
-        if kind == "ensemble":
-            args += ["--members", "3", "--elites", "2"]
-        res = runner.invoke(app, args)
-        assert res.exit_code == 0, res.output
-        return run_dir
-    import torch
-
-    from logo_cli.artifacts import make_manifest, save_checkpoint, write_json_atomic
-    from logo_cli.data.h5 import open_dataset
-    from logo_cli.models.world_model import build_world_model, world_model_payload
-
-    with open_dataset(data) as ds:
-        batch = ds.transitions().to_torch()
-        dims = ds.dims
-    torch.manual_seed(0)
-    hp = {"hidden": 16} | ({"members": 3, "elites": 2} if kind == "ensemble" else {})
-    model = build_world_model(kind, dims, **hp)
-    model.fit_normalizers(batch)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    for _ in range(30):
-        loss, _ = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    run_dir.mkdir()
-    save_checkpoint(run_dir / "model.pt", world_model_payload(model.eval()))
-    cfg = {"kind": kind, "holdout_fraction": 0.25, "split_seed": 0, "seed": 0}
-    write_json_atomic(run_dir / "manifest.json", make_manifest("pretrain", cfg, {"data": data}, seed=0))
+    args = ["pretrain", "--data", str(data), "--model", kind, "--out", str(run_dir)]
+    args += ["--max-steps", str(steps)]
+    args += ["--batch-size", "32", "--hidden", "16", "--latent", "8", "--holdout", "0.25", "--device", "cpu"]
+    if kind == "ensemble":
+        args += ["--members", "3", "--elites", "2"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
     return run_dir
 
 
@@ -167,7 +141,7 @@ def test_inspect_buffer_and_run_dir(runner, tiny, tmp_path):
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["kind"] == "run_dir" and d["stage"] == "pretrain"
-    ck = d["checkpoints"][0]
+    ck = {c["file"]: c for c in d["checkpoints"]}["model.pt"]
     assert ck["kind"] == "logo" and ck["parameters"] > 0 and ck["dims"]["obs_dim"] == OBS
     assert d["inputs"]["data"]["exists"] is True
     res = runner.invoke(app, ["inspect", str(run)])

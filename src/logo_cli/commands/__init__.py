@@ -6,4 +6,5 @@ Add a command by writing `commands/<module>.py` with a function named `command` 
 COMMANDS: list[tuple[str, str]] = [
     ("inspect", "inspect"),
     ("rollout", "rollout"),
+    ("calibrate", "calibrate"),
 ]

@@ -105,6 +105,9 @@ def _checkpoint_info(path: Path) -> dict[str, Any]:
         info.update(kind=f"policy ({payload.get('mode')})", dims=payload.get("dims"))
         info["parameters"] = int(sum(v.numel() for v in state.values() if hasattr(v, "numel")))
         info["hparams"] = payload.get("hparams", {})
+    elif fmt == "logo-pretrain-state":  # pretrain's resumable trainer state, beside model.pt
+        info.update(kind=f"pretrain trainer state ({payload.get('kind')})", dims=payload.get("dims"))
+        info["step"] = (payload.get("trainer") or {}).get("step")
     else:
         info["keys"] = sorted(map(str, payload))[:20]
     return info
@@ -229,7 +232,11 @@ def render_run_dir(d: dict[str, Any]):
         missing = "" if spec["exists"] else " [red](missing)[/]"
         rows.append((f"input {role}", f"{spec.get('path')} {str(spec.get('hash', ''))[:19]}{missing}"))
     for ck in d["checkpoints"]:
-        desc = f"{ck.get('kind', ck.get('format'))}, {_fmt(ck.get('parameters'))} parameters"
+        desc = str(ck.get("kind", ck.get("format")))
+        if "parameters" in ck:
+            desc += f", {ck['parameters']:,} parameters"
+        if "step" in ck:
+            desc += f", step {_fmt(ck['step'])}"
         if ck.get("dims"):
             dm = ck["dims"]
             desc += f", dims N={dm['n_agents']} O={dm['obs_dim']} S={dm['state_dim']} A={dm['n_actions']}"

@@ -1,0 +1,107 @@
+"""`logo calibrate`: world-model error vs uncertainty on held-out real data, models side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+
+
+@user_errors
+def command(
+    models: list[Path] = typer.Option(
+        ..., "--model", help="Pretrain run directory; repeat the option to compare several models."
+    ),
+    data: Path = typer.Option(..., "--data", help="Dataset (.h5) whose real transitions are scored."),
+    holdout: bool | None = typer.Option(
+        None,
+        "--holdout-from-manifest/--all-episodes",
+        help="Score the episodes the runs held out in pretraining (their manifests' split), or every "
+        "episode of --data. Default: the held-out split when --data is the runs' dataset, else all.",
+        show_default=False,
+    ),
+    horizon: int = typer.Option(15, "--horizon", help="Deepest open-loop step of the multi-step evaluation."),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Run directory for metrics.json, PNG plots and manifest.json. Default: calibrate/<runs>.",
+    ),
+    max_starts: int = typer.Option(
+        20_000, "--max-starts", help="Multi-step start points at most (seeded subset)."
+    ),
+    batch_size: int = typer.Option(4096, "--batch-size", help="Rows per model call."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the subset of multi-step starts."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json's content on stdout."),
+) -> None:
+    """Does a world model's uncertainty rank its real errors, and how fast do errors grow over a rollout?
+
+    One step: true next-state error vs uncertainty (Spearman, Pearson, AUROC of flagging the worst 10%).
+
+    Multi-step: the model follows recorded actions open-loop for 1..--horizon steps from held-out states.
+    """
+    from logo_cli.artifacts import resolve_device
+    from logo_cli.stages.calibrate import CalibrateConfig, run
+
+    if out_dir is None:
+        out_dir = Path("calibrate") / "+".join(m.name for m in models)
+    cfg = CalibrateConfig(
+        models=tuple(models),
+        data=data,
+        out=out_dir,
+        horizon=horizon,
+        holdout_from_manifest=holdout,
+        max_starts=max_starts,
+        batch_size=batch_size,
+        seed=seed,
+        device=resolve_device(device),
+        overwrite=overwrite,
+    )
+    with progress_bar() as bar:
+        tasks: list[int] = []  # added at the first tick, so an input error prints only its one line
+
+        def progress(label: str, done: int, total: int) -> None:
+            if not tasks:
+                tasks.append(bar.add_task("calibrate", total=total, info=""))
+            bar.update(tasks[0], completed=done, total=total, info=label)
+
+        result = run(cfg, progress=progress)
+    m = result.metrics
+    if as_json:
+        print_json(m)
+        return
+    from rich.table import Table
+
+    def f(x) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    table = Table(
+        title=f"calibration on {m['data']['path']} ({m['data']['episodes']}: {m['n_transitions']:,} steps)"
+    )
+    for col in (
+        "model",
+        "params",
+        "1-step error",
+        "Spearman",
+        "Pearson",
+        "AUROC worst 10%",
+        f"error @{horizon}",
+    ):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for mm in m["models"]:
+        one = mm["one_step"]
+        deep = [r for r in mm["multi_step"] if r["n"]]
+        table.add_row(
+            mm["label"],
+            f"{mm['parameters']:,}",
+            f(one["error_mean"]),
+            f(one["spearman"]),
+            f(one["pearson"]),
+            f(one["auroc_worst10"]),
+            f(deep[-1]["error_mean"]) if deep and deep[-1]["horizon"] == horizon else "n/a",
+        )
+    out.print(table)
+    err.print(f"wrote {result.out}/metrics.json and " + ", ".join(p.name for p in result.plots))

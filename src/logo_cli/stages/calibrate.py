@@ -1,0 +1,275 @@
+"""Calibrate: does a world model's uncertainty rank its real errors, and how do errors grow with depth?
+
+On held-out real episodes (the episodes every compared model's pretrain run held out, or all
+episodes of a separate file):
+- one step: true error = RMS over state dims of (predicted - true next state) / the model's own
+  state std, against the model's uncertainty: Spearman, Pearson, AUROC of flagging the worst 10%
+  errors, error by uncertainty decile;
+- multi-step: from every held-out step t, the model follows the *recorded* actions open-loop for
+  k = 1..H steps (only while t + k stays inside the episode; a predicted termination is ignored,
+  since the real episode goes on); error and uncertainty at each depth.
+Outputs metrics.json, two PNG plots and manifest.json in one run directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from logo_cli import metrics
+from logo_cli.data.transitions import Transitions
+from logo_cli.errors import LogoError
+
+# progress(label, done, total): one tick per model and phase.
+Progress = Callable[[str, int, int], None]
+WORST_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    models: tuple[Path, ...]  # pretrain run directories, compared side by side
+    data: Path  # dataset (.h5) holding the real transitions to score on
+    out: Path  # run directory for metrics.json, plots and manifest.json
+    horizon: int = 15  # deepest open-loop step of the multi-step evaluation
+    holdout_from_manifest: bool | None = None  # True: the runs' held-out episodes; False: all; None: auto
+    max_starts: int = 20_000  # multi-step start points at most (a seeded random subset beyond)
+    batch_size: int = 4096  # rows per model call
+    seed: int = 0  # seeds the start subset
+    device: str = "cpu"  # resolved torch device
+    overwrite: bool = False  # replace an existing --out directory
+
+
+@dataclass
+class CalibrateResult:
+    out: Path
+    metrics: dict
+    plots: list[Path] = field(default_factory=list)
+
+
+def _predict_chunks(model, state, obs, actions, batch_size: int, device: str):
+    """model.predict over row chunks -> numpy dict (next_state, next_obs, reward, uncertainty)."""
+    import torch
+
+    keys = ("next_state", "next_obs", "reward", "terminated_prob", "uncertainty")
+    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    with torch.no_grad():
+        for lo in range(0, len(state), batch_size):
+            p = model.predict(
+                torch.as_tensor(state[lo : lo + batch_size], device=device),
+                torch.as_tensor(obs[lo : lo + batch_size], device=device),
+                torch.as_tensor(actions[lo : lo + batch_size], device=device),
+            )
+            for k in keys:
+                out[k].append(getattr(p, k).float().cpu().numpy())
+    return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in out.items()}
+
+
+def state_std(model) -> np.ndarray:
+    """The model's own state normaliser scale: errors are measured in its units."""
+    return model.norm_state.std.detach().cpu().numpy().astype(np.float64)
+
+
+def one_step(model, tr: Transitions, batch_size: int, device: str) -> dict:
+    """Per-transition error and uncertainty on real transitions, and their summary metrics."""
+    p = _predict_chunks(model, tr.state, tr.obs, tr.actions, batch_size, device)
+    err = metrics.state_rms_error(p["next_state"], tr.next_state, state_std(model))
+    unc = p["uncertainty"].astype(np.float64)
+    obs_std = model.norm_obs.std.detach().cpu().numpy().astype(np.float64)
+    obs_err = metrics.state_rms_error(p["next_obs"], tr.next_obs, obs_std).mean(-1)
+    summary = {
+        "n": len(tr),
+        "error_mean": float(err.mean()),
+        "error_median": float(np.median(err)),
+        "uncertainty_mean": float(unc.mean()),
+        **metrics.correlations(unc, err),
+        "auroc_worst10": metrics.flag_worst_auroc(unc, err, WORST_FRACTION),
+        "obs_error_mean": float(obs_err.mean()),
+        "reward_rmse": float(np.sqrt(np.mean((p["reward"] - tr.reward) ** 2))),
+        "termination_accuracy": float(((p["terminated_prob"] > 0.5) == tr.terminated).mean()),
+        "by_uncertainty_decile": metrics.binned_by_uncertainty(unc, err, 10),
+    }
+    return {"summary": summary, "error": err, "uncertainty": unc}
+
+
+def episode_starts(
+    lengths: np.ndarray, max_starts: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(episode, t) of every step with a successor inside its episode; a random subset beyond max."""
+    e = np.repeat(np.arange(len(lengths)), lengths)
+    t = np.concatenate([np.arange(n) for n in lengths]) if len(lengths) else np.zeros(0, np.int64)
+    if len(e) > max_starts:
+        keep = np.sort(rng.choice(len(e), max_starts, replace=False))
+        e, t = e[keep], t[keep]
+    return e.astype(np.int64), t.astype(np.int64)
+
+
+def multi_step(
+    model, episodes, starts: tuple[np.ndarray, np.ndarray], horizon: int, batch_size: int, device: str
+):
+    """Open-loop rollouts along the recorded actions; per depth k = 1..horizon: error and uncertainty.
+
+    episodes: EpisodeArrays (state [E,L,S], obs [E,L,N,O], actions [E,L,N,1], filled [E,L,1]).
+    """
+    lengths = episodes.filled.reshape(episodes.filled.shape[0], -1).sum(1).astype(np.int64) - 1
+    e, t = starts
+    state = episodes.state[e, t].astype(np.float32)
+    obs = episodes.obs[e, t].astype(np.float32)
+    std = state_std(model)
+    rows = []
+    for k in range(1, horizon + 1):
+        alive = t + k <= lengths[e]  # the real episode still has step t+k
+        e, t, state, obs = e[alive], t[alive], state[alive], obs[alive]
+        if len(e) == 0:
+            rows.append({"horizon": k, "n": 0, "error_mean": None, "error_median": None,
+                         "uncertainty_mean": None, "uncertainty_median": None, "spearman": None})  # fmt: skip
+            continue
+        actions = episodes.actions[e, t + k - 1][..., 0].astype(np.int64)
+        p = _predict_chunks(model, state, obs, actions, batch_size, device)
+        err = metrics.state_rms_error(p["next_state"], episodes.state[e, t + k], std)
+        unc = p["uncertainty"].astype(np.float64)
+        rows.append(
+            {
+                "horizon": k,
+                "n": len(e),
+                "error_mean": float(err.mean()),
+                "error_median": float(np.median(err)),
+                "uncertainty_mean": float(unc.mean()),
+                "uncertainty_median": float(np.median(unc)),
+                "spearman": metrics.correlations(unc, err)["spearman"],
+            }
+        )
+        state, obs = p["next_state"], p["next_obs"]
+    return rows
+
+
+def _labels(runs) -> list[str]:
+    labels = [f"{r.kind} ({r.name})" for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
+    return labels
+
+
+def _episodes(cfg: CalibrateConfig, runs, ds, data_hash: str) -> tuple[np.ndarray, str]:
+    """The episode indices to score on, and how they were chosen."""
+    from logo_cli.data.h5 import split_episodes
+
+    same = [r.manifest.get("inputs", {}).get("data", {}).get("hash") == data_hash for r in runs]
+    use_holdout = all(same) if cfg.holdout_from_manifest is None else cfg.holdout_from_manifest
+    if not use_holdout:
+        return np.arange(ds.n_episodes), "all episodes of the file"
+    if not all(same):
+        bad = runs[same.index(False)]
+        raise LogoError(
+            f"--holdout-from-manifest: {cfg.data} is not the dataset {bad.name} was trained on, so its "
+            "held-out split does not apply (pass --all-episodes)"
+        )
+    held = None
+    for r in runs:
+        c = r.manifest.get("config", {})
+        try:
+            _, hold = split_episodes(ds.n_episodes, float(c["holdout"]), int(c["seed"]))
+        except (KeyError, TypeError, ValueError):
+            raise LogoError(
+                f"{r.name}: its manifest records no held-out split (config holdout/seed)"
+            ) from None
+        held = hold if held is None else np.intersect1d(held, hold)
+    if held is None or len(held) == 0:
+        raise LogoError(f"{cfg.data}: the runs hold out no common episode (pass --all-episodes)")
+    return held, "episodes held out by every run"
+
+
+def run(cfg: CalibrateConfig, progress: Progress | None = None) -> CalibrateResult:
+    from logo_cli.artifacts import file_hash, make_manifest, staged_dir, write_json_atomic
+    from logo_cli.data.h5 import open_dataset
+    from logo_cli.models.world_model import param_count
+    from logo_cli.stages.calibrate_plots import plot_calibration, plot_horizon
+    from logo_cli.stages.rollout import load_model_run
+
+    if not cfg.models:
+        raise LogoError("--model: give at least one pretrain run")
+    if cfg.horizon < 1 or cfg.max_starts < 1 or cfg.batch_size < 1:
+        raise LogoError("--horizon / --max-starts / --batch-size: must be at least 1")
+    if cfg.out.exists() and not cfg.overwrite:
+        raise LogoError(f"{cfg.out}: already exists (pass --overwrite to replace it)")
+    started = time.perf_counter()
+    runs = [load_model_run(m, cfg.device) for m in cfg.models]
+    data_hash = file_hash(cfg.data)
+    with open_dataset(cfg.data) as ds:
+        for r, path in zip(runs, cfg.models, strict=True):
+            r.model.dims.check_same(ds.dims, f"{cfg.data} vs model {path}")
+        if not ds.dims.discrete:
+            raise LogoError(f"{cfg.data}: continuous-action datasets are not supported by the world models")
+        chosen, how = _episodes(cfg, runs, ds, data_hash)
+        tr = ds.transitions(chosen)
+        episodes = ds.episode_arrays(chosen)
+    if len(tr) == 0:
+        raise LogoError(f"{cfg.data}: no transitions in the chosen episodes")
+    lengths = episodes.filled.reshape(len(chosen), -1).sum(1).astype(np.int64) - 1
+    starts = episode_starts(lengths, cfg.max_starts, np.random.default_rng(cfg.seed))
+
+    labels = _labels(runs)
+    per_model, scatter = [], []
+    total = 2 * len(runs)
+    for i, (r, label) in enumerate(zip(runs, labels, strict=True)):
+        if progress:
+            progress(f"{label}: one step", 2 * i, total)
+        one = one_step(r.model, tr, cfg.batch_size, cfg.device)
+        if progress:
+            progress(f"{label}: {cfg.horizon} steps", 2 * i + 1, total)
+        multi = multi_step(r.model, episodes, starts, cfg.horizon, cfg.batch_size, cfg.device)
+        per_model.append(
+            {
+                "label": label,
+                "run": str(r.path.parent),
+                "kind": r.kind,
+                "model_hash": r.hash,
+                "parameters": param_count(r.model),
+                "one_step": one["summary"],
+                "multi_step": multi,
+            }
+        )
+        scatter.append((label, one["uncertainty"], one["error"], one["summary"]))
+    if progress:
+        progress("plots", total, total)
+
+    result_metrics = {
+        "data": {"path": str(cfg.data), "hash": data_hash, "episodes": how, "n_episodes": len(chosen)},
+        "n_transitions": len(tr),
+        "n_starts": len(starts[0]),
+        "horizon": cfg.horizon,
+        "error_units": "RMS over state dims of (predicted - true next state) / the model's state std",
+        "worst_fraction": WORST_FRACTION,
+        "models": per_model,
+    }
+    with staged_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
+        write_json_atomic(tmp / "metrics.json", result_metrics)
+        plots = [plot_calibration(scatter, tmp / "uncertainty_vs_error.png", seed=cfg.seed)]
+        plots.append(plot_horizon(per_model, tmp / "error_vs_horizon.png"))
+        inputs = {"data": cfg.data, **{f"model_{i}": r.path for i, r in enumerate(runs)}}
+        headline = {m["label"]: _headline(m) for m in per_model}
+        manifest = make_manifest(
+            "calibrate",
+            cfg,
+            inputs,
+            seed=cfg.seed,
+            metrics=headline,
+            wall_time_s=time.perf_counter() - started,
+        )
+        write_json_atomic(tmp / "manifest.json", manifest)
+    return CalibrateResult(cfg.out, result_metrics, [cfg.out / p.name for p in plots])
+
+
+def _headline(m: dict) -> dict:
+    one, deep = m["one_step"], [r for r in m["multi_step"] if r["n"]]
+    return {
+        "one_step_error": one["error_mean"],
+        "spearman": one["spearman"],
+        "pearson": one["pearson"],
+        "auroc_worst10": one["auroc_worst10"],
+        "deepest_horizon": deep[-1]["horizon"] if deep else None,
+        "deepest_error": deep[-1]["error_mean"] if deep else None,
+    }

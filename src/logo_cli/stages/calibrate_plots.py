@@ -1,0 +1,105 @@
+"""The calibration plots (matplotlib, Agg backend: files only, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MAX_POINTS = 4000  # scatter points drawn per model; more hide the binned curve without adding anything
+ERROR_LABEL = "true one-step error\n(RMS over state dims, units of state std)"
+UNC_LABEL = "uncertainty u (model's own units)"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def plot_calibration(
+    models: list[tuple[str, np.ndarray, np.ndarray, dict]], path: Path, seed: int = 0
+) -> Path:
+    """One panel per model: uncertainty vs true error (a subsample) and the decile-binned mean error.
+
+    models: (label, uncertainty [T], error [T], one-step summary with spearman/pearson/auroc/bins).
+    """
+    plt = _pyplot()
+    n = len(models)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False)
+    rng = np.random.default_rng(seed)
+    for ax, (label, unc, err, s) in zip(axes.flat, models, strict=False):
+        idx = rng.choice(len(unc), MAX_POINTS, replace=False) if len(unc) > MAX_POINTS else slice(None)
+        ax.scatter(
+            unc[idx], err[idx], s=5, alpha=0.25, color="tab:blue", linewidths=0, label="held-out transition"
+        )
+        bins = s["by_uncertainty_decile"]
+        ax.plot(
+            [b["uncertainty_mean"] for b in bins],
+            [b["error_mean"] for b in bins],
+            "o-",
+            color="tab:red",
+            lw=2,
+            ms=5,
+            label="mean error per uncertainty decile",
+        )
+        positive = bool(np.all(unc > 0) and np.all(err > 0))
+        if positive and unc.max() / unc.min() > 20:
+            ax.set_xscale("log")
+        if positive and err.max() / err.min() > 20:
+            ax.set_yscale("log")
+        ax.set_title(
+            f"{label}\nSpearman {_fmt(s['spearman'])}, Pearson {_fmt(s['pearson'])}, "
+            f"AUROC(worst 10%) {_fmt(s['auroc_worst10'])}",
+            fontsize=10,
+        )
+        ax.set_xlabel(UNC_LABEL)
+        ax.set_ylabel(ERROR_LABEL)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("Does the uncertainty rank the real one-step errors?", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_horizon(models: list[dict], path: Path) -> Path:
+    """Left: open-loop state error vs rollout depth, one line per model (mean solid, median dashed).
+    Right: the model's mean uncertainty at each depth."""
+    plt = _pyplot()
+    fig, (ax_e, ax_u) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    for i, m in enumerate(models):
+        rows = [r for r in m["multi_step"] if r["n"]]
+        k = [r["horizon"] for r in rows]
+        color = f"C{i}"
+        ax_e.plot(k, [r["error_mean"] for r in rows], "o-", color=color, ms=4, label=f"{m['label']} mean")
+        ax_e.plot(
+            k, [r["error_median"] for r in rows], "--", color=color, alpha=0.8, label=f"{m['label']} median"
+        )
+        ax_u.plot(k, [r["uncertainty_mean"] for r in rows], "o-", color=color, ms=4, label=m["label"])
+    ax_e.set_title("Open-loop state error along recorded actions")
+    ax_e.set_xlabel("rollout depth k (model steps)")
+    ax_e.set_ylabel("state error at depth k\n(RMS over state dims, units of state std)")
+    ax_u.set_title("Mean uncertainty along the same rollouts")
+    ax_u.set_xlabel("rollout depth k (model steps)")
+    ax_u.set_ylabel(UNC_LABEL)
+    for ax in (ax_e, ax_u):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
