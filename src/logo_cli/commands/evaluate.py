@@ -1,0 +1,81 @@
+"""`logo evaluate`: play a policy in a simulator; win rate, return and length with 95% intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from logo_cli.commands._common import DEVICE_HELP, out, print_json, progress_bar, user_errors
+
+PER_EPISODE = ("returns", "won", "lengths")
+
+
+@user_errors
+def command(
+    policy: str = typer.Option(
+        ...,
+        "--policy",
+        help="What to play: a train-policy run directory, a policy .pt file, behaviour:<name> (a shipped "
+        "behaviour policy from datasets/behaviour/<env>/ladder.json), or random.",
+    ),
+    env: str = typer.Option("smax:3m", "--env", help="Environment, family:scenario (e.g. smax:3m)."),
+    episodes: int = typer.Option(100, "--episodes", help="Number of episodes to play."),
+    num_envs: int = typer.Option(32, "--num-envs", help="Environments stepped together."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the environments and the policy's sampling."),
+    greedy: bool = typer.Option(
+        True,
+        "--greedy/--stochastic",
+        help="Take each agent's best available action, or sample (softmax policies; Q policies stay greedy).",
+    ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    out_path: Path | None = typer.Option(
+        None, "--out", help="Also write the metrics, with per-episode returns, to this JSON file."
+    ),
+) -> None:
+    """Evaluate a policy: win rate (Wilson 95% interval), mean return (t 95% interval), episode length."""
+    from logo_cli.artifacts import resolve_device, write_json_atomic
+    from logo_cli.stages.evaluate import EvaluateConfig, run
+
+    cfg = EvaluateConfig(
+        policy=policy,
+        env=env,
+        episodes=episodes,
+        num_envs=num_envs,
+        seed=seed,
+        greedy=greedy,
+        device=resolve_device(device),
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("evaluate (episodes)", total=episodes, info="")
+
+        def progress(done: int, total: int, info: dict) -> None:
+            bar.update(task, completed=done, info=f"{info['wins']} wins")
+
+        result = run(cfg, progress=progress)
+    if out_path is not None:
+        write_json_atomic(out_path, {"config": cfg, **result})
+    summary = {k: v for k, v in result.items() if k not in PER_EPISODE}
+    if as_json:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"evaluate {policy} on {env}", show_header=False)
+    lo, hi = result["win_rate_ci95"]
+    ci = result["return_ci95"]
+    rows = [
+        ("episodes", str(result["episodes"])),
+        ("win rate", f"{result['win_rate']:.1%}  (95% CI {lo:.1%} - {hi:.1%})"),
+        (
+            "return mean",
+            f"{result['return_mean']:.4g}" + (f"  (95% CI {ci[0]:.4g} - {ci[1]:.4g})" if ci else ""),
+        ),
+        ("return sd", f"{result['return_sd']:.4g}"),
+        ("episode length", f"{result['length_mean']:.1f}"),
+        ("policy", ", ".join(f"{k} {v}" for k, v in result["policy"].items() if k != "hash")),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)

@@ -1,0 +1,178 @@
+"""`logo train-policy`: MACQL or behaviour cloning on real + synthetic transitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import typer
+
+from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.errors import LogoError
+
+ALGOS = ("macql", "bc")
+
+
+@user_errors
+def command(
+    data: Path = typer.Option(..., "--data", help="Offline dataset (.h5): the real transitions."),
+    synthetic: Path | None = typer.Option(
+        None, "--synthetic", help="Synthetic buffer (.zarr from `logo rollout`), used as is."
+    ),
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        help="Or: a pretrain run directory; rollouts are generated in memory (BC policy first, then the "
+        "current policy every --refresh-every steps).",
+    ),
+    algo: str = typer.Option("macql", "--algo", help="Policy learner: macql or bc."),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        help="Synthetic sampling: weight (∝ exp(P_u), LOGO), penalty (reward r - λu), uniform, or "
+        "real-only. Default: weight with --synthetic/--model, else real-only.",
+    ),
+    synthetic_ratio: float = typer.Option(
+        0.5, "--synthetic-ratio", help="Fraction of each batch drawn from synthetic data."
+    ),
+    c: float | None = typer.Option(
+        None, "--c", help="Truncation C of P_u = clip(C - u, 0, C). Default: the 0.9 quantile of u."
+    ),
+    penalty_lambda: float = typer.Option(1.0, "--penalty-lambda", help="λ of the penalty mode's r - λu."),
+    steps: int = typer.Option(10_000, "--steps", help="Gradient steps."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Transitions per gradient step."),
+    lr: float = typer.Option(5e-4, "--lr", help="Adam learning rate."),
+    gamma: float = typer.Option(0.99, "--gamma", help="Discount factor."),
+    cql_alpha: float = typer.Option(1.0, "--cql-alpha", help="Weight α of the CQL term (0: plain QMIX)."),
+    cql_samples: int = typer.Option(
+        32, "--cql-samples", help="Joint actions sampled per state (available actions only) for the CQL term."
+    ),
+    target_update_every: int = typer.Option(
+        200, "--target-update-every", help="Steps between target-network updates."
+    ),
+    target_tau: float = typer.Option(
+        1.0, "--target-tau", help="Polyak factor of each target update (1: hard copy)."
+    ),
+    hidden: int = typer.Option(128, "--hidden", help="Agent network width."),
+    layers: int = typer.Option(2, "--layers", help="Agent network hidden layers."),
+    eval_env: str | None = typer.Option(
+        None, "--eval-env", help="Simulator for periodic evaluation (e.g. smax:3m); none by default."
+    ),
+    eval_every: int = typer.Option(
+        2000, "--eval-every", help="Steps between evaluations (and one at the end)."
+    ),
+    eval_episodes: int = typer.Option(32, "--eval-episodes", help="Episodes per evaluation."),
+    refresh_every: int = typer.Option(
+        5000, "--refresh-every", help="With --model: steps between rollout refreshes (0: never)."
+    ),
+    horizon: int = typer.Option(
+        15, "--horizon", help="With --model: rollout horizon (model steps per branch)."
+    ),
+    rollout_starts: int = typer.Option(
+        2000, "--rollout-starts", help="With --model: branches per refresh, each from a dataset state."
+    ),
+    rollout_epsilon: float = typer.Option(
+        0.1, "--rollout-epsilon", help="With --model: ε of the ε-greedy MACQL policy driving refreshes."
+    ),
+    bc_steps: int = typer.Option(
+        2000, "--bc-steps", help="With --model: BC steps for the first rollout policy."
+    ),
+    log_every: int = typer.Option(100, "--log-every", help="Steps between metrics.jsonl lines."),
+    checkpoint_every: int = typer.Option(
+        1000, "--checkpoint-every", help="Steps between resumable checkpoints."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Run directory. Default: runs/policy-<data name>-<algo>-<mode>-s<seed>."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seeds networks, sampling, rollouts and evaluation."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue an interrupted run from <out>.partial/checkpoint.pt."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Train a policy offline (MACQL with a QMIX mixer, or BC) on real and synthetic transitions.
+
+    Writes policy.pt (loadable by `logo evaluate` and `logo rollout --policy`), metrics.jsonl and
+    manifest.json. An interrupted run resumes exactly from its last checkpoint.
+    """
+    from logo_cli.artifacts import resolve_device
+    from logo_cli.data.sampler import SAMPLER_MODES, SamplerMode
+    from logo_cli.stages.train_policy import Algo, TrainPolicyConfig, run
+
+    if algo not in ALGOS:
+        raise LogoError(f"--algo {algo}: expected one of {', '.join(ALGOS)}")
+    if mode is None:
+        mode = "weight" if (synthetic is not None or model is not None) else "real-only"
+    if mode not in SAMPLER_MODES:
+        raise LogoError(f"--mode {mode}: expected one of {', '.join(SAMPLER_MODES)}")
+    if out_dir is None:
+        out_dir = Path("runs") / f"policy-{data.stem}-{algo}-{mode}-s{seed}"
+    cfg = TrainPolicyConfig(
+        data=data, out=out_dir, synthetic=synthetic, model=model, algo=cast(Algo, algo),
+        mode=cast(SamplerMode, mode),
+        synthetic_ratio=synthetic_ratio, c=c, penalty_lambda=penalty_lambda, steps=steps,
+        batch_size=batch_size, lr=lr, gamma=gamma, cql_alpha=cql_alpha, cql_samples=cql_samples,
+        target_update_every=target_update_every, target_tau=target_tau, hidden=hidden, layers=layers,
+        eval_env=eval_env, eval_every=eval_every, eval_episodes=eval_episodes, refresh_every=refresh_every,
+        horizon=horizon, rollout_starts=rollout_starts, rollout_epsilon=rollout_epsilon, bc_steps=bc_steps,
+        log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=resolve_device(device),
+        resume=resume, overwrite=overwrite,
+    )  # fmt: skip
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+        text = {"train": "", "eval": ""}
+
+        def progress(phase: str, done: int, total: int, info: dict) -> None:
+            if phase == "eval":
+                text["eval"] = f" | eval win {info['win_rate']:.0%}, return {info['return_mean']:.3g}"
+                phase = "train"
+            elif phase == "train":
+                keys = ("loss", "td_loss", "cql_gap") if algo == "macql" else ("bc_loss",)
+                losses = " ".join(f"{k} {info[k]:.4g}" for k in keys if k in info)
+                text["train"] = f"{losses} | {info['steps_per_s']:.0f} steps/s"
+            if phase not in tasks:
+                label = {"bc": "behaviour cloning", "rollout": "rollouts (transitions)"}.get(phase, algo)
+                tasks[phase] = bar.add_task(label, total=total or None, info="")
+            if phase == "train":
+                bar.update(tasks[phase], completed=done, info=text["train"] + text["eval"])
+            else:
+                bar.update(
+                    tasks[phase], completed=done, info=", ".join(f"{k} {v:.4g}" for k, v in info.items())
+                )
+
+        result = run(cfg, progress=progress)
+
+    if result.resumed_from:
+        err.print(f"resumed from step {result.resumed_from}")
+    ev = result.evals[-1] if result.evals else None
+    summary = {
+        "out": str(result.out),
+        "algo": algo,
+        "mode": mode,
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "steps_per_s": round(result.steps_per_s, 1),
+        "c": result.c,
+        "final": result.final,
+        "final_eval": ev,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"train-policy -> {result.out}", show_header=False)
+    table.add_row("algo / mode", f"{algo} / {mode}")
+    table.add_row("steps", f"{result.steps:,} ({result.steps_per_s:,.0f} steps/s)")
+    if result.c is not None:
+        table.add_row("C (truncation)", f"{result.c:.4g}")
+    for k, v in result.final.items():
+        if k != "steps_per_s":
+            table.add_row(k, f"{v:.4g}")
+    if ev is not None:
+        lo, hi = ev["win_rate_ci95"]
+        table.add_row("eval win rate", f"{ev['win_rate']:.1%} (95% CI {lo:.1%} - {hi:.1%})")
+        table.add_row("eval return", f"{ev['return_mean']:.4g}")
+    out.print(table)

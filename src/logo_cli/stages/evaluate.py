@@ -1,0 +1,216 @@
+"""Evaluate a team policy in a simulator: win rate, return and episode length with 95% intervals.
+
+Episodes run batched through the envs.base protocol. Each of the B env slots plays a fixed quota of
+episodes (episodes // B, one more for the first episodes % B slots) and its later episodes are
+ignored: taking the first N episodes to finish would over-count short episodes (fast wins or fast
+losses) and bias every figure.
+Intervals: Wilson score interval for the win rate (sound at 0% and 100%, unlike the normal
+approximation); Student-t interval for the mean return (returns are bounded, so the t interval is
+close to its nominal coverage already at a few dozen episodes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from logo_cli.data.transitions import Dims
+from logo_cli.envs.base import EnvSpec, MultiAgentEnv
+from logo_cli.errors import LogoError
+from logo_cli.policies.base import TeamPolicy
+
+# progress(episodes_done, episodes_total, info)
+Progress = Callable[[int, int, dict], None]
+BEHAVIOUR_PREFIX = "behaviour:"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    policy: str  # RUN_DIR (train-policy run), POLICY.pt, behaviour:<name> or random
+    env: str = "smax:3m"  # environment name, family:scenario
+    episodes: int = 100  # episodes to play
+    num_envs: int = 32  # envs stepped together (at most `episodes` are used)
+    seed: int = 0  # seeds the envs and the policy's sampling
+    greedy: bool = True  # best available action, or sample from the policy
+    device: str = "cpu"  # resolved torch device
+
+
+def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+    """Student-t interval of the mean; None for fewer than 2 values."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 2:
+        return None
+    half = stats.t.ppf(0.5 + level / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return (float(x.mean() - half), float(x.mean() + half))
+
+
+def summarize(returns: np.ndarray, wins: np.ndarray, lengths: np.ndarray) -> dict:
+    n = int(len(returns))
+    k = int(np.sum(wins))
+    return {
+        "episodes": n,
+        "wins": k,
+        "win_rate": k / n if n else float("nan"),
+        "win_rate_ci95": list(wilson_interval(k, n)),
+        "return_mean": float(np.mean(returns)) if n else float("nan"),
+        "return_sd": float(np.std(returns, ddof=1)) if n > 1 else 0.0,
+        "return_ci95": (lambda ci: list(ci) if ci else None)(mean_interval(returns)),
+        "length_mean": float(np.mean(lengths)) if n else float("nan"),
+    }
+
+
+def run_episodes(
+    env: MultiAgentEnv,
+    policy: TeamPolicy,
+    episodes: int,
+    seed: int,
+    greedy: bool = True,
+    progress: Progress | None = None,
+) -> dict:
+    """Play `episodes` episodes with the protocol's batched env; returns summarize(...) plus arrays."""
+    b = env.num_envs
+    quota = np.full(b, episodes // b) + (np.arange(b) < episodes % b)
+    rng = np.random.default_rng(seed)
+    obs = env.reset(seed)
+    ret, length, done_count = np.zeros(b), np.zeros(b, np.int64), np.zeros(b, np.int64)
+    returns: list[float] = []
+    wins: list[bool] = []
+    lengths: list[int] = []
+    while (done_count < quota).any():
+        actions = policy.act(obs.obs, obs.state, obs.avail_actions, greedy=greedy, rng=rng)
+        if env.spec.discrete and not np.take_along_axis(obs.avail_actions, actions[..., None], -1).all():
+            raise LogoError("policy: chose an unavailable action")
+        step = env.step(actions)
+        ret += step.reward
+        length += 1
+        for i in np.nonzero(step.done & (done_count < quota))[0]:
+            returns.append(float(ret[i]))
+            wins.append(bool(step.won[i]))
+            lengths.append(int(length[i]))
+        done_count += step.done
+        ret[step.done], length[step.done] = 0.0, 0
+        obs = step.reset
+        if progress is not None and step.done.any():
+            progress(len(returns), episodes, {"wins": int(sum(wins))})
+    result = summarize(np.array(returns), np.array(wins), np.array(lengths))
+    result["returns"] = returns
+    result["won"] = wins
+    result["lengths"] = lengths
+    return result
+
+
+def env_dims(spec: EnvSpec) -> Dims:
+    return Dims(spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, spec.discrete)
+
+
+def _package_datasets() -> list[Path]:
+    # Shipped behaviour policies live in the repository's datasets/; also look under the cwd.
+    import logo_cli
+
+    roots = [Path.cwd() / "datasets", Path(logo_cli.__file__).resolve().parents[2] / "datasets"]
+    return list(dict.fromkeys(roots))
+
+
+def behaviour_path(name: str, env: str) -> Path:
+    """behaviour:<name> -> datasets/behaviour/<family>_<scenario>/<file>, through ladder.json."""
+    env_dir = env.replace(":", "_")
+    tried = []
+    for root in _package_datasets():
+        folder = root / "behaviour" / env_dir
+        ladder = folder / "ladder.json"
+        tried.append(str(ladder))
+        if not ladder.is_file():
+            continue
+        try:
+            entries = json.loads(ladder.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LogoError(f"{ladder}: unreadable ladder ({e})") from None
+        if isinstance(entries, dict):
+            entries = entries.get("policies", entries.get("ladder", entries))
+        if isinstance(entries, dict):
+            entries = [{"name": k, **(v if isinstance(v, dict) else {"file": v})} for k, v in entries.items()]
+        names = []
+        for e in entries if isinstance(entries, list) else []:
+            if not isinstance(e, dict):
+                continue
+            names.append(str(e.get("name")))
+            if e.get("name") == name:
+                file = e.get("file") or e.get("path")
+                if not file:
+                    raise LogoError(f"{ladder}: entry {name!r} names no file")
+                return folder / str(file)
+        if (folder / f"{name}.pt").is_file():
+            return folder / f"{name}.pt"
+        raise LogoError(f"--policy behaviour:{name}: not in {ladder} (known: {', '.join(names) or 'none'})")
+    raise LogoError(
+        f"--policy behaviour:{name}: no behaviour ladder for {env} (looked for {', '.join(tried)})"
+    )
+
+
+def resolve_policy(spec: str, env: str, device: str = "cpu") -> tuple[TeamPolicy, dict, Dims | None]:
+    """--policy -> (policy, provenance, dims or None for random). Files are hashed for the record."""
+    from logo_cli.artifacts import file_hash, read_manifest
+    from logo_cli.policies.random_policy import RandomPolicy
+    from logo_cli.policies.torch_policy import load_policy
+
+    if spec == "random":
+        return RandomPolicy(), {"kind": "random"}, None
+    if spec.startswith(BEHAVIOUR_PREFIX):
+        path = behaviour_path(spec[len(BEHAVIOUR_PREFIX) :], env)
+        info = {"kind": "behaviour", "name": spec[len(BEHAVIOUR_PREFIX) :]}
+    else:
+        path = Path(spec)
+        info = {"kind": "checkpoint"}
+        if path.is_dir():
+            manifest = read_manifest(path)
+            info = {"kind": "run", "stage": manifest.get("stage"), "run": str(path)}
+            path = path / "policy.pt"
+            if not path.is_file():
+                raise LogoError(f"{spec}: run directory holds no policy.pt")
+        elif not path.exists():
+            raise LogoError(
+                f"--policy {spec}: no such file or run directory (or use behaviour:<name>, random)"
+            )
+    policy = load_policy(path, device)
+    info.update({"path": str(path), "hash": file_hash(path), "mode": policy.mode})
+    return policy, info, policy.dims
+
+
+def run(cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
+    """Resolve the policy, check it fits the env, play the episodes, return the metrics."""
+    from logo_cli.envs import make_env
+
+    if cfg.episodes < 1:
+        raise LogoError(f"--episodes {cfg.episodes}: must be at least 1")
+    if cfg.num_envs < 1:
+        raise LogoError(f"--num-envs {cfg.num_envs}: must be at least 1")
+    policy, info, dims = resolve_policy(cfg.policy, cfg.env, cfg.device)
+    env = make_env(cfg.env, num_envs=min(cfg.num_envs, cfg.episodes))
+    try:
+        if dims is not None:
+            env_dims(env.spec).check_same(dims, f"--policy {cfg.policy} vs --env {cfg.env}")
+        result = run_episodes(env, policy, cfg.episodes, cfg.seed, cfg.greedy, progress)
+    finally:
+        env.close()
+    result["policy"] = info
+    result["env"] = cfg.env
+    result["seed"] = cfg.seed
+    result["greedy"] = cfg.greedy
+    return result

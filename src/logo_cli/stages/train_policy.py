@@ -1,0 +1,452 @@
+"""train-policy: MACQL (or BC) on real + synthetic transitions, with evaluation and exact resume.
+
+Synthetic data comes from a zarr buffer used as is (--synthetic), or from a world model rolled out in
+memory (--model) with the rollout stage's generator: first driven by behaviour cloning of the dataset,
+then, every `refresh_every` steps, by the current policy (ε-greedy over Q for MACQL), as MBPO/MOPO do.
+While training, the run lives in `<out>.partial/` (checkpoint.pt + metrics.jsonl); it is renamed to
+`<out>` only when complete, so `<out>` is never half-written and an interrupted run resumes from its
+last checkpoint. The checkpoint holds everything random or learned (networks, target networks,
+optimiser, step, sampler / CQL / rollout RNG states, the policy that made the current synthetic
+buffer, eval history), so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from logo_cli.algos.bc import bc_loss
+from logo_cli.algos.macql import MacqlConfig, MacqlNets, macql_update
+from logo_cli.data.sampler import MixedSampler, SamplerMode
+from logo_cli.data.transitions import Transitions
+from logo_cli.errors import LogoError
+from logo_cli.models.agent_net import AgentNet
+from logo_cli.policies.torch_policy import AgentNetPolicy, Mode, policy_from_payload, policy_payload
+
+# progress(phase, done, total, info); phases: "bc" (first rollout policy), "rollout", "train", "eval".
+Progress = Callable[[str, int, int, dict], None]
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+# Config fields that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device")
+Algo = Literal["macql", "bc"]
+
+
+@dataclass(frozen=True)
+class TrainPolicyConfig:
+    data: Path  # offline dataset (.h5): the real transitions
+    out: Path  # run directory to write (policy.pt, manifest.json, metrics.jsonl)
+    synthetic: Path | None = None  # zarr synthetic buffer, used as is
+    model: Path | None = None  # or: pretrain run whose world model generates rollouts in memory
+    algo: Algo = "macql"  # policy learner
+    mode: SamplerMode = "weight"  # synthetic sampling: weight (LOGO), penalty, uniform, real-only
+    synthetic_ratio: float = 0.5  # fraction of each batch drawn from synthetic data
+    c: float | None = None  # truncation C of P_u = clip(C - u, 0, C); None: 0.9 quantile of u
+    penalty_lambda: float = 1.0  # λ of the penalty mode's reward r - λu
+    steps: int = 10_000  # gradient steps
+    batch_size: int = 256  # transitions per gradient step
+    lr: float = 5e-4  # Adam learning rate
+    gamma: float = 0.99  # discount
+    cql_alpha: float = 1.0  # weight of the CQL term
+    cql_samples: int = 32  # sampled joint actions per state in the CQL term
+    target_update_every: int = 200  # steps between target-network updates
+    target_tau: float = 1.0  # Polyak factor of a target update (1: hard copy)
+    hidden: int = 128  # agent network width
+    layers: int = 2  # agent network hidden layers
+    eval_env: str | None = None  # simulator for periodic evaluation (e.g. smax:3m); None: no evaluation
+    eval_every: int = 2000  # steps between evaluations (and one at the end)
+    eval_episodes: int = 32  # episodes per evaluation
+    refresh_every: int = (
+        5000  # with --model: steps between rollout refreshes by the current policy (0: never)
+    )
+    horizon: int = 15  # with --model: rollout horizon
+    rollout_starts: int = 2000  # with --model: branches per refresh, each from a dataset state
+    rollout_batch: int = 4096  # with --model: branches advanced together
+    rollout_epsilon: float = 0.1  # with --model: ε of the ε-greedy MACQL policy driving refreshes
+    bc_steps: int = 2000  # with --model: BC steps for the first rollout policy
+    log_every: int = 100  # steps between metrics.jsonl lines
+    checkpoint_every: int = 1000  # steps between checkpoints
+    seed: int = 0  # seeds networks, sampling, rollouts and evaluation
+    device: str = "cpu"  # resolved torch device
+    resume: bool = True  # continue from <out>.partial/checkpoint.pt when present
+    overwrite: bool = False  # replace an existing <out>
+
+
+def partial_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _config_dict(cfg: TrainPolicyConfig) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+
+
+def _check_config(cfg: TrainPolicyConfig) -> None:
+    if cfg.algo not in ("macql", "bc"):
+        raise LogoError(f"--algo {cfg.algo}: expected macql or bc")
+    if cfg.synthetic is not None and cfg.model is not None:
+        raise LogoError("--synthetic / --model: give one, not both")
+    if cfg.synthetic is None and cfg.model is None and cfg.mode != "real-only":
+        raise LogoError(f"--mode {cfg.mode}: needs --synthetic or --model (or use --mode real-only)")
+    for name in ("steps", "batch_size", "eval_every", "eval_episodes", "log_every", "checkpoint_every"):
+        if getattr(cfg, name) < 1:
+            raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
+    if cfg.model is not None and (cfg.horizon < 1 or cfg.rollout_starts < 1):
+        raise LogoError("--horizon / rollout starts: must be at least 1")
+    if cfg.out.exists() and not cfg.overwrite:
+        raise LogoError(f"{cfg.out}: already exists (pass --overwrite to replace it)")
+
+
+def _load_data(cfg: TrainPolicyConfig) -> tuple[Transitions, dict]:
+    from logo_cli.data.h5 import open_dataset
+
+    with open_dataset(cfg.data) as ds:
+        if not ds.dims.discrete:
+            raise LogoError(f"{cfg.data}: MACQL and BC here need discrete actions (a continuous dataset)")
+        real = ds.transitions()
+        attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float, bool))}
+    if len(real) == 0:
+        raise LogoError(f"{cfg.data}: no transitions")
+    return real, attrs
+
+
+class _Trainer:
+    """Everything a run changes as it trains, with its checkpoint round trip."""
+
+    def __init__(self, cfg: TrainPolicyConfig, real: Transitions, progress: Progress | None):
+        self.cfg, self.real, self.progress = cfg, real, progress
+        self.dims = real.dims
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.manual_seed(cfg.seed)
+            if cfg.algo == "macql":
+                self.nets: torch.nn.Module = MacqlNets(self.dims, cfg.hidden, cfg.layers)
+                params = self.nets.online_parameters()
+            else:
+                self.nets = AgentNet(
+                    self.dims.obs_dim, self.dims.n_agents, self.dims.n_actions, cfg.hidden, cfg.layers
+                )
+                params = list(self.nets.parameters())
+        self.nets.to(cfg.device)
+        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.macql = MacqlConfig(
+            cfg.gamma, cfg.cql_alpha, cfg.cql_samples, cfg.target_update_every, cfg.target_tau
+        )
+        self.gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
+        self.sampler_rng = np.random.default_rng([cfg.seed, 1])
+        self.rollout_rng = np.random.default_rng([cfg.seed, 2])
+        self.step = 0
+        self.evals: list[dict] = []
+        self.model = None
+        self.rollout_policy: dict | None = None  # payload of the policy that made the current buffer
+        self.rollout_rng_state: dict | None = None  # rollout RNG state before that buffer was made
+        self.sampler: MixedSampler | None = None
+
+    # --- the policy and rollouts -------------------------------------------------------------
+    def agent(self) -> AgentNet:
+        return self.nets.agent if isinstance(self.nets, MacqlNets) else self.nets
+
+    def policy(self, epsilon: float = 0.0) -> AgentNetPolicy:
+        return AgentNetPolicy(copy.deepcopy(self.agent()), self.mode, self.dims, self.cfg.device, epsilon)
+
+    @property
+    def mode(self) -> Mode:
+        return "q" if self.cfg.algo == "macql" else "logits"
+
+    def payload(self, net: AgentNet, mode: Mode) -> dict:
+        return policy_payload(net, mode, self.dims, self.cfg.hidden, self.cfg.layers)
+
+    def rollouts(self, policy_payload_: dict) -> tuple[Transitions, np.ndarray]:
+        """Synthetic transitions from the world model under a policy; deterministic given the RNG."""
+        from logo_cli.stages.rollout import generate_rollouts
+
+        cfg = self.cfg
+        self.rollout_policy = policy_payload_
+        self.rollout_rng_state = copy.deepcopy(self.rollout_rng.bit_generator.state)
+        eps = cfg.rollout_epsilon if policy_payload_["mode"] == "q" else 0.0
+        policy = policy_from_payload(policy_payload_, "rollout policy", cfg.device, epsilon=eps)
+        n = len(self.real)
+        idx = self.rollout_rng.choice(n, cfg.rollout_starts, replace=cfg.rollout_starts > n)
+        parts, unc = [], []
+        stream = generate_rollouts(
+            self.model,
+            policy,
+            self.real.select(idx),
+            cfg.horizon,
+            cfg.rollout_batch,
+            self.rollout_rng,
+            cfg.device,
+        )
+        for rows, u, _, _ in stream:
+            parts.append(rows)
+            unc.append(u)
+            if self.progress is not None:
+                self.progress("rollout", sum(len(p) for p in parts), 0, {"step": self.step})
+        return Transitions.concat(parts), np.concatenate(unc)
+
+    def first_rollout_policy(self) -> dict:
+        from logo_cli.algos.bc import train_bc
+
+        def bc_progress(step: int, total: int, info: dict) -> None:
+            if self.progress is not None:
+                self.progress("bc", step, total, info)
+
+        bc = train_bc(
+            self.real,
+            steps=self.cfg.bc_steps,
+            hidden=self.cfg.hidden,
+            layers=self.cfg.layers,
+            seed=self.cfg.seed,
+            device=self.cfg.device,
+            progress=bc_progress,
+        )
+        return self.payload(bc.net, "logits")
+
+    # --- one gradient step -------------------------------------------------------------------
+    def update(self) -> dict[str, torch.Tensor]:
+        assert self.sampler is not None
+        batch = self.sampler.sample(self.cfg.batch_size)
+        self.step += 1
+        if isinstance(self.nets, MacqlNets):
+            return macql_update(self.nets, self.opt, batch, self.macql, self.step, self.gen)
+        loss = bc_loss(self.nets, batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach(), "bc_loss": loss.detach()}
+
+    # --- checkpoint round trip ---------------------------------------------------------------
+    def state(self) -> dict:
+        assert self.sampler is not None
+        return {
+            "format": "logo-train-policy-state",
+            "version": 1,
+            "config": _config_dict(self.cfg),
+            "step": self.step,
+            "nets": {k: v.detach().cpu() for k, v in self.nets.state_dict().items()},
+            "optimiser": self.opt.state_dict(),
+            "sampler_rng": self.sampler.get_state(),
+            "cql_generator": self.gen.get_state(),
+            "rollout_rng": self.rollout_rng.bit_generator.state,
+            "rollout_rng_at_refresh": self.rollout_rng_state,
+            "rollout_policy": self.rollout_policy,
+            "c": self.sampler.c,
+            "evals": self.evals,
+        }
+
+    def restore(self, state: dict, source: str) -> None:
+        saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
+        now = {k: v for k, v in _config_dict(self.cfg).items() if k not in RESUMABLE_CHANGES}
+        diffs = [f"{k} {saved.get(k)!r} vs {now[k]!r}" for k in now if saved.get(k) != now[k]]
+        if diffs:
+            raise LogoError(
+                f"{source}: checkpoint of another configuration ({'; '.join(diffs)}); "
+                "pass --no-resume to start over"
+            )
+        self.nets.load_state_dict(state["nets"])
+        self.opt.load_state_dict(state["optimiser"])
+        self.step = int(state["step"])
+        self.gen.set_state(state["cql_generator"])
+        self.evals = list(state["evals"])
+        self.rollout_rng_state = state["rollout_rng_at_refresh"]
+        self.rollout_policy = state["rollout_policy"]
+        self._sampler_state = state["sampler_rng"]
+        self._rollout_rng_final = state["rollout_rng"]
+
+
+def _read_metrics(path: Path, up_to: int) -> list[str]:
+    """Lines of metrics.jsonl up to a step: a resumed run drops what came after its checkpoint."""
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to]
+
+
+@dataclass
+class TrainPolicyResult:
+    out: Path
+    steps: int
+    resumed_from: int  # the checkpoint step this session started from (0: a fresh run)
+    steps_per_s: float  # gradient steps (sampling included) per second of update time, this session
+    c: float | None
+    final: dict  # losses of the last logged step
+    evals: list[dict]
+    manifest: dict
+
+
+def _synthetic(t: _Trainer, state: dict | None) -> tuple[Transitions | None, np.ndarray | None, dict]:
+    """The synthetic data the run starts (or resumes) with, and where it came from."""
+    from logo_cli.stages.rollout import load_model_run
+
+    cfg = t.cfg
+    if cfg.mode == "real-only":
+        return None, None, {"kind": "none"}
+    if cfg.synthetic is not None:
+        from logo_cli.data.zarr_store import open_synthetic
+
+        buf = open_synthetic(cfg.synthetic)
+        t.dims.check_same(buf.dims, f"{cfg.synthetic} vs {cfg.data}")
+        return buf.transitions(), buf.uncertainty, {"kind": "buffer", "path": str(cfg.synthetic)}
+    assert cfg.model is not None
+    mr = load_model_run(cfg.model, cfg.device)
+    t.dims.check_same(mr.model.dims, f"model {cfg.model} vs {cfg.data}")
+    t.model = mr.model
+    info = {"kind": "model", "run": str(cfg.model), "model_kind": mr.kind, "hash": mr.hash}
+    if state is None:
+        syn, unc = t.rollouts(t.first_rollout_policy())
+    else:  # rebuild the buffer in use at the checkpoint: same policy, same RNG state
+        assert t.rollout_rng_state is not None and t.rollout_policy is not None
+        t.rollout_rng.bit_generator.state = t.rollout_rng_state
+        syn, unc = t.rollouts(t.rollout_policy)
+        t.rollout_rng.bit_generator.state = t._rollout_rng_final
+    return syn, unc, info
+
+
+def _evaluate(t: _Trainer, env) -> dict:
+    from logo_cli.stages.evaluate import run_episodes
+
+    res = run_episodes(env, t.policy(), t.cfg.eval_episodes, seed=t.cfg.seed + t.step, greedy=True)
+    keep = ("win_rate", "win_rate_ci95", "return_mean", "return_ci95", "length_mean", "episodes")
+    return {"step": t.step, **{k: res[k] for k in keep}}
+
+
+def _open_eval_env(cfg: TrainPolicyConfig, t: _Trainer):
+    if cfg.eval_env is None:
+        return None
+    from logo_cli.envs import make_env
+    from logo_cli.stages.evaluate import env_dims
+
+    env = make_env(cfg.eval_env, num_envs=min(cfg.eval_episodes, 32))
+    env_dims(env.spec).check_same(t.dims, f"--eval-env {cfg.eval_env} vs {cfg.data}")
+    return env
+
+
+def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicyResult:
+    """Train, evaluate and checkpoint; on completion write policy.pt + manifest.json into cfg.out."""
+    from logo_cli.artifacts import load_checkpoint, make_manifest, save_checkpoint, write_json_atomic
+    from logo_cli.policies.torch_policy import save_policy
+
+    wall0 = time.perf_counter()
+    _check_config(cfg)
+    real, data_attrs = _load_data(cfg)
+    work = partial_dir(cfg.out)
+    ckpt = work / CHECKPOINT
+    resuming = cfg.resume and ckpt.is_file()
+    if work.exists() and not resuming:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+    t = _Trainer(cfg, real, progress)
+    state = load_checkpoint(ckpt, cfg.device) if resuming else None
+    if state is not None:
+        if state.get("format") != "logo-train-policy-state":
+            raise LogoError(f"{ckpt}: not a train-policy checkpoint")
+        t.restore(state, str(ckpt))
+    resumed_from = t.step
+    env = _open_eval_env(cfg, t)
+    syn, unc, syn_info = _synthetic(t, state)
+    t.sampler = MixedSampler(
+        real,
+        syn,
+        unc,
+        mode=cfg.mode,
+        synthetic_ratio=cfg.synthetic_ratio,
+        c=state["c"] if state is not None else cfg.c,
+        penalty_lambda=cfg.penalty_lambda,
+        rng=t.sampler_rng,
+        device=cfg.device,
+    )
+    if state is not None:
+        t.sampler.set_state(t._sampler_state)
+
+    metrics_path = work / METRICS
+    lines = _read_metrics(metrics_path, t.step)
+    metrics_path.write_text("".join(line + "\n" for line in lines))
+    timers = {"update_s": 0.0, "eval_s": 0.0, "rollout_s": 0.0}
+    final: dict = {}
+    window_t, window_steps = 0.0, 0
+    with open(metrics_path, "a") as log:
+        while t.step < cfg.steps:
+            t0 = time.perf_counter()
+            parts = t.update()
+            dt = time.perf_counter() - t0
+            timers["update_s"] += dt
+            window_t, window_steps = window_t + dt, window_steps + 1
+            s = t.step
+            if s % cfg.log_every == 0 or s == cfg.steps:
+                final = {k: float(v) for k, v in parts.items()}
+                final["steps_per_s"] = window_steps / max(window_t, 1e-9)
+                window_t, window_steps = 0.0, 0
+                log.write(json.dumps({"step": s, "kind": "train", **final}) + "\n")
+                if progress is not None:
+                    progress("train", s, cfg.steps, final)
+            if t.model is not None and cfg.refresh_every > 0 and s % cfg.refresh_every == 0 and s < cfg.steps:
+                t0 = time.perf_counter()
+                syn, unc = t.rollouts(t.payload(t.agent(), t.mode))
+                t.sampler.set_synthetic(syn, unc)
+                timers["rollout_s"] += time.perf_counter() - t0
+                log.write(json.dumps({"step": s, "kind": "refresh", "synthetic": len(syn)}) + "\n")
+            if env is not None and (s % cfg.eval_every == 0 or s == cfg.steps):
+                t0 = time.perf_counter()
+                t.evals.append(_evaluate(t, env))
+                timers["eval_s"] += time.perf_counter() - t0
+                log.write(json.dumps({"kind": "eval", **t.evals[-1]}) + "\n")
+                if progress is not None:
+                    progress("eval", s, cfg.steps, t.evals[-1])
+            if s % cfg.checkpoint_every == 0 and s < cfg.steps:
+                log.flush()
+                save_checkpoint(ckpt, t.state())
+    if env is not None:
+        env.close()
+
+    done = cfg.steps - resumed_from
+    steps_per_s = done / max(timers["update_s"], 1e-9) if done else 0.0
+    mode = t.mode
+    meta = {"algo": cfg.algo, "stage": "train-policy", "data": str(cfg.data), "steps": cfg.steps}
+    save_policy(work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta)
+    inputs: dict[str, str | Path] = {"data": cfg.data}
+    if syn_info["kind"] == "buffer" and cfg.synthetic is not None:
+        inputs["synthetic"] = cfg.synthetic
+    elif syn_info["kind"] == "model" and cfg.model is not None:
+        inputs["model"] = cfg.model / "model.pt"
+    c_source = None if t.sampler.c is None else ("given" if cfg.c is not None else "0.9 quantile of u")
+    metrics = {"steps_per_s": steps_per_s, "final": final, "final_eval": t.evals[-1] if t.evals else None}
+    extra = {
+        "dims": t.dims.to_dict(),
+        "dataset_attrs": data_attrs,
+        "sampler": {
+            "mode": cfg.mode,
+            "synthetic_ratio": t.sampler.ratio,
+            "c": t.sampler.c,
+            "c_source": c_source,
+            "penalty_lambda": cfg.penalty_lambda,
+        },
+        "synthetic": syn_info,
+        "policy": {"file": "policy.pt", "mode": mode, "algo": cfg.algo},
+        "evals": t.evals,
+        "timers": timers,
+        "resumed_from": resumed_from,
+    }
+    manifest = make_manifest(
+        "train-policy",
+        _config_dict(cfg),
+        inputs,
+        cfg.seed,
+        metrics,
+        extra,
+        wall_time_s=time.perf_counter() - wall0,
+    )
+    write_json_atomic(work / "manifest.json", manifest)
+    ckpt.unlink(missing_ok=True)
+    if cfg.out.exists():  # --overwrite was checked up front
+        shutil.rmtree(cfg.out) if cfg.out.is_dir() else cfg.out.unlink()
+    work.rename(cfg.out)
+    return TrainPolicyResult(
+        cfg.out, cfg.steps, resumed_from, steps_per_s, t.sampler.c, final, t.evals, manifest
+    )
