@@ -22,7 +22,7 @@ DEFAULT_WEIGHTS = {
     "w_obs": 1.0,  # next-obs Gaussian NLL
     "w_reward": 1.0,  # normalised reward MSE
     "w_term": 1.0,  # termination BCE
-    "w_avail": 0.5,  # next-available-action BCE
+    "w_avail": 1.0,  # next-available-action BCE
 }
 
 

@@ -26,7 +26,7 @@ DEFAULT_WEIGHTS = {
     "w_state": 1.0,  # deductive next-state Gaussian NLL (true next obs in)
     "w_reward": 1.0,  # normalised reward MSE
     "w_term": 1.0,  # termination BCE
-    "w_avail": 0.5,  # next-available-action BCE
+    "w_avail": 1.0,  # next-available-action BCE
     "w_aux": 1.0,  # auxiliary state encoder MSE
     "w_reg": 0.5,  # predicted next obs through the deductive model -> true next state (MSE)
 }
@@ -43,6 +43,7 @@ class LogoWorldModel(WorldModelBase):
         layers: int = 2,
         dec_layers: int = 1,
         share_local: bool = False,
+        ded_delta: bool = True,
         noop_action: int = 0,
         **weights: float,
     ):
@@ -57,6 +58,7 @@ class LogoWorldModel(WorldModelBase):
             "layers": layers,
             "dec_layers": dec_layers,
             "share_local": bool(share_local),
+            "ded_delta": bool(ded_delta),
             "noop_action": self.noop_action,
             **self.w,
         }
@@ -67,7 +69,8 @@ class LogoWorldModel(WorldModelBase):
         self.local_enc = BatchedMLP(groups, local_in, hidden, layers, latent)
         self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, 2 * o)
         self.local_rec = BatchedLinear(groups, latent, o)
-        ded_in = n * o + s
+        self.ded_delta = bool(ded_delta)
+        ded_in = (2 if ded_delta else 1) * n * o + s
         self.n_avail_out = n * dims.n_actions if dims.discrete else 0
         self.ded_enc = BatchedMLP(1, ded_in, hidden, layers, latent)
         self.ded_dec = BatchedMLP(1, latent, hidden, dec_layers, 2 * s + 2 + self.n_avail_out)
@@ -86,10 +89,14 @@ class LogoWorldModel(WorldModelBase):
         mean, logvar = self.local_dec(z).chunk(2, dim=-1)
         return z, mean, soft_clamp(logvar, LOGVAR_MIN, LOGVAR_MAX)
 
-    def _deduce(self, nobs_n: torch.Tensor, state_n: torch.Tensor):
+    def _deduce(self, nobs_n: torch.Tensor, dobs_n: torch.Tensor, state_n: torch.Tensor):
         """-> latent, ded input, next-state-delta mean/log-var [B,S], reward [B], term logit [B],
-        next-available logits [B,N,A] (an empty last axis for continuous actions)."""
-        x = torch.cat([nobs_n.flatten(1), state_n], dim=-1)
+        next-available logits [B,N,A] (an empty last axis for continuous actions).
+
+        With `ded_delta` the input also holds the normalised obs changes: the next state's change is
+        then a well-conditioned function of them, instead of a small difference of large values."""
+        parts = [nobs_n.flatten(1), dobs_n.flatten(1)] if self.ded_delta else [nobs_n.flatten(1)]
+        x = torch.cat([*parts, state_n], dim=-1)
         zd = self.ded_enc(x)
         h = self.ded_dec(zd)
         s = self.dims.state_dim
@@ -114,14 +121,14 @@ class LogoWorldModel(WorldModelBase):
             "pred": gaussian_nll(mean, logvar, t["dobs_n"]),
             "rec_local": F.mse_loss(self.local_rec(z), t["obs_n"]),
         }
-        zd, ded_x, smean, slogvar, reward, term, avail = self._deduce(t["nobs_n"], t["state_n"])
+        zd, ded_x, smean, slogvar, reward, term, avail = self._deduce(t["nobs_n"], t["dobs_n"], t["state_n"])
         parts["state"] = gaussian_nll(smean, slogvar, t["dstate_n"])
         parts["rec_ded"] = F.mse_loss(self.ded_rec(zd), ded_x)
         parts.update(self.head_losses(reward, term, avail, t))
         parts["aux"] = F.mse_loss(self._aux(z, t["state_n"]), t["dstate_n"])
         # Regulariser: the local models' predicted next obs must also deduce the true next state.
         pred_nobs_n = self._next_obs_n(batch["obs"].float(), mean)
-        parts["reg"] = F.mse_loss(self._deduce(pred_nobs_n, t["state_n"])[2], t["dstate_n"])
+        parts["reg"] = F.mse_loss(self._deduce(pred_nobs_n, mean, t["state_n"])[2], t["dstate_n"])
         weight = {
             "pred": w["w_pred"],
             "rec_local": w["w_rec"],
@@ -155,7 +162,9 @@ class LogoWorldModel(WorldModelBase):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             dobs_n = mean + noise * torch.exp(0.5 * logvar)
         next_obs = obs + self.norm_dobs.denormalize(dobs_n)
-        _, _, smean, slogvar, reward, term, avail_logits = self._deduce(self.norm_obs(next_obs), state_n)
+        _, _, smean, slogvar, reward, term, avail_logits = self._deduce(
+            self.norm_obs(next_obs), dobs_n, state_n
+        )
         dstate_n = smean
         if sample:
             noise = torch.randn(smean.shape, generator=generator, device=smean.device, dtype=smean.dtype)
