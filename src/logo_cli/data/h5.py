@@ -25,7 +25,7 @@ from logo_cli.data.layout import (
     split_episodes,
 )
 from logo_cli.data.transitions import Dims, Transitions, episodes_to_transitions
-from logo_cli.data.validate import EpisodeStats, Layout, check_structure, scan_episodes
+from logo_cli.data.validate import EpisodeStats, Layout, check_structure, chunk_episodes_for, scan_episodes
 from logo_cli.errors import LogoError
 
 __all__ = [
@@ -178,11 +178,15 @@ class OfflineDataset:
             filled=arr["filled"],
         )
 
-    def iter_transitions(self, episodes: np.ndarray | None = None, chunk_episodes: int = 256):
-        """Transitions of `episodes` (default: all), yielded per chunk of episodes, in the order given."""
+    def iter_transitions(self, episodes: np.ndarray | None = None, chunk_episodes: int | None = None):
+        """Transitions of `episodes` (default: all), yielded per chunk of episodes, in the order given.
+
+        chunk_episodes None sizes chunks to about 32 MB of rows (validate.CHUNK_BYTES).
+        """
         order = np.arange(self.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
         keys = self._keys(with_probs=False)
-        for lo in range(0, len(order), max(1, chunk_episodes)):
+        chunk_episodes = max(1, chunk_episodes or chunk_episodes_for(self.layout))
+        for lo in range(0, len(order), chunk_episodes):
             arr = self._read(keys, order[lo : lo + chunk_episodes])
             yield episodes_to_transitions(
                 arr["state"],
@@ -194,7 +198,9 @@ class OfflineDataset:
                 arr["filled"],
             )
 
-    def transitions(self, episodes: np.ndarray | None = None, chunk_episodes: int = 256) -> Transitions:
+    def transitions(
+        self, episodes: np.ndarray | None = None, chunk_episodes: int | None = None
+    ) -> Transitions:
         """All transitions of `episodes` in one batch, filled chunk by chunk into preallocated arrays."""
         order = np.arange(self.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
         total = int(self.lengths[order].sum()) if order.size else 0
@@ -229,7 +235,7 @@ def _read_rows(ds: h5py.Dataset, sel: np.ndarray) -> np.ndarray:
     """Rows `sel` (sorted, unique) of a dataset, one h5py read per contiguous run.
 
     A dense selection (spanning at most twice its size) is read as one slice and subset in memory,
-    which beats many small reads; h5py's list indexing is avoided because it is slow for long lists.
+    which beats many small reads; plain slices also keep h5py on its fast contiguous-read path.
     """
     lo, hi = int(sel[0]), int(sel[-1]) + 1
     if hi - lo == sel.size:
