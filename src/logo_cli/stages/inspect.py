@@ -21,7 +21,7 @@ from logo_cli.errors import LogoError
 @dataclass(frozen=True)
 class InspectConfig:
     path: Path = field(
-        metadata={"help": "Artifact to describe: an .h5 dataset or a folder of part_*.h5 files."}
+        metadata={"help": "Artifact to describe (a dataset, or any kind registered in DESCRIBERS)."}
     )
 
 
