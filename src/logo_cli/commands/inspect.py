@@ -13,7 +13,7 @@ from logo_cli.commands._common import err, out, print_json, user_errors
 def command(
     path: Path = typer.Argument(
         ...,
-        help="Artifact to describe: an .h5 dataset, a folder of part_*.h5 files, or another artifact logo writes.",
+        help="Artifact to describe: an .h5 dataset, a folder of part_*.h5 files, or another logo artifact.",
         show_default=False,
     ),
     json_output: bool = typer.Option(
