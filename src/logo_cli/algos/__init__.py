@@ -1,0 +1,1 @@
+"""Losses and update steps as functions of (networks, batch)."""

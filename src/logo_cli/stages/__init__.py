@@ -1,0 +1,1 @@
+"""Pipeline stages: run(config, progress) -> result; no printing, no Typer."""
