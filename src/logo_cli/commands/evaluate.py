@@ -48,10 +48,12 @@ def command(
         device=resolve_device(device),
     )
     with progress_bar() as bar:
-        task = bar.add_task("evaluate (episodes)", total=episodes, info="")
+        tasks: list[int] = []  # created on the first report, so an early error prints alone
 
         def progress(done: int, total: int, info: dict) -> None:
-            bar.update(task, completed=done, info=f"{info['wins']} wins")
+            if not tasks:
+                tasks.append(bar.add_task("evaluate (episodes)", total=total, info=""))
+            bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
 
         result = run(cfg, progress=progress)
     if out_path is not None:

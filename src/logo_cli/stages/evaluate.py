@@ -205,7 +205,7 @@ def run(cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
     env = make_env(cfg.env, num_envs=min(cfg.num_envs, cfg.episodes))
     try:
         if dims is not None:
-            env_dims(env.spec).check_same(dims, f"--policy {cfg.policy} vs --env {cfg.env}")
+            dims.check_same(env_dims(env.spec), f"--policy {cfg.policy} vs --env {cfg.env}")
         result = run_episodes(env, policy, cfg.episodes, cfg.seed, cfg.greedy, progress)
     finally:
         env.close()
