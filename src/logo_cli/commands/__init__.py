@@ -7,4 +7,6 @@ COMMANDS: list[tuple[str, str]] = [
     ("inspect", "inspect"),
     ("rollout", "rollout"),
     ("calibrate", "calibrate"),
+    ("train-policy", "train_policy"),
+    ("evaluate", "evaluate"),
 ]
