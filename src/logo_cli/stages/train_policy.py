@@ -327,29 +327,30 @@ def _open_eval_env(cfg: TrainPolicyConfig, t: _Trainer):
     return env
 
 
-def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicyResult:
-    """Train, evaluate and checkpoint; on completion write policy.pt + manifest.json into cfg.out."""
-    from logo_cli.artifacts import load_checkpoint, make_manifest, save_checkpoint, write_json_atomic
-    from logo_cli.policies.torch_policy import save_policy
-
-    wall0 = time.perf_counter()
-    _check_config(cfg)
-    real, data_attrs = _load_data(cfg)
-    work = partial_dir(cfg.out)
-    ckpt = work / CHECKPOINT
-    resuming = cfg.resume and ckpt.is_file()
-    if work.exists() and not resuming:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+def _train(cfg: TrainPolicyConfig, real: Transitions, work: Path, progress: Progress | None):
+    """Build or restore the trainer, then train to cfg.steps (checkpointing into `work`)."""
+    from logo_cli.artifacts import load_checkpoint
 
     t = _Trainer(cfg, real, progress)
-    state = load_checkpoint(ckpt, cfg.device) if resuming else None
+    ckpt = work / CHECKPOINT
+    state = load_checkpoint(ckpt, cfg.device) if ckpt.is_file() else None
     if state is not None:
         if state.get("format") != "logo-train-policy-state":
             raise LogoError(f"{ckpt}: not a train-policy checkpoint")
         t.restore(state, str(ckpt))
     resumed_from = t.step
     env = _open_eval_env(cfg, t)
+    try:
+        return _loop(t, env, work, state, resumed_from, progress)
+    finally:
+        if env is not None:
+            env.close()
+
+
+def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, progress: Progress | None):
+    from logo_cli.artifacts import save_checkpoint
+
+    cfg, real, ckpt = t.cfg, t.real, work / CHECKPOINT
     syn, unc, syn_info = _synthetic(t, state)
     t.sampler = MixedSampler(
         real,
@@ -402,8 +403,30 @@ def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicy
             if s % cfg.checkpoint_every == 0 and s < cfg.steps:
                 log.flush()
                 save_checkpoint(ckpt, t.state())
-    if env is not None:
-        env.close()
+    return t, resumed_from, final, timers, syn_info
+
+
+def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicyResult:
+    """Train, evaluate and checkpoint; on completion write policy.pt + manifest.json into cfg.out."""
+    from logo_cli.artifacts import make_manifest, write_json_atomic
+    from logo_cli.policies.torch_policy import save_policy
+
+    wall0 = time.perf_counter()
+    _check_config(cfg)
+    real, data_attrs = _load_data(cfg)
+    work = partial_dir(cfg.out)
+    ckpt = work / CHECKPOINT
+    resuming = cfg.resume and ckpt.is_file()
+    if work.exists() and not resuming:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+    try:
+        t, resumed_from, final, timers, syn_info = _train(cfg, real, work, progress)
+    except BaseException:
+        if not ckpt.is_file():  # nothing worth resuming: leave no trace
+            shutil.rmtree(work, ignore_errors=True)
+        raise
 
     done = cfg.steps - resumed_from
     steps_per_s = done / max(timers["update_s"], 1e-9) if done else 0.0
