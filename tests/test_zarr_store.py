@@ -73,6 +73,7 @@ def test_appends_land_in_whole_chunks_and_memory_holds_less_than_one_chunk(tmp_p
         w.append(*make_rows(7, 0))
         assert w.n == 0  # nothing written before a chunk fills
         w.append(*make_rows(25, 1))
+        w.drain()  # the background write of the three full chunks
         assert w.n == 30 and w._pending_rows == 2
         # a second reader sees the consistent prefix while the run is going on
         live = open_synthetic(path, allow_incomplete=True)
@@ -192,3 +193,23 @@ def test_reader_refuses_garbled_buffers_in_one_line(tmp_path, damage, message):
     with pytest.raises(LogoError, match=message) as e:
         open_synthetic(path)
     assert "\n" not in str(e.value)
+
+
+def test_a_failed_background_write_surfaces_and_leaves_the_prefix(tmp_path):
+    path = tmp_path / "buf.zarr"
+    with pytest.raises(OSError, match="disk full"):
+        with SyntheticWriter(path, {}, DIMS, chunk_rows=4) as w:
+            w.append(*make_rows(4, 0))
+            w.drain()
+            real = w._write
+
+            def failing(block):
+                real({k: v[:0] for k, v in block.items()})  # nothing lands
+                raise OSError("disk full")
+
+            w._write = failing
+            w.append(*make_rows(4, 1))  # queued; the error shows at the next drain
+            w.append(*make_rows(4, 2))
+    buf = open_synthetic(path, allow_incomplete=True)
+    assert not buf.complete and buf.n == 4
+    assert "disk full" in buf.attrs["interrupted"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,11 @@ def _compressor():
 class SyntheticWriter:
     """Append synthetic transitions to a new zarr buffer; a context manager.
 
-    On normal exit the remaining rows are written and `complete` becomes true. On an exception
-    (including Ctrl-C) the rows already handed over are still written, `complete` stays false, and the
-    exception propagates.
+    Full chunks are compressed and written by one background thread while the caller produces the
+    next rows (Blosc releases the GIL), with at most one chunk in flight, so memory stays at about
+    two chunks. On normal exit the remaining rows are written and `complete` becomes true. On an
+    exception (including Ctrl-C) the rows already handed over are still written, `complete` stays
+    false, and the exception propagates.
     """
 
     def __init__(
@@ -88,10 +91,12 @@ class SyntheticWriter:
         self.schema = _schema(dims)
         self.attrs = dict(attrs)
         self.overwrite = overwrite
-        self.n = 0  # rows on disk, consistent across arrays
+        self.n = 0  # rows on disk, consistent across arrays (advanced by the writing thread)
         self._pending: list[dict[str, np.ndarray]] = []
         self._pending_rows = 0
         self._group = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: Future | None = None
 
     def __enter__(self) -> SyntheticWriter:
         import zarr
@@ -129,6 +134,7 @@ class SyntheticWriter:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._group = zarr.open_group(self.path, mode="r+")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zarr-writer")
         return self
 
     def append(
@@ -155,34 +161,51 @@ class SyntheticWriter:
     def _flush(self, whole_chunks_only: bool) -> None:
         if not self._pending_rows:
             return
-        joined = {k: np.concatenate([p[k] for p in self._pending]) for k in self.schema}
         rows = self._pending_rows
         take = (rows // self.chunk_rows) * self.chunk_rows if whole_chunks_only else rows
         if take == 0:
             return
+        # Fresh arrays (np.concatenate copies), so the writing thread never shares memory with the caller.
+        joined = {k: np.concatenate([p[k] for p in self._pending]) for k in self.schema}
+        self.drain()  # one chunk in flight at most: bounded memory, and rows land in order
+        assert self._pool is not None
+        self._inflight = self._pool.submit(self._write, {k: v[:take] for k, v in joined.items()})
+        self._pending = [{k: v[take:] for k, v in joined.items()}] if rows > take else []
+        self._pending_rows = rows - take
+
+    def _write(self, block: dict[str, np.ndarray]) -> None:
         for name in self.schema:
             # Whole new chunks only (until the final flush): no read-modify-write of earlier chunks.
-            self._group[name].append(joined[name][:take], axis=0)
-        self.n += take
-        self._group.attrs["n_rows"] = self.n
-        rest = {k: v[take:] for k, v in joined.items()}
-        self._pending = [rest] if rows > take else []
-        self._pending_rows = rows - take
+            self._group[name].append(block[name], axis=0)
+        self.n += len(block["step"])
+        self._group.attrs["n_rows"] = self.n  # only now: every array holds these rows
+
+    def drain(self) -> None:
+        """Wait for the chunk being written, re-raising its error if it failed."""
+        job, self._inflight = self._inflight, None
+        if job is not None:
+            job.result()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._group is None:
             return
-        if exc_type is None:
-            self._flush(whole_chunks_only=False)
-            self._group.attrs.update({"complete": True, "n_rows": self.n})
-            return
-        # Interrupted: keep what was handed over, marked incomplete. A failure here must not mask
-        # the original exception; `n_rows` then still names the last consistent prefix.
+        assert self._pool is not None
         try:
-            self._flush(whole_chunks_only=False)
-        except Exception:
-            pass
-        self._group.attrs.update({"interrupted": f"{exc_type.__name__}: {exc}"[:200]})
+            if exc_type is None:
+                self._flush(whole_chunks_only=False)
+                self.drain()
+                self._group.attrs.update({"complete": True, "n_rows": self.n})
+                return
+            # Interrupted: keep what was handed over, marked incomplete. A failure here must not
+            # mask the original exception; `n_rows` then still names the last consistent prefix.
+            try:
+                self._flush(whole_chunks_only=False)
+                self.drain()
+            except Exception:
+                pass
+            self._group.attrs.update({"interrupted": f"{exc_type.__name__}: {exc}"[:200]})
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 class SyntheticBuffer:
