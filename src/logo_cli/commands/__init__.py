@@ -5,6 +5,7 @@ Add a command by writing `commands/<module>.py` with a function named `command` 
 
 COMMANDS: list[tuple[str, str]] = [
     ("inspect", "inspect"),
+    ("pretrain", "pretrain"),
     ("rollout", "rollout"),
     ("calibrate", "calibrate"),
     ("train-policy", "train_policy"),

@@ -1,0 +1,140 @@
+"""`logo pretrain`: fit a world model (LOGO or a baseline) to an offline dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+
+
+def default_out(data: Path, model: str, seed: int) -> Path:
+    stem = data.name.removesuffix(".h5").removesuffix(".hdf5") if data.is_file() else data.name
+    return Path("runs") / "pretrain" / f"{stem}-{model}-s{seed}"
+
+
+@user_errors
+def command(
+    data: Path = typer.Option(
+        ..., "--data", help="Offline dataset: a canonical .h5 file or a folder of part_*.h5."
+    ),
+    model: str = typer.Option(
+        "logo", "--model", help="World model: logo (local-to-global), global (one MLP) or ensemble (7 MLPs)."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Run directory. Default: runs/pretrain/<dataset stem>-<model>-s<seed>."
+    ),
+    holdout: float = typer.Option(
+        0.1, "--holdout", help="Fraction of episodes held out for early stopping and the final metrics."
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", help="Transitions per training step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    max_epochs: int = typer.Option(
+        100, "--max-epochs", help="Epochs at most; an epoch is ceil(train transitions / batch size) steps."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Training steps at most (default: no limit)."
+    ),
+    patience: int = typer.Option(
+        10, "--patience", help="Stop after this many epochs without a better held-out loss."
+    ),
+    hidden: int = typer.Option(256, "--hidden", help="Hidden width of every network."),
+    latent: int = typer.Option(
+        64, "--latent", help="LOGO only: latent size of the local and deductive autoencoders."
+    ),
+    layers: int = typer.Option(
+        2, "--layers", help="Hidden layers of the LOGO encoders, or of the whole MLP (global, ensemble)."
+    ),
+    share_local: bool = typer.Option(
+        False,
+        "--share-local/--per-agent-local",
+        help="LOGO only: one local model shared by all agents (+ agent id) instead of one per agent.",
+    ),
+    members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
+    elites: int = typer.Option(
+        5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
+    ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    seed: int = typer.Option(
+        0, "--seed", help="Seeds the model init, the held-out split and the minibatches."
+    ),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue an unfinished run found in the run directory."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard any run in the run directory and start afresh."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON on stdout."),
+) -> None:
+    """Train a world model with an episode-wise held-out split and early stopping.
+
+    Rerunning the same command on an unfinished run directory resumes it (Ctrl-C saves first).
+    """
+    from logo_cli.artifacts import resolve_device
+    from logo_cli.errors import LogoError
+    from logo_cli.stages.pretrain import PretrainConfig, run
+
+    kinds: tuple[Literal["logo", "global", "ensemble"], ...] = ("logo", "global", "ensemble")
+    if model not in kinds:
+        raise LogoError(f"--model {model}: expected one of {', '.join(kinds)}")
+    cfg = PretrainConfig(
+        data=data,
+        out=out_dir if out_dir is not None else default_out(data, model, seed),
+        model=model,
+        holdout=holdout,
+        batch_size=batch_size,
+        lr=lr,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        patience=patience,
+        hidden=hidden,
+        latent=latent,
+        layers=layers,
+        share_local=share_local,
+        members=members,
+        elites=elites,
+        seed=seed,
+        device=resolve_device(device),
+        resume=resume,
+        overwrite=overwrite,
+    )
+    with progress_bar() as bar:
+        task = bar.add_task(f"pretrain {model}", total=None, info="")
+
+        def progress(step: int, total: int, info: dict) -> None:
+            text = f"loss {info['loss']:.4g}, {info['steps_per_s']:.0f} steps/s"
+            if "heldout" in info:
+                text += f", held-out {info['heldout']:.4g} (best {info['best']:.4g})"
+            bar.update(task, completed=step, total=total, info=text)
+
+        result = run(cfg, progress=progress)
+    if result.resumed_from is not None:
+        err.print(f"resumed {result.out} from step {result.resumed_from}", soft_wrap=True, highlight=False)
+    m = result.metrics
+    if as_json:
+        print_json({"out": str(result.out), "kind": result.kind, **m})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"pretrain {result.kind} -> {result.out}", show_header=False)
+    rows = [
+        ("parameters", f"{m['parameters']:,}"),
+        (
+            "steps (best at)",
+            f"{m['train_steps']:,} ({m['best_step']:,}){' early-stopped' if m['stopped_early'] else ''}",
+        ),
+        ("train steps/s", f"{m['train_steps_per_s']:.1f}"),
+        (f"{m['metrics_on']} transitions", f"{m['n_heldout']:,}"),
+        ("next-state RMSE raw / norm", f"{m['next_state_rmse']:.4g} / {m['next_state_rmse_norm']:.4g}"),
+        ("  no-change predictor (norm)", f"{m['no_change_state_rmse_norm']:.4g}"),
+        ("next-obs RMSE raw / norm", f"{m['next_obs_rmse']:.4g} / {m['next_obs_rmse_norm']:.4g}"),
+        ("reward MAE", f"{m['reward_mae']:.4g}"),
+        ("termination accuracy", f"{m['termination_accuracy']:.4f}"),
+        ("avail-action accuracy", f"{m['avail_accuracy']:.4f}"),
+        ("uncertainty Spearman vs error", f"{m['uncertainty_spearman']:.3f}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)

@@ -1,0 +1,337 @@
+"""Pretrain: fit a world model (LOGO, global or ensemble) to an offline dataset.
+
+Episode-wise held-out split, Adam on minibatches drawn with replacement, an evaluation every epoch
+(ceil(train transitions / batch size) steps) with early stopping on the held-out loss, and the whole
+trainer state in `checkpoint.pt` after every evaluation (and on Ctrl-C), so rerunning the same
+command resumes. A finished run holds `model.pt` (best weights, world_model_payload format) and
+`manifest.json`, written last: its presence is what marks the run finished.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from logo_cli.artifacts import (
+    MANIFEST,
+    file_hash,
+    load_checkpoint,
+    make_manifest,
+    save_checkpoint,
+    write_json_atomic,
+)
+from logo_cli.data.transitions import Dims
+from logo_cli.errors import LogoError
+
+CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+STATE_FORMAT = "logo-pretrain-state"
+# Options that may change when a run is resumed (budget and placement); any other change is refused.
+RESUMABLE = {"out", "max_epochs", "max_steps", "patience", "device", "resume", "overwrite"}
+
+# progress(step, total_steps, info): after every few train steps and after each evaluation.
+Progress = Callable[[int, int, dict], None]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    data: Path  # offline dataset (.h5 file or folder of part_*.h5)
+    out: Path  # run directory (checkpoint.pt while training; model.pt + manifest.json when done)
+    model: str = "logo"  # world model kind: logo, global or ensemble
+    holdout: float = 0.1  # fraction of episodes held out for early stopping and metrics
+    batch_size: int = 256  # transitions per Adam step
+    lr: float = 1e-3  # Adam learning rate
+    max_epochs: int = 100  # epochs at most (an epoch = ceil(train transitions / batch size) steps)
+    max_steps: int | None = None  # train steps at most (None: only max_epochs bounds training)
+    patience: int = 10  # evaluations without held-out improvement before stopping
+    hidden: int = 256  # hidden width of every network
+    latent: int = 64  # LOGO latent size (local and deductive autoencoders)
+    layers: int = 2  # hidden layers of encoders (LOGO) or of the whole MLP (global, ensemble)
+    share_local: bool = False  # LOGO: one shared local network + agent id instead of one per agent
+    members: int = 7  # ensemble members
+    elites: int = 5  # ensemble elites (best held-out members, used for prediction)
+    eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
+    seed: int = 0  # model init, split and minibatches
+    device: str = "cpu"  # resolved torch device
+    resume: bool = True  # continue an unfinished run found in `out`
+    overwrite: bool = False  # start `out` afresh even if it holds a run
+
+
+@dataclass
+class PretrainResult:
+    out: Path
+    kind: str
+    metrics: dict
+    steps: int
+    best_step: int
+    stopped_early: bool
+    resumed_from: int | None  # the step a resumed run continued from
+
+
+def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
+    """The build_world_model hparams this config means for its kind."""
+    hp: dict = {"hidden": cfg.hidden, "layers": cfg.layers, "noop_action": noop_action}
+    if cfg.model == "logo":
+        hp.update(latent=cfg.latent, share_local=cfg.share_local)
+    elif cfg.model == "ensemble":
+        hp.update(members=cfg.members, elites=cfg.elites)
+    return hp
+
+
+def _check(cfg: PretrainConfig) -> None:
+    if cfg.model not in ("logo", "global", "ensemble"):
+        raise LogoError(f"--model {cfg.model}: expected logo, global or ensemble")
+    if not 0.0 <= cfg.holdout < 1.0:
+        raise LogoError(f"--holdout {cfg.holdout}: must lie in [0, 1)")
+    for name in (
+        "batch_size",
+        "max_epochs",
+        "patience",
+        "hidden",
+        "latent",
+        "layers",
+        "members",
+        "eval_size",
+    ):
+        if getattr(cfg, name) < 1:
+            raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise LogoError(f"--max-steps {cfg.max_steps}: must be at least 1")
+    if not 1 <= cfg.elites <= cfg.members:
+        raise LogoError(f"--elites {cfg.elites}: must lie in 1..--members ({cfg.members})")
+    if cfg.lr <= 0:
+        raise LogoError(f"--lr {cfg.lr}: must be positive")
+
+
+def _prepare_out(cfg: PretrainConfig) -> dict | None:
+    """Decide fresh start vs resume; returns the checkpoint to resume from, or None."""
+    out = cfg.out
+    if out.exists() and not out.is_dir():
+        raise LogoError(f"{out}: exists and is not a directory")
+    is_run = out.is_dir() and ((out / CHECKPOINT).exists() or (out / MANIFEST).exists())
+    if out.is_dir() and any(out.iterdir()) and not is_run:
+        raise LogoError(f"{out}: not empty and not a pretrain run; refusing to write into it")
+    if cfg.overwrite:
+        if is_run:
+            shutil.rmtree(out)
+        return None
+    if (out / MANIFEST).exists():
+        raise LogoError(f"{out}: a finished pretrain run (pass --overwrite to train again)")
+    if not (out / CHECKPOINT).exists():
+        return None
+    if not cfg.resume:
+        raise LogoError(
+            f"{out}: holds an unfinished run (pass --resume to continue or --overwrite to restart)"
+        )
+    state = load_checkpoint(out / CHECKPOINT)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise LogoError(f"{out / CHECKPOINT}: not a pretrain checkpoint")
+    return state
+
+
+def _check_resume(state: dict, cfg: PretrainConfig, dims: Dims, data_hash: str) -> None:
+    Dims.from_dict(state["dims"]).check_same(dims, f"--data {cfg.data} vs the run in {cfg.out}")
+    if state["data_hash"] != data_hash:
+        raise LogoError(f"--data {cfg.data}: not the dataset the run in {cfg.out} was started on")
+    old = state["config"]
+    for f in fields(cfg):
+        if f.name in RESUMABLE or f.name == "data":
+            continue
+        new = str(getattr(cfg, f.name))
+        if str(old.get(f.name)) != new:
+            raise LogoError(
+                f"--{f.name.replace('_', '-')} {new}: the run in {cfg.out} used {old.get(f.name)} "
+                "(use the same options, or --overwrite to restart)"
+            )
+
+
+def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult:
+    from logo_cli.algos.world_model_train import draw_batch, heldout_loss, heldout_metrics, train_step
+    from logo_cli.data.h5 import open_dataset, split_episodes
+    from logo_cli.models.ensemble_model import EnsembleModel
+    from logo_cli.models.layers import param_count
+    from logo_cli.models.world_model import build_world_model, world_model_payload
+
+    _check(cfg)
+    if not cfg.data.exists():
+        raise LogoError(f"--data {cfg.data}: no such file or folder")
+    started = time.perf_counter()
+    with open_dataset(cfg.data) as ds:
+        dims = ds.dims
+        noop = int(ds.attrs.get("noop_action", 0) or 0) if dims.discrete else 0
+        train_ep, hold_ep = split_episodes(ds.n_episodes, cfg.holdout, cfg.seed)
+        train, hold = ds.transitions(train_ep), ds.transitions(hold_ep)
+    if len(train) == 0:
+        raise LogoError(f"--data {cfg.data}: no training transitions")
+    data_hash = file_hash(cfg.data)
+    state = _prepare_out(cfg)
+    if state is not None:
+        _check_resume(state, cfg, dims, data_hash)
+
+    dev = cfg.device
+    tr, ho = train.to_torch(dev), hold.to_torch(dev)
+    eval_idx = np.random.default_rng(cfg.seed).permutation(len(hold))[: cfg.eval_size]
+    ho_eval = {k: v[torch.as_tensor(eval_idx, device=dev)] for k, v in ho.items()} if len(hold) else ho
+    hparams = model_hparams(cfg, noop)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        model = build_world_model(cfg.model, dims, **hparams)
+    model.fit_normalizers(train.to_torch())
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = (
+        per_epoch * cfg.max_epochs
+        if cfg.max_steps is None
+        else min(cfg.max_steps, per_epoch * cfg.max_epochs)
+    )
+    t = {"step": 0, "best_score": math.inf, "best_step": 0, "bad_evals": 0, "train_seconds": 0.0}
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    history: list[dict] = []
+    resumed_from = None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        t.update(state["trainer"])
+        best_state = state["best_state"]
+        history = list(state["history"])
+        resumed_from = t["step"]
+
+    def save_state() -> None:
+        save_checkpoint(
+            cfg.out / CHECKPOINT,
+            {
+                "format": STATE_FORMAT,
+                "version": 1,
+                "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                "dims": dims.to_dict(),
+                "data_hash": data_hash,
+                "kind": cfg.model,
+                "hparams": hparams,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "trainer": dict(t),
+                "best_state": best_state,
+                "history": history,
+            },
+        )
+
+    def evaluate(train_loss: float) -> None:
+        nonlocal best_state
+        if len(hold):
+            score, member = heldout_loss(model, ho_eval)
+            if member is not None and isinstance(model, EnsembleModel):
+                model.set_elites(torch.tensor(member))
+        else:  # nothing held out: keep the latest weights
+            score, member = -float(t["step"]), None
+        history.append({"step": t["step"], "train_loss": train_loss, "heldout_loss": score})
+        if score < t["best_score"] - 1e-4:
+            t.update(best_score=score, best_step=t["step"], bad_evals=0)
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            t["bad_evals"] += 1
+        save_state()
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    running, n_running, tick = 0.0, 0, time.perf_counter()
+    with _deferred_sigint() as sigint:
+        try:
+            while t["step"] < total and t["bad_evals"] < cfg.patience:
+                if sigint.requested:  # only between steps, so the saved state is a consistent one
+                    raise KeyboardInterrupt
+                parts = train_step(model, opt, draw_batch(tr, cfg.batch_size, gen))
+                t["step"] += 1
+                running, n_running = running + parts["loss"], n_running + 1
+                if t["step"] % per_epoch == 0 or t["step"] == total:
+                    t["train_seconds"] += time.perf_counter() - tick
+                    evaluate(running / n_running)
+                    running, n_running, tick = 0.0, 0, time.perf_counter()
+                if progress is not None and (t["step"] % 10 == 0 or n_running == 0):
+                    busy = t["train_seconds"] + time.perf_counter() - tick
+                    info = {"loss": parts["loss"], "steps_per_s": t["step"] / max(busy, 1e-9)}
+                    if history:
+                        info.update(heldout=history[-1]["heldout_loss"], best=t["best_score"])
+                    progress(t["step"], total, info)
+        except KeyboardInterrupt:
+            if not sigint.forced:
+                if n_running:
+                    t["train_seconds"] += time.perf_counter() - tick
+                save_state()  # resume continues from this exact step
+            raise
+    stopped_early = t["bad_evals"] >= cfg.patience
+
+    model.load_state_dict(best_state)
+    metrics = heldout_metrics(model, ho if len(hold) else tr)
+    metrics.update(
+        {
+            "metrics_on": "heldout" if len(hold) else "train",
+            "heldout_loss": t["best_score"] if len(hold) else None,
+            "parameters": param_count(model),
+            "train_steps": t["step"],
+            "best_step": t["best_step"],
+            "train_steps_per_s": t["step"] / max(t["train_seconds"], 1e-9),
+            "n_train": len(train),
+            "stopped_early": stopped_early,
+        }
+    )
+    if isinstance(model, EnsembleModel):
+        metrics["elites"] = model.elite_idx.tolist()
+    meta = {"data": str(cfg.data), "data_hash": data_hash, "step": t["step"], "best_step": t["best_step"]}
+    save_checkpoint(cfg.out / MODEL, world_model_payload(model, meta))
+    manifest = make_manifest(
+        "pretrain",
+        cfg,
+        inputs={"data": cfg.data},
+        seed=cfg.seed,
+        metrics=metrics,
+        extra={
+            "kind": cfg.model,
+            "dims": dims.to_dict(),
+            "hparams": hparams,
+            "split": {"train_episodes": len(train_ep), "heldout_episodes": len(hold_ep)},
+            "history": history,
+        },
+        wall_time_s=time.perf_counter() - started,
+    )
+    write_json_atomic(cfg.out / MANIFEST, manifest)
+    return PretrainResult(cfg.out, cfg.model, metrics, t["step"], t["best_step"], stopped_early, resumed_from)
+
+
+class _Sigint:
+    requested = False  # first Ctrl-C: stop at the next step boundary
+    forced = False  # second Ctrl-C: stop now, without saving a possibly half-updated state
+
+
+@contextmanager
+def _deferred_sigint():
+    """Turn Ctrl-C into a flag checked between train steps, so an interrupt never lands inside an
+    optimiser update (which would checkpoint half-updated weights). Main thread only; elsewhere a
+    no-op."""
+    flag = _Sigint()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame) -> None:
+        if flag.requested:
+            flag.forced = True
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

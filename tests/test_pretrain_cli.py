@@ -1,0 +1,153 @@
+"""`logo pretrain` end to end on a tiny h5 of the toy dynamics, and its one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_models_dynamics import NOOP, episodes
+
+from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest
+from logo_cli.cli import app
+from logo_cli.data.h5 import write_dataset
+from logo_cli.models.world_model import world_model_from_checkpoint
+
+SMALL = ["--hidden", "32", "--latent", "8", "--batch-size", "64", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention on a busy CPU
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pretrain")
+    path = tmp / "toy_medium.h5"
+    write_dataset(path, episodes(40, seed=0), {"map_name": "toy", "quality": "medium", "noop_action": NOOP})
+    other = tmp / "toy4_medium.h5"  # 4 agents: other dims
+    write_dataset(other, episodes(10, n_agents=4, seed=1), {"noop_action": NOOP})
+    return path, other
+
+
+def pretrain(runner, *args: str):
+    return runner.invoke(app, ["pretrain", *args])
+
+
+def one_line_error(res, *fragments: str) -> None:
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error:"), res.stderr
+    assert sum(line.startswith("error:") for line in lines) == 1
+    for fragment in fragments:
+        assert fragment in res.stderr, res.stderr
+
+
+def test_pretrain_logo_writes_model_and_manifest(runner, data, tmp_path):
+    path, _ = data
+    out = tmp_path / "run"
+    res = pretrain(runner, "--data", str(path), "--out", str(out), "--max-epochs", "3", *SMALL, "--json")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout)
+    assert metrics["kind"] == "logo" and metrics["metrics_on"] == "heldout"
+    assert metrics["train_steps"] > 0 and metrics["parameters"] > 0 and metrics["train_steps_per_s"] > 0
+    for key in (
+        "next_state_rmse",
+        "next_state_rmse_norm",
+        "next_obs_rmse",
+        "next_obs_rmse_norm",
+        "reward_mae",
+    ):
+        assert metrics[key] >= 0
+    assert 0 <= metrics["termination_accuracy"] <= 1 and 0 <= metrics["avail_accuracy"] <= 1
+    manifest = read_manifest(out, stage="pretrain")
+    assert manifest["inputs"]["data"]["hash"] == file_hash(path)
+    assert manifest["dims"] == {"n_agents": 3, "obs_dim": 9, "state_dim": 9, "n_actions": 5, "discrete": True}
+    assert manifest["config"]["model"] == "logo" and manifest["hparams"]["noop_action"] == NOOP
+    assert manifest["metrics"]["next_state_rmse"] == metrics["next_state_rmse"]
+    assert len(manifest["history"]) == 3  # one evaluation per epoch
+    payload = load_checkpoint(out / "model.pt")
+    model = world_model_from_checkpoint(payload, "model.pt")
+    assert (
+        model.kind == "logo" and model.noop_action == NOOP and payload["meta"]["data_hash"] == file_hash(path)
+    )
+    assert (out / "checkpoint.pt").exists()
+    # a finished run is never silently retrained
+    again = pretrain(runner, "--data", str(path), "--out", str(out), "--max-epochs", "3", *SMALL)
+    one_line_error(again, "finished pretrain run", "--overwrite")
+    again = pretrain(
+        runner, "--data", str(path), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL, "--json"
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["train_steps"] == 2
+
+
+@pytest.mark.parametrize("kind", ["global", "ensemble"])
+def test_pretrain_baselines_and_default_out(runner, data, tmp_path, monkeypatch, kind):
+    path, _ = data
+    monkeypatch.chdir(tmp_path)
+    extra = ["--members", "3", "--elites", "2"] if kind == "ensemble" else []
+    res = pretrain(
+        runner, "--data", str(path), "--model", kind, "--max-steps", "12", "--seed", "4", *SMALL, *extra
+    )
+    assert res.exit_code == 0, res.output
+    assert "next-state RMSE" in res.stdout
+    out = tmp_path / "runs" / "pretrain" / f"toy_medium-{kind}-s4"
+    manifest = read_manifest(out, stage="pretrain")
+    assert manifest["kind"] == kind and manifest["metrics"]["train_steps"] == 12
+    model = world_model_from_checkpoint(load_checkpoint(out / "model.pt"))
+    if kind == "ensemble":
+        assert len(manifest["metrics"]["elites"]) == 2 == len(model.elite_idx)
+        assert model.elite_idx.tolist() == manifest["metrics"]["elites"]
+
+
+def test_pretrain_refuses_bad_inputs_in_one_line(runner, data, tmp_path):
+    path, other = data
+    one_line_error(
+        pretrain(runner, "--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r")), "nope.h5"
+    )
+    one_line_error(
+        pretrain(runner, "--data", str(path), "--model", "mlp", "--out", str(tmp_path / "r")), "--model"
+    )
+    one_line_error(
+        pretrain(runner, "--data", str(path), "--holdout", "1.5", "--out", str(tmp_path / "r")), "--holdout"
+    )
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    one_line_error(
+        pretrain(runner, "--data", str(path), "--out", str(busy), "--overwrite"), "not a pretrain run"
+    )
+    assert (busy / "notes.txt").read_text() == "mine"
+
+
+def test_resume_refuses_other_dims_data_or_options(runner, data, tmp_path):
+    from logo_cli.stages.pretrain import CHECKPOINT, PretrainConfig, run
+
+    path, other = data
+    out = tmp_path / "run"
+    cfg = PretrainConfig(data=path, out=out, hidden=32, latent=8, batch_size=64, max_steps=40)
+
+    def stop(step, total, info):
+        if step >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, progress=stop)
+    assert (out / CHECKPOINT).exists() and not (out / "manifest.json").exists()
+    base = ["--out", str(out), *SMALL, "--max-steps", "40"]
+    one_line_error(pretrain(runner, "--data", str(other), *base), "dims do not match", "n_agents 3 vs 4")
+    copy = tmp_path / "copy.h5"
+    write_dataset(copy, episodes(40, seed=7), {"noop_action": NOOP})
+    one_line_error(pretrain(runner, "--data", str(copy), *base), "not the dataset")
+    one_line_error(pretrain(runner, "--data", str(path), *base, "--lr", "0.01"), "--lr 0.01", "used 0.001")
+    one_line_error(pretrain(runner, "--data", str(path), *base, "--no-resume"), "unfinished run")
+    # the same command resumes, and may extend the budget
+    res = pretrain(runner, "--data", str(path), *[a if a != "40" else "45" for a in base], "--json")
+    assert res.exit_code == 0, res.output
+    assert f"resumed {out} from step 10" in " ".join(res.stderr.split())
+    assert json.loads(res.stdout)["train_steps"] == 45
