@@ -1,0 +1,136 @@
+"""Policy-learning speed: MACQL and BC gradient steps per second, sampler included.
+
+Builds random transitions with SMAX dims (3m: N=3, O=75, S=72, A=8; 5m_vs_6m: N=5, O=140, S=132,
+A=11), then times `MixedSampler.sample` + `macql_update` (QMIX mixer, CQL term over sampled joint
+actions) and `bc_loss` steps, for a few torch thread counts, real-only and half-synthetic batches.
+Writes benchmarks/results/policy_speed.json and prints a markdown table. On a shared CPU the figures
+are noisy: each configuration is timed `--repeats` times and the best is kept.
+
+    python benchmarks/policy_speed.py [--steps 200] [--batch-size 256] [--threads 1 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from logo_cli.algos.bc import bc_loss
+from logo_cli.algos.macql import MacqlConfig, MacqlNets, macql_update
+from logo_cli.data.sampler import MixedSampler
+from logo_cli.data.transitions import Transitions
+from logo_cli.models.agent_net import AgentNet
+
+MAPS = {"3m": (3, 75, 72, 8), "5m_vs_6m": (5, 140, 132, 11)}
+RESULTS = Path(__file__).parent / "results" / "policy_speed.json"
+
+
+def random_transitions(n: int, dims: tuple[int, int, int, int], seed: int) -> Transitions:
+    na, od, sd, a = dims
+    rng = np.random.default_rng(seed)
+    avail = rng.random((n, na, a)) < 0.7
+    avail[..., 0] = True
+    acts = np.where(avail, rng.random((n, na, a)), -1).argmax(-1)
+    return Transitions(
+        state=rng.standard_normal((n, sd), dtype=np.float32),
+        obs=rng.standard_normal((n, na, od), dtype=np.float32),
+        actions=acts.astype(np.int64),
+        avail_actions=avail,
+        reward=rng.random(n, dtype=np.float32),
+        terminated=rng.random(n) < 0.02,
+        next_state=rng.standard_normal((n, sd), dtype=np.float32),
+        next_obs=rng.standard_normal((n, na, od), dtype=np.float32),
+        next_avail_actions=avail,
+    )
+
+
+def time_steps(step, n: int) -> float:
+    for _ in range(10):  # warm-up: allocator, Adam state
+        step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return n / (time.perf_counter() - t0)
+
+
+def make_step(algo: str, dims: tuple[int, int, int, int], sampler: MixedSampler, args) -> Callable[[], None]:
+    """One gradient step (batch sampling included) of a freshly initialised learner."""
+    torch.manual_seed(0)
+    if algo == "macql":
+        nets = MacqlNets(sampler.dims).to(args.device)
+        opt = torch.optim.Adam(nets.online_parameters(), lr=5e-4)
+        cfg = MacqlConfig(cql_samples=args.cql_samples)
+        gen = torch.Generator(device=args.device).manual_seed(0)
+        counter = [0]
+
+        def macql_step() -> None:
+            counter[0] += 1
+            macql_update(nets, opt, sampler.sample(args.batch_size), cfg, counter[0], gen)
+
+        return macql_step
+    net = AgentNet(dims[1], dims[0], dims[3]).to(args.device)
+    bc_opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def bc_step() -> None:
+        loss = bc_loss(net, sampler.sample(args.batch_size))
+        bc_opt.zero_grad()
+        loss.backward()
+        bc_opt.step()
+
+    return bc_step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--cql-samples", type=int, default=32)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    rows = []
+    for name, dims in MAPS.items():
+        real = random_transitions(50_000, dims, 0)
+        syn = random_transitions(50_000, dims, 1)
+        unc = np.random.default_rng(2).random(len(syn))
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for algo, mode in (("macql", "real-only"), ("macql", "weight"), ("bc", "real-only")):
+                sampler = MixedSampler(
+                    real, syn, unc, mode=mode, rng=np.random.default_rng(0), device=args.device
+                )
+                step = make_step(algo, dims, sampler, args)
+                best = max(time_steps(step, args.steps) for _ in range(args.repeats))
+                rows.append({"map": name, "algo": algo, "mode": mode, "threads": threads,
+                             "batch_size": args.batch_size, "steps_per_s": round(best, 1)})  # fmt: skip
+                print(rows[-1], flush=True)
+
+    result = {
+        "benchmark": "policy_speed",
+        "host": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "torch": torch.__version__,
+        },
+        "device": args.device,
+        "cql_samples": args.cql_samples,
+        "note": "best of repeats; a shared, busy 2-core CPU makes these noisy",
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| map | algo | mode | threads | steps/s |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['map']} | {r['algo']} | {r['mode']} | {r['threads']} | {r['steps_per_s']} |")
+
+
+if __name__ == "__main__":
+    main()
