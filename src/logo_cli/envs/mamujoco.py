@@ -78,7 +78,7 @@ class MaMuJoCoEnv:
                     mamujoco_v1.parallel_env(scenario, conf, agent_obsk=agent_obsk, **kwargs)
                     for _ in range(num_envs)
                 ]
-            except Exception as e:  # the library raises bare Exception / NotImplementedError on bad names
+            except Exception as e:  # the library raises bare exceptions on unknown tasks or confs
                 raise LogoError(f"mamujoco:{task}: not a MaMuJoCo task/agent conf ({e})") from None
 
         env = self._envs[0]
