@@ -153,10 +153,10 @@ class SmaxEnv:
         o, s, av, rew, term, trunc, won, ro, rs, rav = self._jax.device_get(out)
         return EnvStep(
             next=_env_obs(o, s, av),
-            reward=np.asarray(rew, dtype=np.float32),
-            terminated=np.asarray(term, dtype=bool),
-            truncated=np.asarray(trunc, dtype=bool),
-            won=np.asarray(won, dtype=bool),
+            reward=np.array(rew, dtype=np.float32),
+            terminated=np.array(term, dtype=bool),
+            truncated=np.array(trunc, dtype=bool),
+            won=np.array(won, dtype=bool),
             reset=_env_obs(ro, rs, rav),
         )
 
@@ -166,10 +166,11 @@ class SmaxEnv:
 
 
 def _env_obs(obs: np.ndarray, state: np.ndarray, avail: np.ndarray) -> EnvObs:
+    # Copies: arrays that come back from jax are read-only, and callers may write into theirs.
     return EnvObs(
-        obs=np.asarray(obs, dtype=np.float32),
-        state=np.asarray(state, dtype=np.float32),
-        avail_actions=np.asarray(avail, dtype=bool),
+        obs=np.array(obs, dtype=np.float32),
+        state=np.array(state, dtype=np.float32),
+        avail_actions=np.array(avail, dtype=bool),
     )
 
 
