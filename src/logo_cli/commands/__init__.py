@@ -4,6 +4,7 @@ Add a command by writing `commands/<module>.py` with a function named `command` 
 """
 
 COMMANDS: list[tuple[str, str]] = [
+    ("collect", "collect"),
     ("inspect", "inspect"),
     ("pretrain", "pretrain"),
     ("rollout", "rollout"),

@@ -1,0 +1,185 @@
+"""Collect an offline dataset from a simulator, in the canonical h5 layout, at a chosen quality.
+
+Qualities (CFCQL / OG-MARL conventions, drawn from a behaviour ladder, see stages/behaviour.py):
+expert, medium, medium_replay (every training snapshot up to the medium one, equal shares, in
+training order), mixed (half medium then half expert episodes) and random (uniform over available
+actions, no ladder needed). Each source plays its own block of episodes with a seed derived from
+`seed`, so a dataset regenerates exactly from its command line.
+
+Which ladder: `behaviour` when given; else a fresh training when `train_behaviour`; else the default
+runs/behaviour/<env>/ when present; else the ladder shipped in datasets/behaviour/<env>/; else a
+fresh training into the default directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from logo_cli.errors import LogoError
+from logo_cli.stages import behaviour as bh
+from logo_cli.stages.behaviour import Ladder, load_ladder
+
+Quality = Literal["expert", "medium", "medium_replay", "mixed", "random"]
+QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
+SOURCE = "logo-cli collect"
+# progress(phase, done, total, info): phase "train" counts env steps, "collect" counts episodes.
+Progress = Callable[[str, int, int, dict], None]
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    env: str  # simulator, e.g. smax:3m
+    quality: str  # expert, medium, medium_replay, mixed or random
+    episodes: int  # episodes to record
+    out: Path  # the .h5 file to write
+    seed: int = 0  # seeds the simulator and the action sampling
+    num_envs: int = 64  # simulator copies stepped together
+    behaviour: Path | None = None  # ladder directory (None: default, then shipped, then train)
+    stochastic: bool = True  # sample actions from the behaviour policy (False: greedy)
+    overwrite: bool = False  # replace an existing output file
+    train_behaviour: bool = False  # train a fresh ladder first (into `behaviour` or the default dir)
+    train_steps: int = 2_000_000  # env steps of that training
+    device: str = "cpu"  # torch device of the behaviour policy
+    torch_threads: int = 1  # torch CPU threads (small networks: one is fastest on a busy CPU)
+
+
+def check_config(cfg: CollectConfig) -> None:
+    """One-line refusals, before anything slow starts."""
+    if cfg.quality not in QUALITIES:
+        raise LogoError(f"--quality {cfg.quality}: expected one of {', '.join(QUALITIES)}")
+    if cfg.episodes < 1:
+        raise LogoError(f"--episodes {cfg.episodes}: must be at least 1")
+    if cfg.num_envs < 1:
+        raise LogoError(f"--num-envs {cfg.num_envs}: must be at least 1")
+    if cfg.out.suffix not in (".h5", ".hdf5"):
+        raise LogoError(f"--out {cfg.out}: expected a .h5 file name")
+    if cfg.out.exists() and not cfg.overwrite:
+        raise LogoError(f"--out {cfg.out}: already exists (pass --overwrite to replace it)")
+    if cfg.out.is_dir():
+        raise LogoError(f"--out {cfg.out}: is a directory")
+    if (
+        cfg.behaviour is not None
+        and not cfg.train_behaviour
+        and not (cfg.behaviour / bh.LADDER_FILE).is_file()
+    ):
+        raise LogoError(
+            f"--behaviour {cfg.behaviour}: no {bh.LADDER_FILE} there (train one with --train-behaviour)"
+        )
+
+
+def resolve_ladder(cfg: CollectConfig, progress: Progress | None) -> Ladder:
+    if cfg.train_behaviour or (
+        cfg.behaviour is None
+        and not (bh.default_behaviour_dir(cfg.env) / bh.LADDER_FILE).is_file()
+        and bh.shipped_behaviour_dir(cfg.env) is None
+    ):
+        target = cfg.behaviour or bh.default_behaviour_dir(cfg.env)
+        train_cfg = bh.BehaviourConfig(env=cfg.env, seed=cfg.seed, train_steps=cfg.train_steps)
+        on_train = (lambda d, t, info: progress("train", d, t, info)) if progress else None
+        bh.train_ladder(train_cfg, target, on_train)
+        return load_ladder(target, cfg.env)
+    for candidate in (cfg.behaviour, bh.default_behaviour_dir(cfg.env), bh.shipped_behaviour_dir(cfg.env)):
+        if candidate is not None and (candidate / bh.LADDER_FILE).is_file():
+            return load_ladder(candidate, cfg.env)
+    raise LogoError(f"--behaviour: no ladder found for {cfg.env}")  # unreachable by the test above
+
+
+def split_sources(ladder: Ladder | None, quality: str, episodes: int) -> list[tuple[str, int]]:
+    """(snapshot name, episodes) blocks for a quality; 'random' for the uniform policy."""
+    if quality == "random":
+        return [("random", episodes)]
+    assert ladder is not None
+    if quality == "expert":
+        return [(ladder.expert, episodes)]
+    if quality == "medium":
+        return [(ladder.medium, episodes)]
+    if quality == "mixed":
+        return [(ladder.medium, episodes // 2), (ladder.expert, episodes - episodes // 2)]
+    names = ladder.replay_names()
+    shares = np.full(len(names), episodes // len(names))
+    shares[: episodes % len(names)] += 1
+    return [(n, int(k)) for n, k in zip(names, shares, strict=True) if k > 0]
+
+
+def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
+    """Collect and write the dataset; returns its statistics."""
+    import torch
+
+    from logo_cli.data.h5 import DatasetWriter
+    from logo_cli.envs import make_env
+    from logo_cli.policies.random_policy import RandomPolicy
+    from logo_cli.stages.collect_episodes import run_episodes
+
+    check_config(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads)
+    try:
+        env = make_env(cfg.env, num_envs=cfg.num_envs)  # first: a bad --env fails before any training
+        spec = env.spec
+        ladder = None if cfg.quality == "random" else resolve_ladder(cfg, progress)
+        if ladder is not None:
+            ladder.check_env(spec)
+        sources = split_sources(ladder, cfg.quality, cfg.episodes)
+        used = [{"policy": n, "episodes": k, **(ladder.describe(n) if ladder else {})} for n, k in sources]
+        attrs = {
+            "env": cfg.env,
+            "map_name": spec.name.split(":", 1)[1],
+            "quality": cfg.quality,
+            "noop_action": spec.noop_action,
+            "dummy_action": spec.noop_action,
+            "source": SOURCE,
+            "seed": cfg.seed,
+            "stochastic": cfg.stochastic,
+            "behaviour_dir": str(ladder.path) if ladder else "",
+            "behaviour_policy": "+".join(n for n, _ in sources),
+            "behaviour_hash": "+".join(u.get("hash", "") for u in used),
+            "behaviour": used,
+        }
+        t0 = time.time()
+        returns, wins, lengths = [], [], []
+        dims = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "state_dim": spec.state_dim,
+                "n_actions": spec.n_actions, "episode_limit": spec.episode_limit}  # fmt: skip
+        with DatasetWriter(cfg.out, **dims, attrs=attrs) as writer:
+            for i, (name, n_eps) in enumerate(sources):
+                policy = RandomPolicy() if name == "random" else ladder.policy(name, cfg.device)
+                seed = int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0])
+                rng = np.random.default_rng([cfg.seed, i])
+                for fin in run_episodes(env, policy, n_eps, seed, greedy=not cfg.stochastic, rng=rng):
+                    writer.add(fin.episodes)
+                    returns.append(fin.returns)
+                    wins.append(fin.won)
+                    lengths.append(fin.lengths)
+                    if progress:
+                        done = sum(len(r) for r in returns)
+                        r, w = np.concatenate(returns), np.concatenate(wins)
+                        progress("collect", done, cfg.episodes, {
+                            "episodes_per_s": done / max(time.time() - t0, 1e-9),
+                            "return_mean": float(r.mean()), "win_rate": float(w.mean())})  # fmt: skip
+            r, w, lens = np.concatenate(returns), np.concatenate(wins), np.concatenate(lengths)
+            writer.attrs.update(n_wins=int(w.sum()), won=w.astype(bool).tolist())
+        wall = time.time() - t0
+        env.close()
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "out": str(cfg.out),
+        "env": cfg.env,
+        "quality": cfg.quality,
+        "episodes": int(len(r)),
+        "transitions": int(lens.sum()),
+        "n_wins": int(w.sum()),
+        "win_rate": float(w.mean()),
+        "return_mean": float(r.mean()),
+        "return_sd": float(r.std()),
+        "length_mean": float(lens.mean()),
+        "episodes_per_s": float(len(r) / max(wall, 1e-9)),
+        "wall_time_s": round(wall, 2),
+        "behaviour_dir": str(ladder.path) if ladder else None,
+        "sources": used,
+    }

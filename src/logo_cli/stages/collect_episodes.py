@@ -1,0 +1,137 @@
+"""Play whole episodes of a team policy in a batched simulator and hand them over in canonical rows.
+
+Used by `logo collect` (the dataset) and by behaviour training (each snapshot's evaluation).
+
+Unbiased episode counts: env b records exactly quota[b] episodes (the counts differ by at most one)
+and then runs on unrecorded. Taking "the first n episodes to finish" instead would over-represent
+short episodes (quick losses or quick wins) and bias the dataset's statistics.
+
+Rows follow data-formats.md: row t holds s_t, o_t, avail_t (before acting), the action executed and
+r_t; row l holds the final state/obs/avail (the terminal observation, never the next episode's
+start) with reward 0 and a dummy action. The dummy action is the env's no-op (SMAX: stop), which is
+always available, so a reader that checks every filled row still sees a legal action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from logo_cli.data.layout import EpisodeArrays
+from logo_cli.envs.base import MultiAgentEnv
+from logo_cli.errors import LogoError
+from logo_cli.policies.base import TeamPolicy
+
+
+@dataclass
+class FinishedEpisodes:
+    episodes: EpisodeArrays  # E episodes, padded to episode_limit + 1 rows
+    returns: np.ndarray  # [E] float64 undiscounted team return
+    won: np.ndarray  # [E] bool
+    lengths: np.ndarray  # [E] int64 steps
+
+
+def check_policy_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """The TeamPolicy contract: [B,N] ints naming an available action; a breach is refused."""
+    actions = np.asarray(actions)
+    if actions.shape != avail.shape[:2] or not np.issubdtype(actions.dtype, np.integer):
+        raise LogoError(f"policy: returned actions {actions.dtype}{list(actions.shape)}, expected int [B,N]")
+    n_actions = avail.shape[2]
+    if actions.min(initial=0) < 0 or actions.max(initial=0) >= n_actions:
+        raise LogoError(f"policy: returned an action outside 0..{n_actions - 1}")
+    if not np.take_along_axis(avail, actions[..., None], axis=-1).all():
+        raise LogoError("policy: picked an action the simulator marks unavailable")
+    return actions.astype(np.int64, copy=False)
+
+
+def episode_quota(n_episodes: int, num_envs: int) -> np.ndarray:
+    quota = np.full(num_envs, n_episodes // num_envs, dtype=np.int64)
+    quota[: n_episodes % num_envs] += 1
+    return quota
+
+
+def run_episodes(
+    env: MultiAgentEnv,
+    policy: TeamPolicy,
+    n_episodes: int,
+    seed: int,
+    *,
+    greedy: bool,
+    rng: np.random.Generator,
+) -> Iterator[FinishedEpisodes]:
+    """Yield the episodes that finished at each step until `n_episodes` are recorded (discrete envs)."""
+    spec = env.spec
+    if not spec.discrete or spec.noop_action is None:
+        raise LogoError(f"{spec.name}: episode collection here supports discrete-action envs only")
+    B, L = env.num_envs, spec.episode_limit + 1
+    N, Od, S, A = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
+    quota = episode_quota(n_episodes, B)
+    state = np.zeros((B, L, S), np.float32)
+    obs = np.zeros((B, L, N, Od), np.float32)
+    avail = np.zeros((B, L, N, A), bool)
+    actions = np.zeros((B, L, N), np.int64)
+    reward = np.zeros((B, L), np.float32)
+    t = np.zeros(B, np.int64)
+    envs = np.arange(B)
+    cur = env.reset(seed)
+    while (quota > 0).any():
+        if (t >= L - 1).any():
+            raise LogoError(f"{spec.name}: an episode ran past the episode limit {spec.episode_limit}")
+        act = check_policy_actions(
+            policy.act(cur.obs, cur.state, cur.avail_actions, greedy=greedy, rng=rng), cur.avail_actions
+        )
+        state[envs, t], obs[envs, t], avail[envs, t], actions[envs, t] = (
+            cur.state, cur.obs, cur.avail_actions, act
+        )  # fmt: skip
+        step = env.step(act)
+        reward[envs, t] = step.reward
+        t += 1
+        ended = np.nonzero(step.done)[0]
+        record = ended[quota[ended] > 0]
+        if record.size:
+            quota[record] -= 1
+            yield _finish(record, t[record], state, obs, avail, actions, reward, step, spec.noop_action)
+        t[ended] = 0
+        cur = step.reset
+
+
+def _finish(b, length, state, obs, avail, actions, reward, step, noop: int) -> FinishedEpisodes:
+    E, L = len(b), state.shape[1]
+    rows = np.arange(L)[None, :]
+    filled = rows <= length[:, None]  # rows 0..l
+    stepped = rows < length[:, None]  # rows 0..l-1 carry an action and a reward
+    e = np.arange(E)
+    # Copies with stale rows of earlier, longer episodes zeroed, then the final row written in.
+    st, ob, av = (
+        state[b] * filled[..., None],
+        obs[b] * filled[..., None, None],
+        avail[b] & filled[..., None, None],
+    )
+    st[e, length], ob[e, length], av[e, length] = (
+        step.next.state[b],
+        step.next.obs[b],
+        step.next.avail_actions[b],
+    )
+    act = np.where(stepped[..., None], actions[b], 0)
+    act[e, length] = noop
+    rew = np.where(stepped, reward[b], 0.0).astype(np.float32)
+    term = np.zeros((E, L), np.uint8)
+    term[e, length - 1] = step.terminated[b]
+    episodes = EpisodeArrays(
+        state=st,
+        obs=ob,
+        actions=act[..., None],
+        avail_actions=av.astype(np.int32),
+        probs=None,
+        reward=rew[..., None],
+        terminated=term[..., None],
+        filled=filled.astype(np.int64)[..., None],
+    )
+    return FinishedEpisodes(
+        episodes=episodes,
+        returns=rew.sum(axis=1, dtype=np.float64),
+        won=step.won[b].astype(bool),
+        lengths=length.astype(np.int64),
+    )
