@@ -66,13 +66,15 @@ def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str) 
 
     from logo_cli.data.h5 import open_dataset
     from logo_cli.policies.random_policy import RandomPolicy
-    from logo_cli.stages.rollout import generate_rollouts, load_model_run
+    from logo_cli.stages.rollout import generate_rollouts, load_model_run, start_rows
 
     mr = load_model_run(run_dir, device)
     with open_dataset(data) as ds:
         tr = ds.transitions()
     rng = np.random.default_rng(0)
-    starts = tr.select(rng.integers(0, len(tr), batch * (steps + 10)))
+    # Enough starts that the batch stays full through warm-up and timing even if every branch
+    # ended after one step.
+    starts = start_rows(tr, rng.integers(0, len(tr), batch * (steps + 4)))
     gen = generate_rollouts(mr.model, RandomPolicy(), starts, 15, batch, rng, device)
     for _ in range(3):  # warm-up
         next(gen)
@@ -81,7 +83,7 @@ def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str) 
         n += len(next(gen)[0])
     loop_s = time.perf_counter() - t0
 
-    x = starts.select(slice(0, batch))
+    x = tr.select(np.arange(batch) % len(tr))
     state, obs = torch.as_tensor(x.state, device=device), torch.as_tensor(x.obs, device=device)
     act = torch.as_tensor(x.actions, device=device)
     with torch.no_grad():
@@ -286,11 +288,11 @@ def write_markdown(path: Path, section: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, action="append", help="dataset (.h5); repeat for several")
-    p.add_argument("--steps", type=int, default=3000, help="training steps per model (same budget for all)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per model (same budget for all)")
     p.add_argument("--hidden", type=int, default=256, help="hidden width of every model")
     p.add_argument("--batch-size", type=int, default=256, help="training batch size")
     p.add_argument("--rollout-batch", type=int, default=4096, help="branches per model call in rollouts")
-    p.add_argument("--rollout-steps", type=int, default=30, help="timed model steps per rollout measurement")
+    p.add_argument("--rollout-steps", type=int, default=10, help="timed model steps per rollout measurement")
     p.add_argument(
         "--big-rollout", type=int, default=1_000_000, help="transitions of the long LOGO rollout (0: skip)"
     )
@@ -306,7 +308,12 @@ def main() -> None:
         help="torch/OpenMP threads per phase; 1 by default: on a CPU shared with other jobs, 2 spinning "
         "OpenMP threads ran small-batch model calls up to 40x slower than one",
     )
-    p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="run directories")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "runs" / "benchmarks" / "world_model",
+        help="run directories (git-ignored)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "world_model.json")
     p.add_argument("--md", type=Path, default=ROOT / "docs" / "world-model-benchmark.md")
     p.add_argument("--plots", type=Path, default=ROOT / "docs" / "world-model-benchmark", help="PNG copies")
