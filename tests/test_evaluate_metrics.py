@@ -128,13 +128,18 @@ def test_resolve_policy_forms(tmp_path, monkeypatch):
     assert resolve_policy("random", "smax:3m")[1] == {"kind": "random"}
     folder = tmp_path / "datasets" / "behaviour" / "smax_3m"
     folder.mkdir(parents=True)
-    save_policy(folder / "expert.pt", net, "logits", Dims(N, OD, S, A), hidden=8, layers=1)
-    (folder / "ladder.json").write_text(json.dumps([{"name": "expert", "file": "expert.pt"}]))
+    for name in ("snap_0000", "snap_0001", "snap_0002"):
+        save_policy(folder / f"{name}.pt", net, "logits", Dims(N, OD, S, A), hidden=8, layers=1)
+    snaps = [{"name": f"snap_000{i}", "file": f"snap_000{i}.pt"} for i in range(3)]
+    ladder = {"format": "logo-behaviour-ladder", "version": 1, "env": "smax:3m", "snapshots": snaps,
+              "expert": "snap_0002", "medium": "snap_0001"}  # fmt: skip
+    (folder / "ladder.json").write_text(json.dumps(ladder))
     monkeypatch.chdir(tmp_path)
     _, info, _ = resolve_policy("behaviour:expert", "smax:3m")
-    assert info["kind"] == "behaviour" and info["path"].endswith("expert.pt") and info["mode"] == "logits"
-    with pytest.raises(LogoError, match="known: expert"):
-        resolve_policy("behaviour:medium", "smax:3m")
+    assert info["kind"] == "behaviour" and info["path"].endswith("snap_0002.pt") and info["mode"] == "logits"
+    assert resolve_policy("behaviour:snap_0000", "smax:3m")[1]["snapshot"] == "snap_0000"
+    with pytest.raises(LogoError, match="known: expert, medium, snap_0000"):
+        resolve_policy("behaviour:best", "smax:3m")
     with pytest.raises(LogoError, match="no such file"):
         resolve_policy(str(tmp_path / "missing.pt"), "smax:3m")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -11,7 +11,6 @@ close to its nominal coverage already at a few dozen episodes).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,48 +119,45 @@ def env_dims(spec: EnvSpec) -> Dims:
     return Dims(spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, spec.discrete)
 
 
-def _package_datasets() -> list[Path]:
-    # Shipped behaviour policies live in the repository's datasets/; also look under the cwd.
-    import logo_cli
+def behaviour_policy(name: str, env: str, device: str = "cpu") -> tuple[TeamPolicy, dict]:
+    """behaviour:<name> -> a snapshot of the env's behaviour ladder (stages/behaviour.py).
 
-    roots = [Path.cwd() / "datasets", Path(logo_cli.__file__).resolve().parents[2] / "datasets"]
-    return list(dict.fromkeys(roots))
-
-
-def behaviour_path(name: str, env: str) -> Path:
-    """behaviour:<name> -> datasets/behaviour/<family>_<scenario>/<file>, through ladder.json."""
-    env_dir = env.replace(":", "_")
-    tried = []
-    for root in _package_datasets():
-        folder = root / "behaviour" / env_dir
-        ladder = folder / "ladder.json"
-        tried.append(str(ladder))
-        if not ladder.is_file():
-            continue
-        try:
-            entries = json.loads(ladder.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LogoError(f"{ladder}: unreadable ladder ({e})") from None
-        if isinstance(entries, dict):
-            entries = entries.get("policies", entries.get("ladder", entries))
-        if isinstance(entries, dict):
-            entries = [{"name": k, **(v if isinstance(v, dict) else {"file": v})} for k, v in entries.items()]
-        names = []
-        for e in entries if isinstance(entries, list) else []:
-            if not isinstance(e, dict):
-                continue
-            names.append(str(e.get("name")))
-            if e.get("name") == name:
-                file = e.get("file") or e.get("path")
-                if not file:
-                    raise LogoError(f"{ladder}: entry {name!r} names no file")
-                return folder / str(file)
-        if (folder / f"{name}.pt").is_file():
-            return folder / f"{name}.pt"
-        raise LogoError(f"--policy behaviour:{name}: not in {ladder} (known: {', '.join(names) or 'none'})")
-    raise LogoError(
-        f"--policy behaviour:{name}: no behaviour ladder for {env} (looked for {', '.join(tried)})"
+    `expert` and `medium` name the ladder's rungs; any other name is a snapshot name. Ladders are
+    looked up in ./datasets/behaviour/<env>, ./runs/behaviour/<env> (where `logo collect` trains
+    one), then the repository's shipped datasets/behaviour/<env>.
+    """
+    from logo_cli.stages.behaviour import (
+        LADDER_FILE,
+        default_behaviour_dir,
+        load_ladder,
+        sanitise,
+        shipped_behaviour_dir,
     )
+
+    folders = [Path("datasets") / "behaviour" / sanitise(env), default_behaviour_dir(env)]
+    folders.append(shipped_behaviour_dir(env))
+    found = [f for f in folders if f is not None and (f / LADDER_FILE).is_file()]
+    if not found:
+        tried = ", ".join(str(f) for f in folders if f is not None)
+        raise LogoError(f"--policy behaviour:{name}: no behaviour ladder for {env} (looked in {tried})")
+    ladder = load_ladder(found[0], env)
+    snap = {"expert": ladder.expert, "medium": ladder.medium}.get(name, name)
+    entry = ladder.by_name.get(snap)
+    if entry is None or not entry.get("file") or not (ladder.path / str(entry["file"])).is_file():
+        kept = [
+            n for n, e in ladder.by_name.items() if e.get("file") and (ladder.path / str(e["file"])).is_file()
+        ]
+        raise LogoError(
+            f"--policy behaviour:{name}: not in {ladder.path / LADDER_FILE} "
+            f"(known: expert, medium, {', '.join(kept)})"
+        )
+    info = {
+        "kind": "behaviour",
+        "name": name,
+        "snapshot": snap,
+        "path": str(ladder.path / str(entry["file"])),
+    }
+    return ladder.policy(snap, device), info
 
 
 def resolve_policy(spec: str, env: str, device: str = "cpu") -> tuple[TeamPolicy, dict, Dims | None]:
@@ -173,8 +169,8 @@ def resolve_policy(spec: str, env: str, device: str = "cpu") -> tuple[TeamPolicy
     if spec == "random":
         return RandomPolicy(), {"kind": "random"}, None
     if spec.startswith(BEHAVIOUR_PREFIX):
-        path = behaviour_path(spec[len(BEHAVIOUR_PREFIX) :], env)
-        info = {"kind": "behaviour", "name": spec[len(BEHAVIOUR_PREFIX) :]}
+        policy, info = behaviour_policy(spec[len(BEHAVIOUR_PREFIX) :], env, device)
+        path = Path(info["path"])
     else:
         path = Path(spec)
         info = {"kind": "checkpoint"}
@@ -188,7 +184,7 @@ def resolve_policy(spec: str, env: str, device: str = "cpu") -> tuple[TeamPolicy
             raise LogoError(
                 f"--policy {spec}: no such file or run directory (or use behaviour:<name>, random)"
             )
-    policy = load_policy(path, device)
+        policy = load_policy(path, device)
     info.update({"path": str(path), "hash": file_hash(path), "mode": policy.mode})
     return policy, info, policy.dims
 
