@@ -35,7 +35,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def trained(data):
-    """Each variant trained for 400 steps on the toy dynamics (shared by the tests below)."""
+    """Each variant trained for 600 steps on the toy dynamics (shared by the tests below)."""
     train, hold = data
     dims = transitions(2).dims
     models = {}
@@ -55,7 +55,7 @@ def _train_all(models: dict, dims, train, hold) -> None:
         model.fit_normalizers(train)
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         gen = torch.Generator().manual_seed(0)
-        for _ in range(400):
+        for _ in range(600):
             train_step(model, opt, draw_batch(train, 128, gen))
         if kind == "ensemble":
             model.set_elites(model.member_losses(hold)[0])

@@ -28,7 +28,7 @@ DEFAULT_WEIGHTS = {
     "w_term": 1.0,  # termination BCE
     "w_avail": 1.0,  # next-available-action BCE
     "w_aux": 1.0,  # auxiliary state encoder MSE
-    "w_reg": 0.5,  # predicted next obs through the deductive model -> true next state (MSE)
+    "w_reg": 0.5,  # predicted next obs through the deductive model -> true next state and heads
 }
 
 
@@ -128,7 +128,11 @@ class LogoWorldModel(WorldModelBase):
         parts["aux"] = F.mse_loss(self._aux(z, t["state_n"]), t["dstate_n"])
         # Regulariser: the local models' predicted next obs must also deduce the true next state.
         pred_nobs_n = self._next_obs_n(batch["obs"].float(), mean)
-        parts["reg"] = F.mse_loss(self._deduce(pred_nobs_n, mean, t["state_n"])[2], t["dstate_n"])
+        # Every head is trained on that input too: at inference the deductive model only ever sees
+        # predicted obs, and heads fitted to true obs alone misread them (termination above all).
+        _, _, reg_state, _, reg_reward, reg_term, reg_avail = self._deduce(pred_nobs_n, mean, t["state_n"])
+        reg_heads = self.head_losses(reg_reward, reg_term, reg_avail, t)
+        parts["reg"] = F.mse_loss(reg_state, t["dstate_n"]) + sum(reg_heads.values())
         weight = {
             "pred": w["w_pred"],
             "rec_local": w["w_rec"],
@@ -156,7 +160,8 @@ class LogoWorldModel(WorldModelBase):
     ) -> Prediction:
         state, obs = state.float(), obs.float()
         state_n = self.norm_state(state)
-        z, mean, logvar = self._local(self.norm_obs(obs), state_n, self.encode_actions(actions))
+        act = self.encode_actions(actions)
+        z, mean, logvar = self._local(self.norm_obs(obs), state_n, act)
         dobs_n = mean
         if sample:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
