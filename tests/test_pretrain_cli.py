@@ -116,6 +116,10 @@ def test_pretrain_refuses_bad_inputs_in_one_line(runner, data, tmp_path):
     one_line_error(
         pretrain(runner, "--data", str(path), "--holdout", "1.5", "--out", str(tmp_path / "r")), "--holdout"
     )
+    bad_noop = tmp_path / "noop.h5"
+    write_dataset(bad_noop, episodes(4, seed=3), {"noop_action": 9})
+    one_line_error(pretrain(runner, "--data", str(bad_noop), "--out", str(tmp_path / "r")), "noop_action 9")
+    assert not (tmp_path / "r").exists()
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")

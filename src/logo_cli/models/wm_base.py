@@ -54,7 +54,6 @@ class WorldModelBase(nn.Module):
         self.norm_dstate = Normalizer(s)
         self.norm_reward = Normalizer(1)
         self.joint_action_dim = n * dims.n_actions  # one-hot joint action, or the raw joint vector
-        self.avail_dim = dims.n_actions if dims.discrete else 1
 
     # ---- data plumbing -------------------------------------------------------------------------
     @torch.no_grad()

@@ -172,6 +172,10 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
         train, hold = ds.transitions(train_ep), ds.transitions(hold_ep)
     if len(train) == 0:
         raise LogoError(f"--data {cfg.data}: no training transitions")
+    if dims.discrete and not 0 <= noop < dims.n_actions:
+        raise LogoError(
+            f"--data {cfg.data}: attribute noop_action {noop} is not an action (0..{dims.n_actions - 1})"
+        )
     data_hash = file_hash(cfg.data)
     state = _prepare_out(cfg)
     if state is not None:
