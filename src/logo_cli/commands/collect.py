@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import DEVICE_HELP, out, print_json, progress_bar, user_errors
 
 
 @user_errors
@@ -62,24 +62,30 @@ def command(
         train_steps=train_steps, device=resolve_device(device),
     )  # fmt: skip
     check_config(cfg)
-    with progress_bar() as bar:
-        tasks: dict[str, int] = {}
+    # The bar starts with the first progress report, so an input error stays a single line.
+    bar = progress_bar()
+    tasks: dict[str, int] = {}
 
-        def on_progress(phase: str, done: int, total: int, info: dict) -> None:
-            if phase not in tasks:
-                label = "training behaviour" if phase == "train" else f"collecting {quality}"
-                tasks[phase] = bar.add_task(label, total=total, info="")
-            if phase == "train":
-                text = f"return {info.get('train_return', float('nan')):.2f}"
-                if "greedy_win_rate" in info:
-                    text += f"  greedy win {info['greedy_win_rate']:.0%}"
-            else:
-                text = (f"{info['episodes_per_s']:.0f} ep/s  return {info['return_mean']:.2f}  "
-                        f"win {info['win_rate']:.0%}")  # fmt: skip
-            bar.update(tasks[phase], completed=done, info=text)
+    def on_progress(phase: str, done: int, total: int, info: dict) -> None:
+        if not tasks:
+            bar.start()
+        if phase not in tasks:
+            label = "training behaviour" if phase == "train" else f"collecting {quality}"
+            tasks[phase] = bar.add_task(label, total=total, info="")
+        if phase == "train":
+            text = f"return {info.get('train_return', float('nan')):.2f}"
+            if "greedy_win_rate" in info:
+                text += f"  greedy win {info['greedy_win_rate']:.0%}"
+        else:
+            text = (f"{info['episodes_per_s']:.0f} ep/s  return {info['return_mean']:.2f}  "
+                    f"win {info['win_rate']:.0%}")  # fmt: skip
+        bar.update(tasks[phase], completed=done, info=text)
 
-        err.print(f"[dim]starting {env} ({num_envs} envs)...[/]")
+    try:
         result = run(cfg, progress=on_progress)
+    finally:
+        if tasks:
+            bar.stop()
     if json_output:
         print_json(result)
         return
