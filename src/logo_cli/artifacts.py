@@ -56,6 +56,24 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | Path, final: str | Path) -> None:
+    """Rename a finished temporary file or directory into place with the usual permissions.
+
+    mkstemp/mkdtemp create private (0600/0700) entries; a published artifact should read like any
+    file the user made (0644/0755 under the common umask).
+    """
+    tmp = Path(tmp)
+    base = 0o777 if tmp.is_dir() else 0o666
+    tmp.chmod(base & ~_current_umask())
+    publish(tmp, final)
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +82,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(_jsonable(data), f, indent=2, sort_keys=False)
             f.write("\n")
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -121,7 +139,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     os.close(fd)
     try:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -161,7 +179,7 @@ def staged_dir(final: str | Path, overwrite: bool = False):
         raise
     if final.exists():
         shutil.rmtree(final) if final.is_dir() else final.unlink()
-    os.replace(tmp, final)
+    publish(tmp, final)
 
 
 def resolve_device(name: str) -> str:

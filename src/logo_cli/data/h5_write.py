@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from logo_cli import __version__
+from logo_cli.artifacts import publish
 from logo_cli.data.layout import (
     CONTINUOUS_DTYPES,
     DISCRETE_DTYPES,
@@ -184,7 +185,7 @@ class DatasetWriter:
             self._file.close()
             self._file = None
             assert self._tmp is not None
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
             self._tmp = None
         except BaseException:
             self._abort()
