@@ -32,7 +32,9 @@ def test_choose_rungs_expert_best_and_medium_half_its_return():
 
 
 def test_split_sources_per_quality():
-    data = {"snapshots": [{"name": f"s{i}"} for i in range(6)], "expert": "s5", "medium": "s2"}
+    steps = [0, 100, 200, 300, 400, 500]
+    data = {"snapshots": [{"name": f"s{i}", "env_steps": k} for i, k in enumerate(steps)],
+            "expert": "s5", "medium": "s2"}  # fmt: skip
     ladder = Ladder(None, data)
     assert split_sources(ladder, "expert", 10) == [("s5", 10)]
     assert split_sources(ladder, "medium", 10) == [("s2", 10)]
@@ -40,6 +42,10 @@ def test_split_sources_per_quality():
     assert split_sources(ladder, "medium_replay", 10) == [("s0", 4), ("s1", 3), ("s2", 3)]
     assert split_sources(ladder, "medium_replay", 2) == [("s0", 1), ("s1", 1)]
     assert split_sources(None, "random", 7) == [("random", 7)]
+    # snapshots further apart acted for longer and get more episodes: 100, 300, 100 steps
+    for snap, k in zip(data["snapshots"], [0, 100, 400, 500, 600, 700], strict=True):
+        snap["env_steps"] = k
+    assert split_sources(ladder, "medium_replay", 10) == [("s0", 2), ("s1", 6), ("s2", 2)]
 
 
 @pytest.fixture(scope="module")

@@ -218,6 +218,14 @@ class Ladder:
         names = [s["name"] for s in self.data["snapshots"]]
         return names[: names.index(self.medium) + 1]
 
+    def replay_weights(self) -> np.ndarray:
+        """Env steps each replay snapshot acted for: until the next snapshot was taken."""
+        steps = [int(s["env_steps"]) for s in self.data["snapshots"]]
+        k = len(self.replay_names())
+        gaps = [steps[i + 1] - steps[i] for i in range(min(k, len(steps) - 1))]
+        gaps += [gaps[-1] if gaps else 1] * (k - len(gaps))  # a last snapshot with no successor
+        return np.asarray(gaps, dtype=np.float64)
+
     def describe(self, name: str) -> dict:
         s = self.by_name[name]
         return {

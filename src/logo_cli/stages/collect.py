@@ -1,10 +1,10 @@
 """Collect an offline dataset from a simulator, in the canonical h5 layout, at a chosen quality.
 
 Qualities (CFCQL / OG-MARL conventions, drawn from a behaviour ladder, see stages/behaviour.py):
-expert, medium, medium_replay (every training snapshot up to the medium one, equal shares, in
-training order), mixed (half medium then half expert episodes) and random (uniform over available
-actions, no ladder needed). Each source plays its own block of episodes with a seed derived from
-`seed`, so a dataset regenerates exactly from its command line.
+expert, medium, medium_replay (every training snapshot up to the medium one, each in proportion to
+the training steps it acted for, in training order), mixed (half medium then half expert episodes)
+and random (uniform over available actions, no ladder needed). Each source plays its own block of
+episodes with a seed derived from `seed`, so a dataset regenerates exactly from its command line.
 
 Which ladder: `behaviour` when given; else a fresh training when `train_behaviour`; else the default
 runs/behaviour/<env>/ when present; else the ladder shipped in datasets/behaviour/<env>/; else a
@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -25,7 +24,6 @@ from logo_cli.errors import LogoError
 from logo_cli.stages import behaviour as bh
 from logo_cli.stages.behaviour import Ladder, load_ladder
 
-Quality = Literal["expert", "medium", "medium_replay", "mixed", "random"]
 QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
 SOURCE = "logo-cli collect"
 # progress(phase, done, total, info): phase "train" counts env steps, "collect" counts episodes.
@@ -101,9 +99,13 @@ def split_sources(ladder: Ladder | None, quality: str, episodes: int) -> list[tu
         return [(ladder.medium, episodes)]
     if quality == "mixed":
         return [(ladder.medium, episodes // 2), (ladder.expert, episodes - episodes // 2)]
-    names = ladder.replay_names()
-    shares = np.full(len(names), episodes // len(names))
-    shares[: episodes % len(names)] += 1
+    # An online run's replay buffer holds each policy's data in proportion to the steps it acted for.
+    names, weights = ladder.replay_names(), ladder.replay_weights()
+    exact = episodes * weights / weights.sum()
+    shares = np.floor(exact).astype(np.int64)
+    # largest remainders get the leftover episodes (earlier snapshots first on ties)
+    for i in np.argsort(-(exact - shares), kind="stable")[: episodes - int(shares.sum())]:
+        shares[i] += 1
     return [(n, int(k)) for n, k in zip(names, shares, strict=True) if k > 0]
 
 
@@ -122,6 +124,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
     try:
         env = make_env(cfg.env, num_envs=cfg.num_envs)  # first: a bad --env fails before any training
         spec = env.spec
+        if not spec.discrete:
+            raise LogoError(f"--env {cfg.env}: collect supports discrete-action envs (SMAX, SMACv2) only")
         ladder = None if cfg.quality == "random" else resolve_ladder(cfg, progress)
         if ladder is not None:
             ladder.check_env(spec)
@@ -143,6 +147,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         }
         t0 = time.time()
         returns, wins, lengths = [], [], []
+        n_done, n_won, sum_return = 0, 0, 0.0  # running totals for the progress line
         dims = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "state_dim": spec.state_dim,
                 "n_actions": spec.n_actions, "episode_limit": spec.episode_limit}  # fmt: skip
         with DatasetWriter(cfg.out, **dims, attrs=attrs) as writer:
@@ -155,12 +160,13 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
                     returns.append(fin.returns)
                     wins.append(fin.won)
                     lengths.append(fin.lengths)
+                    n_done += len(fin.returns)
+                    n_won += int(fin.won.sum())
+                    sum_return += float(fin.returns.sum())
                     if progress:
-                        done = sum(len(r) for r in returns)
-                        r, w = np.concatenate(returns), np.concatenate(wins)
-                        progress("collect", done, cfg.episodes, {
-                            "episodes_per_s": done / max(time.time() - t0, 1e-9),
-                            "return_mean": float(r.mean()), "win_rate": float(w.mean())})  # fmt: skip
+                        progress("collect", n_done, cfg.episodes, {
+                            "episodes_per_s": n_done / max(time.time() - t0, 1e-9),
+                            "return_mean": sum_return / n_done, "win_rate": n_won / n_done})  # fmt: skip
             r, w, lens = np.concatenate(returns), np.concatenate(wins), np.concatenate(lengths)
             writer.attrs.update(n_wins=int(w.sum()), won=w.astype(bool).tolist())
         wall = time.time() - t0
@@ -171,6 +177,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         "out": str(cfg.out),
         "env": cfg.env,
         "quality": cfg.quality,
+        "seed": cfg.seed,
         "episodes": int(len(r)),
         "transitions": int(lens.sum()),
         "n_wins": int(w.sum()),
