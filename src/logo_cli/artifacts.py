@@ -71,7 +71,7 @@ def publish(tmp: str | Path, final: str | Path) -> None:
     tmp = Path(tmp)
     base = 0o777 if tmp.is_dir() else 0o666
     tmp.chmod(base & ~_current_umask())
-    publish(tmp, final)
+    os.replace(tmp, final)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
