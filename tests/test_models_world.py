@@ -162,6 +162,17 @@ def test_bad_checkpoints_are_refused_in_one_line():
     assert "\n" not in str(info.value)
 
 
+def test_checkpoint_without_data_bounds_loads_unclipped_but_other_gaps_are_refused():
+    model = build_world_model("global", Dims(2, 3, 4, 5), hidden=8)
+    payload = world_model_payload(model)
+    for key in ("state_lo", "state_hi", "obs_lo", "obs_hi"):
+        del payload["state_dict"][key]
+    assert torch.isinf(world_model_from_checkpoint(payload).state_hi).all()
+    del payload["state_dict"]["norm_obs.mean"]
+    with pytest.raises(LogoError, match="missing weights"):
+        world_model_from_checkpoint(payload)
+
+
 def test_continuous_actions_work_end_to_end():
     dims = Dims(2, 3, 4, 2, discrete=False)
     g = torch.Generator().manual_seed(0)
@@ -205,3 +216,23 @@ def test_unknown_kind_or_hparam_is_an_error():
     with pytest.raises(ValueError, match="elites"):
         build_world_model("ensemble", Dims(2, 3, 4, 5), members=2, elites=3)
     assert np.isfinite(param_count(build_world_model("ensemble", Dims(2, 3, 4, 5), hidden=8)))
+
+
+@pytest.mark.parametrize("name", ["logo", "global"])
+def test_predictions_stay_inside_the_training_range_unless_clip_is_off(trained, data, name):
+    model = trained[name]
+    far = transitions(200, seed=8, spread=3.0).to_torch()
+    p = model.predict(far["state"], far["obs"], far["actions"])
+    lo, hi = data[0]["state"].amin(0), data[0]["state"].amax(0)
+    lo, hi = (
+        torch.minimum(lo, data[0]["next_state"].amin(0)),
+        torch.maximum(hi, data[0]["next_state"].amax(0)),
+    )
+    assert ((p.next_state >= lo) & (p.next_state <= hi)).all()
+    assert ((p.next_obs >= model.obs_lo) & (p.next_obs <= model.obs_hi)).all()
+    model.clip = False
+    try:
+        raw = model.predict(far["state"], far["obs"], far["actions"])
+    finally:
+        model.clip = True
+    assert ((raw.next_state < lo) | (raw.next_state > hi)).any()

@@ -33,12 +33,13 @@ class EnsembleModel(DirectModel):
         members: int = 7,
         elites: int = 5,
         noop_action: int = 0,
+        clip: bool = True,
         **weights: float,
     ):
         if not 1 <= elites <= members:
             raise ValueError(f"elites {elites} must lie in 1..members ({members})")
         super().__init__(
-            dims, hidden=hidden, layers=layers, members=members, noop_action=noop_action, **weights
+            dims, hidden=hidden, layers=layers, members=members, noop_action=noop_action, clip=clip, **weights
         )
         self.hp.update({"members": int(members), "elites": int(elites)})
         self.register_buffer("elite_idx", torch.arange(elites))

@@ -46,15 +46,17 @@ class DirectModel(WorldModelBase):
         layers: int = 2,
         members: int = 1,
         noop_action: int = 0,
+        clip: bool = True,
         **weights: float,
     ):
-        super().__init__(dims, noop_action)
+        super().__init__(dims, noop_action, clip)
         unknown = set(weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown {self.kind} hparams: {sorted(unknown)}")
         self.w = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in weights.items()}}
         self.members = int(members)
-        self.hp = {"hidden": hidden, "layers": layers, "noop_action": self.noop_action, **self.w}
+        self.hp = {"hidden": hidden, "layers": layers, "noop_action": self.noop_action, "clip": self.clip}
+        self.hp.update(self.w)
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
         self.in_dim = s + n * o + self.joint_action_dim
         self.n_avail_out = n * dims.n_actions if dims.discrete else 0
@@ -129,9 +131,11 @@ class DirectModel(WorldModelBase):
         f = self.forward_members(self.norm_state(state), self.norm_obs(obs), self.encode_actions(actions))
         one, uncertainty = self._combine(f, sample, generator)
         avail, dead = self.finish_avail(one["avail"], obs)
-        next_obs = obs + self.norm_dobs.denormalize(one["omean"])
+        next_state, next_obs = self.bound(
+            state + self.norm_dstate.denormalize(one["smean"]), obs + self.norm_dobs.denormalize(one["omean"])
+        )
         return Prediction(
-            next_state=state + self.norm_dstate.denormalize(one["smean"]),
+            next_state=next_state,
             next_obs=next_obs.masked_fill(dead[..., None], 0.0),
             reward=self.norm_reward.denormalize(one["reward"][:, None]).squeeze(-1),
             terminated_prob=torch.sigmoid(one["term"]),

@@ -45,9 +45,10 @@ class LogoWorldModel(WorldModelBase):
         share_local: bool = False,
         ded_delta: bool = True,
         noop_action: int = 0,
+        clip: bool = True,
         **weights: float,
     ):
-        super().__init__(dims, noop_action)
+        super().__init__(dims, noop_action, clip)
         unknown = set(weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown LOGO hparams: {sorted(unknown)}")
@@ -60,6 +61,7 @@ class LogoWorldModel(WorldModelBase):
             "share_local": bool(share_local),
             "ded_delta": bool(ded_delta),
             "noop_action": self.noop_action,
+            "clip": self.clip,
             **self.w,
         }
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
@@ -177,8 +179,9 @@ class LogoWorldModel(WorldModelBase):
         aux = self._aux(z, state_n)
         uncertainty = self.state_units(aux - smean).pow(2).mean(-1).sqrt()
         avail, dead = self.finish_avail(avail_logits, obs)
+        next_state, next_obs = self.bound(state + self.norm_dstate.denormalize(dstate_n), next_obs)
         return Prediction(
-            next_state=state + self.norm_dstate.denormalize(dstate_n),
+            next_state=next_state,
             next_obs=next_obs.masked_fill(dead[..., None], 0.0),
             reward=self.norm_reward.denormalize(reward[:, None]).squeeze(-1),
             terminated_prob=torch.sigmoid(term),

@@ -41,7 +41,7 @@ class WorldModelBase(nn.Module):
     # Everything `build_world_model` needs besides kind and dims (plain Python values); set by subclasses.
     hp: dict
 
-    def __init__(self, dims: Dims, noop_action: int = 0):
+    def __init__(self, dims: Dims, noop_action: int = 0, clip: bool = True):
         super().__init__()
         self.dims = dims
         self.noop_action = int(noop_action)
@@ -54,6 +54,12 @@ class WorldModelBase(nn.Module):
         self.norm_dstate = Normalizer(s)
         self.norm_reward = Normalizer(1)
         self.joint_action_dim = n * dims.n_actions  # one-hot joint action, or the raw joint vector
+        # Per-feature range of the training data (obs pooled over agents); predictions are clipped
+        # to it so a multi-step rollout cannot drift into values no real transition ever had.
+        self.clip = bool(clip)
+        for name, dim in (("state", s), ("obs", o)):
+            self.register_buffer(f"{name}_lo", torch.full((dim,), -torch.inf))
+            self.register_buffer(f"{name}_hi", torch.full((dim,), torch.inf))
 
     # ---- data plumbing -------------------------------------------------------------------------
     @torch.no_grad()
@@ -66,6 +72,9 @@ class WorldModelBase(nn.Module):
         self.norm_dobs.fit(nobs - obs)
         self.norm_dstate.fit(nstate - state)
         self.norm_reward.fit(batch["reward"].float().reshape(-1, 1))
+        both_s, both_o = torch.cat([state, nstate]), torch.cat([obs, nobs]).reshape(-1, obs.shape[-1])
+        self.state_lo.copy_(both_s.amin(0)), self.state_hi.copy_(both_s.amax(0))
+        self.obs_lo.copy_(both_o.amin(0)), self.obs_hi.copy_(both_o.amax(0))
 
     def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """[B,N] int (discrete) -> one-hot joint [B,N*A]; [B,N,Ad] float -> flat [B,N*Ad]."""
@@ -126,6 +135,12 @@ class WorldModelBase(nn.Module):
         best = F.one_hot(avail_logits.argmax(-1), self.dims.n_actions).bool()
         avail = torch.where(none, best, avail)
         return avail, dead
+
+    def bound(self, next_state: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip predictions to the training data's per-feature range (when `clip`)."""
+        if not self.clip:
+            return next_state, next_obs
+        return next_state.clamp(self.state_lo, self.state_hi), next_obs.clamp(self.obs_lo, self.obs_hi)
 
     def state_units(self, delta_n: torch.Tensor) -> torch.Tensor:
         """A difference expressed in normalised-delta units -> normalised *state* units."""

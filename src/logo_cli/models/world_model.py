@@ -21,6 +21,7 @@ from logo_cli.models.logo_model import LogoWorldModel
 from logo_cli.models.wm_base import Prediction, WorldModelBase
 
 WORLD_MODEL_FORMAT = "logo-world-model"
+_BOUNDS = {"state_lo", "state_hi", "obs_lo", "obs_hi"}
 WORLD_MODEL_VERSION = 1
 Kind = Literal["logo", "global", "ensemble"]
 KINDS: dict[str, type[WorldModelBase]] = {
@@ -43,8 +44,9 @@ __all__ = [
 
 
 def build_world_model(kind: Kind, dims: Dims, **hparams) -> WorldModelBase:
-    """A fresh model. hparams: hidden, layers, noop_action and loss weights w_*; logo also latent,
-    dec_layers, share_local; ensemble also members, elites. Unknown names raise ValueError."""
+    """A fresh model. hparams: hidden, layers, noop_action, clip and loss weights w_*; logo also
+    latent, dec_layers, share_local, ded_delta; ensemble also members, elites. Unknown names raise
+    ValueError (logo, global) or TypeError."""
     if kind not in KINDS:
         raise ValueError(f"unknown world model kind {kind!r} (expected one of {', '.join(KINDS)})")
     return KINDS[kind](dims, **hparams)
@@ -75,7 +77,11 @@ def world_model_from_checkpoint(payload: dict, source: str = "world model") -> W
     try:
         dims = Dims.from_dict(payload["dims"])
         model = build_world_model(payload["kind"], dims, **payload["hparams"])
-        model.load_state_dict(payload["state_dict"])
+        # Checkpoints written before the data bounds existed load without clipping (bounds ±inf).
+        missing = set(model.state_dict()) - set(payload["state_dict"]) - _BOUNDS
+        if missing:
+            raise ValueError(f"missing weights {sorted(missing)[:3]}")
+        model.load_state_dict({**model.state_dict(), **payload["state_dict"]})
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LogoError(
