@@ -174,3 +174,16 @@ def test_loss_parts_and_target_update_schedule():
     macql_update(nets, opt, batch, cfg, step=2)
     for t, o in zip(nets.target_agent.parameters(), nets.agent.parameters(), strict=True):
         assert torch.equal(t, o)
+
+
+def test_sampled_gap_with_the_data_action_is_never_negative():
+    torch.manual_seed(7)
+    nets = MacqlNets(DIMS, hidden=8, layers=1)
+    with torch.no_grad():  # make the data action (0) far better than every other action
+        nets.agent.net[-1].bias[:] = torch.tensor([20.0, 0.0, 0.0])
+    batch = make_batch(32, seed=8)
+    with_data = macql_loss(nets, batch, MacqlConfig(cql_samples=4), torch.Generator().manual_seed(0))[1]
+    samples_only = MacqlConfig(cql_samples=4, cql_include_data=False)
+    without = macql_loss(nets, batch, samples_only, torch.Generator().manual_seed(0))[1]
+    assert float(with_data["cql_gap"]) >= 0.0
+    assert float(without["cql_gap"]) < 0.0  # the unbounded-below case the default avoids

@@ -14,6 +14,8 @@ Deviations from CFCQL, all forced by LOGO sampling individual transitions rather
 - CFCQL draws actions uniformly over all actions and zeroes the Q_tot of joint actions that contain an
   unavailable one (its `chosen_if_avail` product); here unavailable actions are never drawn at all,
   so every sample counts;
+- the data joint action is one of the logsumexp terms (`cql_include_data`), which keeps the sampled
+  gap >= 0 like the exact CQL(H) sum; CFCQL leaves it out;
 - the target network is updated by `target_tau`-Polyak every `target_update_every` steps
   (tau 1 = CFCQL's periodic hard copy).
 """
@@ -36,6 +38,10 @@ class MacqlConfig:
     gamma: float = 0.99  # discount of the TD target
     cql_alpha: float = 1.0  # weight α of the CQL term
     cql_samples: int = 32  # joint actions drawn per state for the logsumexp of the CQL term
+    # Put the data joint action in the logsumexp too, so the gap is >= 0 as with the exact sum over
+    # all joint actions. Without it (CFCQL's raw MACQL) the data action is rarely drawn, the gap
+    # can fall without bound, and Q_tot of data actions diverged on SMAX 3m at alpha >= 1.
+    cql_include_data: bool = True
     target_update_every: int = 200  # steps between target-network updates
     target_tau: float = 1.0  # Polyak factor of each target update (1 = hard copy)
     grad_clip: float = 10.0  # max global gradient norm (pymarl default); 0 disables clipping
@@ -142,6 +148,8 @@ def macql_loss(
     parts = {"td_loss": td_loss.detach(), "q_tot": q_tot.detach().mean(), "target": target.mean()}
     if cfg.cql_alpha > 0:
         joint = sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator)
+        if cfg.cql_include_data:
+            joint = torch.cat([batch["actions"].unsqueeze(0), joint])
         gap = cql_gap(q_agents, batch["state"], q_tot, joint, nets.mixer).mean()
         loss = loss + cfg.cql_alpha * gap
         parts["cql_gap"] = gap.detach()

@@ -47,6 +47,12 @@ def command(
     cql_samples: int = typer.Option(
         32, "--cql-samples", help="Joint actions sampled per state (available actions only) for the CQL term."
     ),
+    cql_include_data: bool = typer.Option(
+        True,
+        "--cql-with-data/--cql-samples-only",
+        help="Include the data joint action among the CQL logsumexp terms (keeps the gap >= 0), or use "
+        "only the sampled ones (CFCQL's raw MACQL).",
+    ),
     target_update_every: int = typer.Option(
         200, "--target-update-every", help="Steps between target-network updates."
     ),
@@ -114,6 +120,7 @@ def command(
         mode=cast(SamplerMode, mode),
         synthetic_ratio=synthetic_ratio, c=c, penalty_lambda=penalty_lambda, steps=steps,
         batch_size=batch_size, lr=lr, gamma=gamma, cql_alpha=cql_alpha, cql_samples=cql_samples,
+        cql_include_data=cql_include_data,
         target_update_every=target_update_every, target_tau=target_tau, hidden=hidden, layers=layers,
         eval_env=eval_env, eval_every=eval_every, eval_episodes=eval_episodes, refresh_every=refresh_every,
         horizon=horizon, rollout_starts=rollout_starts, rollout_epsilon=rollout_epsilon, bc_steps=bc_steps,

@@ -58,6 +58,7 @@ class TrainPolicyConfig:
     gamma: float = 0.99  # discount
     cql_alpha: float = 1.0  # weight of the CQL term
     cql_samples: int = 32  # sampled joint actions per state in the CQL term
+    cql_include_data: bool = True  # the data joint action is one of the CQL logsumexp terms
     target_update_every: int = 200  # steps between target-network updates
     target_tau: float = 1.0  # Polyak factor of a target update (1: hard copy)
     hidden: int = 128  # agent network width
@@ -137,7 +138,12 @@ class _Trainer:
         self.nets.to(cfg.device)
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
         self.macql = MacqlConfig(
-            cfg.gamma, cfg.cql_alpha, cfg.cql_samples, cfg.target_update_every, cfg.target_tau
+            gamma=cfg.gamma,
+            cql_alpha=cfg.cql_alpha,
+            cql_samples=cfg.cql_samples,
+            cql_include_data=cfg.cql_include_data,
+            target_update_every=cfg.target_update_every,
+            target_tau=cfg.target_tau,
         )
         self.gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
         self.sampler_rng = np.random.default_rng([cfg.seed, 1])
