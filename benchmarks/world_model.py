@@ -143,6 +143,10 @@ def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
     res["calibration"] = {"episodes": cal["data"], "n_transitions": cal["n_transitions"], "wall_s": wall}
     for kind, mm in zip(KINDS, cal["models"], strict=True):
         one, deep = mm["one_step"], {r["horizon"]: r for r in mm["multi_step"]}
+        res["no_change"] = {  # the trivial prediction s' = s, for scale (same scored states for all)
+            "one_step_error": one["no_change_error_mean"],
+            "error_h15": deep[15]["no_change_error_mean"] if deep.get(15, {}).get("n") else None,
+        }
         res["models"][kind].update(
             one_step_error=one["error_mean"],
             error_h15=deep[15]["error_mean"] if deep.get(15, {}).get("n") else None,
@@ -240,7 +244,8 @@ def markdown(result: dict) -> str:
         lines += [
             f"### {Path(ds['data']).name} (N={d['n_agents']}, O={d['obs_dim']}, S={d['state_dim']}, "
             f"A={d['n_actions']}; {ds['n_train']:,} training transitions; calibration on "
-            f"{ds['calibration']['n_transitions']:,} held-out transitions)",
+            f"{ds['calibration']['n_transitions']:,} held-out transitions, "
+            f"{ds['models']['logo']['n_starts_h15']:,} of them with 15 more steps)",
             "",
             "| model | params | 1-step error | 15-step error | Spearman u | AUROC worst 10% | train steps/s "
             "| rollout trans/s | predict trans/s | peak RSS pretrain / rollout (MiB) |",
@@ -254,6 +259,10 @@ def markdown(result: dict) -> str:
                 f"| {_f(m['predict_transitions_per_s'], ',.0f')} "
                 f"| {m['pretrain_peak_rss_mib']:.0f} / {m['rollout_peak_rss_mib']:.0f} |"
             )
+        nc = ds["no_change"]
+        lines.append(
+            f"| no change (s' = s) | - | {_f(nc['one_step_error'])} | {_f(nc['error_h15'])} |" + " - |" * 6
+        )
         t = ds["targets"]
         lines += [
             "",

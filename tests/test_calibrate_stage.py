@@ -108,6 +108,13 @@ def test_a_perfect_model_has_zero_error_at_every_depth():
     # starts with t + k inside the episode: lengths 5, 9, 2 -> for k: sum(max(0, n - k + 1))... n-k+1 starts
     assert [r["n"] for r in rows] == [sum(max(0, n - k + 1) for n in (5, 9, 2)) for k in range(1, 7)]
     assert all(r["error_mean"] == pytest.approx(0.0, abs=1e-6) for r in rows)
+    # the no-change baseline, by brute force over the same starts
+    e, t = starts
+    for r in rows:
+        k = r["horizon"]
+        ok = t + k <= np.array([5, 9, 2])[e]
+        d = (ep.state[e[ok], t[ok] + k] - ep.state[e[ok], t[ok]]) / STD
+        assert r["no_change_error_mean"] == pytest.approx(np.sqrt((d**2).mean(-1)).mean(), rel=1e-5)
 
 
 def test_a_biased_model_accumulates_its_bias_open_loop_in_state_std_units():

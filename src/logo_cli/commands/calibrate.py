@@ -103,5 +103,12 @@ def command(
             f(one["auroc_worst10"]),
             f(deep[-1]["error_mean"]) if deep and deep[-1]["horizon"] == horizon else "n/a",
         )
+    if m["models"]:  # the trivial prediction, for scale (the models share the scored states)
+        base = m["models"][0]
+        deep = [r for r in base["multi_step"] if r["n"]]
+        last = deep[-1]["no_change_error_mean"] if deep and deep[-1]["horizon"] == horizon else None
+        table.add_row(
+            "[dim]no change (s' = s)[/]", "", f(base["one_step"]["no_change_error_mean"]), "", "", "", f(last)
+        )
     out.print(table)
     err.print(f"wrote {result.out}/metrics.json and " + ", ".join(p.name for p in result.plots))

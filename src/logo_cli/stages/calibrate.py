@@ -87,6 +87,10 @@ def one_step(model, tr: Transitions, batch_size: int, device: str) -> dict:
         "uncertainty_mean": float(unc.mean()),
         **metrics.correlations(unc, err),
         "auroc_worst10": metrics.flag_worst_auroc(unc, err, WORST_FRACTION),
+        # the trivial "nothing changes" prediction, for scale: a model should beat it
+        "no_change_error_mean": float(
+            metrics.state_rms_error(tr.state, tr.next_state, state_std(model)).mean()
+        ),
         "obs_error_mean": float(obs_err.mean()),
         "reward_rmse": float(np.sqrt(np.mean((p["reward"] - tr.reward) ** 2))),
         "termination_accuracy": float(((p["terminated_prob"] > 0.5) == tr.terminated).mean()),
@@ -125,7 +129,8 @@ def multi_step(
         e, t, state, obs = e[alive], t[alive], state[alive], obs[alive]
         if len(e) == 0:
             rows.append({"horizon": k, "n": 0, "error_mean": None, "error_median": None,
-                         "uncertainty_mean": None, "uncertainty_median": None, "spearman": None})  # fmt: skip
+                         "uncertainty_mean": None, "uncertainty_median": None, "spearman": None,
+                         "no_change_error_mean": None})  # fmt: skip
             continue
         actions = episodes.actions[e, t + k - 1][..., 0].astype(np.int64)
         p = _predict_chunks(model, state, obs, actions, batch_size, device)
@@ -140,6 +145,9 @@ def multi_step(
                 "uncertainty_mean": float(unc.mean()),
                 "uncertainty_median": float(np.median(unc)),
                 "spearman": metrics.correlations(unc, err)["spearman"],
+                "no_change_error_mean": float(
+                    metrics.state_rms_error(episodes.state[e, t], episodes.state[e, t + k], std).mean()
+                ),
             }
         )
         state, obs = p["next_state"], p["next_obs"]
@@ -147,7 +155,7 @@ def multi_step(
 
 
 def _labels(runs) -> list[str]:
-    labels = [f"{r.kind} ({r.name})" for r in runs]
+    labels = [r.kind if r.name == r.kind else f"{r.kind} ({r.name})" for r in runs]
     if len(set(labels)) < len(labels):
         labels = [f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
     return labels

@@ -32,6 +32,8 @@ def plot_calibration(
     models: (label, uncertainty [T], error [T], one-step summary with spearman/pearson/auroc/bins).
     """
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
+
     n = len(models)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
@@ -55,8 +57,10 @@ def plot_calibration(
         positive = bool(np.all(unc > 0) and np.all(err > 0))
         if positive and unc.max() / unc.min() > 20:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
         if positive and err.max() / err.min() > 20:
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(
             f"{label}\nSpearman {_fmt(s['spearman'])}, Pearson {_fmt(s['pearson'])}, "
             f"AUROC(worst 10%) {_fmt(s['auroc_worst10'])}",
@@ -89,6 +93,16 @@ def plot_horizon(models: list[dict], path: Path) -> Path:
             k, [r["error_median"] for r in rows], "--", color=color, alpha=0.8, label=f"{m['label']} median"
         )
         ax_u.plot(k, [r["uncertainty_mean"] for r in rows], "o-", color=color, ms=4, label=m["label"])
+    if models:  # the models share the scored states; the first one's baseline stands for all
+        rows = [r for r in models[0]["multi_step"] if r["n"] and r.get("no_change_error_mean") is not None]
+        ax_e.plot(
+            [r["horizon"] for r in rows],
+            [r["no_change_error_mean"] for r in rows],
+            ":",
+            color="grey",
+            lw=2,
+            label="no-change baseline (s_t+k = s_t)",
+        )
     ax_e.set_title("Open-loop state error along recorded actions")
     ax_e.set_xlabel("rollout depth k (model steps)")
     ax_e.set_ylabel("state error at depth k\n(RMS over state dims, units of state std)")
