@@ -155,6 +155,8 @@ def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
             uncertainty_pearson=one["pearson"],
             auroc_worst10=one["auroc_worst10"],
             error_by_horizon=[deep[k]["error_mean"] for k in sorted(deep)],
+            uncertainty_by_horizon=[deep[k]["uncertainty_mean"] for k in sorted(deep)],
+            spearman_by_horizon=[deep[k]["spearman"] for k in sorted(deep)],
         )
     if a.plots:
         a.plots.mkdir(parents=True, exist_ok=True)
