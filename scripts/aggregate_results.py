@@ -288,7 +288,8 @@ def write_markdown(path: Path, block: str) -> None:
     tmp.replace(path)
 
 
-def plot(cells: list[Cell], path: Path, title: str) -> None:
+def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float] | None = None) -> None:
+    """Grouped bars per quality (win rate left, return right); the dataset's own win rate dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -326,16 +327,32 @@ def plot(cells: list[Cell], path: Path, title: str) -> None:
                 )
                 if sd is not None:
                     ax.errorbar(pos[i], mean * scale, yerr=sd * scale, color="black", capsize=3, lw=1)
+                note = f"{mean * scale:.0f}" if key == "win_rate" else f"{mean:.2f}"
                 if c.n < c.expected:
-                    ax.text(pos[i], mean * scale, f"n={c.n}", ha="center", va="bottom", fontsize=7)
+                    note += f"\nn={c.n}"
+                top = (mean + (sd or 0.0)) * scale
+                ax.text(pos[i], top, note, ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, qualities)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylim(0, 100)
+    for i, q in enumerate(qualities):
+        if data_rates and q in data_rates:
+            axes[0].hlines(
+                data_rates[q] * 100,
+                x[i] - 0.45,
+                x[i] + 0.45,
+                colors="black",
+                linestyles="dashed",
+                lw=1,
+                label="dataset (behaviour, sampled)" if i == 0 else None,
+            )
+    axes[0].set_ylim(0, 105)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8, frameon=False)
+    order = sorted(range(len(labels)), key=lambda k: labels[k].startswith("dataset"))  # methods first
+    handles, labels = [handles[k] for k in order], [labels[k] for k in order]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=120)
@@ -383,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
         title = (
             f"{params.get('env', 'smax:3m')}: greedy evaluation, mean ± sd over seeds ({steps} policy steps)"
         )
-        plot(cells, args.figure, title)
+        plot(cells, args.figure, title, data_rates)
     for c in cells:
         wr, ret = fmt(c.win_rate_mean, c.win_rate_sd, True), fmt(c.return_mean, c.return_sd, False)
         print(f"{c.quality:14s} {c.method:13s} win {wr:22s} return {ret:24s} n={c.n}/{c.expected}")
