@@ -58,7 +58,7 @@ def logo(*args: str) -> list[str]:
 # ---- child phase: rollout throughput at a fixed batch ------------------------------------------
 
 
-def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str) -> dict:
+def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str, repeats: int = 3) -> dict:
     """Model steps of `batch` branches driven by a uniform policy (so the model's cost dominates);
     also the bare model.predict rate on the same batch."""
     import numpy as np
@@ -72,34 +72,42 @@ def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str) 
     with open_dataset(data) as ds:
         tr = ds.transitions()
     rng = np.random.default_rng(0)
-    # Enough starts that the batch stays full through warm-up and timing even if every branch
-    # ended after one step.
-    starts = start_rows(tr, rng.integers(0, len(tr), batch * (steps + 4)))
-    gen = generate_rollouts(mr.model, RandomPolicy(), starts, 15, batch, rng, device)
-    for _ in range(3):  # warm-up
-        next(gen)
-    n, t0 = 0, time.perf_counter()
-    for _ in range(steps):
-        n += len(next(gen)[0])
-    loop_s = time.perf_counter() - t0
+    # Best of `repeats` timings (as timeit does): on a shared CPU the fastest run is the one least
+    # disturbed by other jobs, and the models are compared on the same footing. Each repeat has
+    # enough starts that the batch stays full even if every branch ended after one step.
+    loop_rates = []
+    for _ in range(repeats):
+        starts = start_rows(tr, rng.integers(0, len(tr), batch * (steps + 4)))
+        gen = generate_rollouts(mr.model, RandomPolicy(), starts, 15, batch, rng, device)
+        for _ in range(3):  # warm-up
+            next(gen)
+        n, t0 = 0, time.perf_counter()
+        for _ in range(steps):
+            n += len(next(gen)[0])
+        loop_rates.append(n / (time.perf_counter() - t0))
+        del gen, starts
 
     x = tr.select(np.arange(batch) % len(tr))
     state, obs = torch.as_tensor(x.state, device=device), torch.as_tensor(x.obs, device=device)
     act = torch.as_tensor(x.actions, device=device)
+    predict_rates = []
     with torch.no_grad():
         for _ in range(3):
             mr.model.predict(state, obs, act)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            mr.model.predict(state, obs, act)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        predict_s = time.perf_counter() - t0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                mr.model.predict(state, obs, act)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            predict_rates.append(batch * steps / (time.perf_counter() - t0))
     return {
         "batch": batch,
         "model_steps": steps,
-        "rollout_transitions_per_s": n / loop_s,
-        "predict_transitions_per_s": batch * steps / predict_s,
+        "rollout_transitions_per_s": max(loop_rates),
+        "predict_transitions_per_s": max(predict_rates),
+        "rollout_rates_all": loop_rates,
+        "predict_rates_all": predict_rates,
         "torch_threads": torch.get_num_threads(),
     }
 
@@ -237,7 +245,9 @@ def markdown(result: dict) -> str:
     lines = [
         START,
         "",
-        f"Measured {meta['date']} on {meta['machine']}; {meta['steps']} training steps per model, hidden "
+        f"Measured {meta['date']} at commit {meta.get('commit', '?')}"
+        + (" (with uncommitted model changes)" if meta.get("uncommitted_model_changes") else "")
+        + f" on {meta['machine']}; {meta['steps']} training steps per model, hidden "
         f"width {meta['hidden']}, batch {meta['batch_size']}; rollouts at batch {meta['rollout_batch']}.",
         "",
     ]
@@ -344,8 +354,17 @@ def main() -> None:
         CHILD_ENV[var] = str(a.threads)
     t0 = time.perf_counter()
     result = json.loads(a.out.read_text()) if a.big_only and a.out.exists() else {"datasets": []}
+    git = ["git", "-C", str(ROOT)]
     result["meta"] = {
         "date": time.strftime("%Y-%m-%d"),
+        "commit": subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "uncommitted_model_changes": bool(
+            subprocess.run(
+                [*git, "status", "--porcelain", "src/logo_cli/models"], capture_output=True, text=True
+            ).stdout.strip()
+        ),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {a.device}, {a.threads} thread(s)",
         "threads": a.threads,
         "caveat": "shared CPU: timings are noisy (other jobs ran at the same time)",
