@@ -28,11 +28,13 @@ class BatchedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(groups, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(groups, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cols: int | None = None) -> torch.Tensor:
+        """`cols`: compute only the first `cols` outputs (inference skips heads it does not need)."""
+        w, b = (self.weight, self.bias) if cols is None else (self.weight[..., :cols], self.bias[..., :cols])
         if self.groups == 1 and (x.dim() < 2 or x.shape[-2] != 1):
             # A shared network: every row (and every agent row) uses the same weights.
-            return x @ self.weight[0] + self.bias[0]
-        return torch.einsum("...gi,gio->...go", x, self.weight) + self.bias
+            return x @ w[0] + b[0]
+        return torch.einsum("...gi,gio->...go", x, w) + b
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, in_dim={self.in_dim}, out_dim={self.out_dim}"
@@ -48,12 +50,11 @@ class BatchedMLP(nn.Module):
             BatchedLinear(groups, a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, lin in enumerate(self.linears):
-            x = lin(x)
-            if i < len(self.linears) - 1:
-                x = F.silu(x)
-        return x
+    def forward(self, x: torch.Tensor, cols: int | None = None) -> torch.Tensor:
+        """`cols`: only the first `cols` outputs of the last layer."""
+        for lin in self.linears[:-1]:
+            x = F.silu(lin(x))
+        return self.linears[-1](x, cols)
 
 
 def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:

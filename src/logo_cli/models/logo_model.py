@@ -68,43 +68,55 @@ class LogoWorldModel(WorldModelBase):
         self.share_local = bool(share_local)
         groups = 1 if share_local else n
         local_in = o + s + self.joint_action_dim + (n if share_local else 0)
-        self.local_enc = BatchedMLP(groups, local_in, hidden, layers, latent)
+        # `layers` is the depth of each encoder->decoder path (as of the global MLP): the decoders
+        # take `dec_layers` of it, the encoders the rest (at least one).
+        enc_layers = max(1, layers - dec_layers)
+        self.local_enc = BatchedMLP(groups, local_in, hidden, enc_layers, latent)
         self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, 2 * o)
         self.local_rec = BatchedLinear(groups, latent, o)
         self.ded_delta = bool(ded_delta)
         ded_in = (2 if ded_delta else 1) * n * o + s
         self.n_avail_out = n * dims.n_actions if dims.discrete else 0
-        self.ded_enc = BatchedMLP(1, ded_in, hidden, layers, latent)
+        self.ded_enc = BatchedMLP(1, ded_in, hidden, enc_layers, latent)
+        # outputs: state mean | reward | termination | available logits | state log-variance (last,
+        # so a mean-only prediction computes a prefix of the output layer)
         self.ded_dec = BatchedMLP(1, latent, hidden, dec_layers, 2 * s + 2 + self.n_avail_out)
         self.ded_rec = BatchedLinear(1, latent, ded_in)
         self.aux_enc = BatchedMLP(1, n * latent + s, hidden, dec_layers, s)
 
     # ---- the three parts --------------------------------------------------------------------------
-    def _local(self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor):
-        """-> latents [B,N,Z], next-obs-delta mean and log-variance [B,N,O] (normalised)."""
+    def _local(self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor, need_var: bool = True):
+        """-> latents [B,N,Z], next-obs-delta mean and log-variance [B,N,O] (normalised; the
+        log-variance is None when not `need_var`)."""
         b, n = obs_n.shape[:2]
         ctx = torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)
         parts = [obs_n, ctx]
         if self.share_local:
             parts.append(torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n))
         z = self.local_enc(torch.cat(parts, dim=-1))
+        if not need_var:
+            return z, self.local_dec(z, self.dims.obs_dim), None
         mean, logvar = self.local_dec(z).chunk(2, dim=-1)
         return z, mean, soft_clamp(logvar, LOGVAR_MIN, LOGVAR_MAX)
 
-    def _deduce(self, nobs_n: torch.Tensor, dobs_n: torch.Tensor, state_n: torch.Tensor):
+    def _deduce(
+        self, nobs_n: torch.Tensor, dobs_n: torch.Tensor, state_n: torch.Tensor, need_var: bool = True
+    ):
         """-> latent, ded input, next-state-delta mean/log-var [B,S], reward [B], term logit [B],
-        next-available logits [B,N,A] (an empty last axis for continuous actions).
+        next-available logits [B,N,A] (an empty last axis for continuous actions); log-var None
+        when not `need_var`.
 
         With `ded_delta` the input also holds the normalised obs changes: the next state's change is
         then a well-conditioned function of them, instead of a small difference of large values."""
         parts = [nobs_n.flatten(1), dobs_n.flatten(1)] if self.ded_delta else [nobs_n.flatten(1)]
         x = torch.cat([*parts, state_n], dim=-1)
         zd = self.ded_enc(x)
-        h = self.ded_dec(zd)
         s = self.dims.state_dim
-        mean, logvar = h[:, :s], soft_clamp(h[:, s : 2 * s], LOGVAR_MIN, LOGVAR_MAX)
-        reward, term = h[:, 2 * s], h[:, 2 * s + 1]
-        avail = h[:, 2 * s + 2 :].reshape(h.shape[0], self.dims.n_agents, -1)
+        head = s + 2 + self.n_avail_out
+        h = self.ded_dec(zd, None if need_var else head)
+        mean, reward, term = h[:, :s], h[:, s], h[:, s + 1]
+        avail = h[:, s + 2 : head].reshape(h.shape[0], self.dims.n_agents, -1)
+        logvar = soft_clamp(h[:, head:], LOGVAR_MIN, LOGVAR_MAX) if need_var else None
         return zd, x, mean, logvar, reward, term, avail
 
     def _aux(self, z: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
@@ -132,7 +144,9 @@ class LogoWorldModel(WorldModelBase):
         pred_nobs_n = self._next_obs_n(batch["obs"].float(), mean)
         # Every head is trained on that input too: at inference the deductive model only ever sees
         # predicted obs, and heads fitted to true obs alone misread them (termination above all).
-        _, _, reg_state, _, reg_reward, reg_term, reg_avail = self._deduce(pred_nobs_n, mean, t["state_n"])
+        _, _, reg_state, _, reg_reward, reg_term, reg_avail = self._deduce(
+            pred_nobs_n, mean, t["state_n"], need_var=False
+        )
         reg_heads = self.head_losses(reg_reward, reg_term, reg_avail, t)
         parts["reg"] = F.mse_loss(reg_state, t["dstate_n"]) + sum(reg_heads.values())
         weight = {
@@ -163,14 +177,14 @@ class LogoWorldModel(WorldModelBase):
         state, obs = state.float(), obs.float()
         state_n = self.norm_state(state)
         act = self.encode_actions(actions)
-        z, mean, logvar = self._local(self.norm_obs(obs), state_n, act)
+        z, mean, logvar = self._local(self.norm_obs(obs), state_n, act, need_var=sample)
         dobs_n = mean
         if sample:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             dobs_n = mean + noise * torch.exp(0.5 * logvar)
         next_obs = obs + self.norm_dobs.denormalize(dobs_n)
         _, _, smean, slogvar, reward, term, avail_logits = self._deduce(
-            self.norm_obs(next_obs), dobs_n, state_n
+            self.norm_obs(next_obs), dobs_n, state_n, need_var=sample
         )
         dstate_n = smean
         if sample:
