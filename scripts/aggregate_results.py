@@ -167,10 +167,13 @@ def aggregate(runs: list[Run], qualities: list[str], methods: list[str], seeds: 
 
 
 def wall_times(steplog: Path) -> dict:
-    """Total wall time = sum of the script's sessions (a resumed run has several), plus step sums."""
+    """Total wall time = sum of the script's sessions (a resumed run has several, redone work
+    included). Per stage: the time of each step's last completed run, the one whose artifact is
+    used (a step redone after its artifact was deleted counts once there)."""
     if not steplog.is_file():
         return {"total_s": None, "sessions": 0, "by_stage_s": {}, "steps_ran": 0, "steps_failed": 0}
-    total, sessions, by_stage, ran, failed = 0.0, 0, {}, 0, 0
+    total, sessions, failed = 0.0, 0, 0
+    last_run: dict[str, float] = {}
     with steplog.open() as f:
         for row in csv.DictReader(f, delimiter="\t"):
             seconds = float(row["seconds"])
@@ -178,16 +181,18 @@ def wall_times(steplog: Path) -> dict:
                 total += seconds
                 sessions += 1
             elif row["status"] == "ran":
-                stage = row["name"].split("-", 1)[0]
-                by_stage[stage] = by_stage.get(stage, 0.0) + seconds
-                ran += 1
+                last_run[row["name"]] = seconds
             elif row["status"].startswith("failed"):
                 failed += 1
+    by_stage: dict[str, float] = {}
+    for name, seconds in last_run.items():
+        stage = name.split("-", 1)[0]
+        by_stage[stage] = by_stage.get(stage, 0.0) + seconds
     return {
         "total_s": total if sessions else None,
         "sessions": sessions,
         "by_stage_s": by_stage,
-        "steps_ran": ran,
+        "steps_ran": len(last_run),
         "steps_failed": failed,
     }
 

@@ -85,6 +85,7 @@ def grid(tmp_path: Path) -> Path:
             ("session", "run", 400.0, "stopped:1"),
             ("step", "collect-medium", 0.0, "skipped"),
             ("step", "train-medium-macql-s1", 120.0, "ran"),
+            ("step", "collect-medium", 70.0, "ran"),  # redone after its artifact was deleted
             ("session", "run", 200.0, "done"),
         ],
     )
@@ -169,7 +170,7 @@ def test_markdown_block_appended_to_a_file_without_markers(agg, grid: Path, tmp_
 def test_wall_time_sums_sessions_and_ran_steps(agg, grid: Path) -> None:
     walls = agg.wall_times(grid / "logs" / "steps.tsv")
     assert walls["total_s"] == pytest.approx(600.0) and walls["sessions"] == 2
-    assert walls["by_stage_s"] == {"collect": 50.0, "train": 220.0}
+    assert walls["by_stage_s"] == {"collect": 70.0, "train": 220.0}  # the redone collect counts once
     assert walls["steps_ran"] == 3 and walls["steps_failed"] == 1
 
 
