@@ -239,7 +239,7 @@ def markdown_block(
     ]
     lines.append("|---|---|---|---|---|---|")
     for c in cells:
-        per_seed = ", ".join(f"s{s}: {w:.0%}" for s, w in zip(c.seeds, c.win_rates, strict=True)) or "-"
+        per_seed = ", ".join(f"s{s}: {w:.1%}" for s, w in zip(c.seeds, c.win_rates, strict=True)) or "-"
         seeds = f"{c.n}/{c.expected}" + (
             f" (missing {', '.join(f's{s}' for s in c.missing_seeds)})" if c.missing_seeds else ""
         )

@@ -142,10 +142,10 @@ def test_markdown_rows_and_rerun_replaces_only_the_block(agg, grid: Path, tmp_pa
     assert text.startswith("# Results\n\nintro by hand\n") and text.rstrip().endswith("outro")
     assert "old table" not in text and text.count(agg.START) == 1
     assert (
-        "| medium | LOGO + MACQL (weight) | 70.0% ± 10.0 | 1.600 ± 0.100 | 3/3 | s0: 60%, s1: 70%, s2: 80% |"
+        "| medium | LOGO + MACQL (weight) | 70.0% ± 10.0 | 1.600 ± 0.100 | 3/3 | s0: 60.0%, s1: 70.0%, s2: 80.0% |"
         in text
     )
-    assert "| medium | BC | 22.5% ± 3.5 | 0.925 ± 0.035 | 2/3 (missing s2) | s0: 20%, s1: 25% |" in text
+    assert "| medium | BC | 22.5% ± 3.5 | 0.925 ± 0.035 | 2/3 (missing s2) | s0: 20.0%, s1: 25.0% |" in text
     assert "| expert | MACQL (real only) | missing | missing | 0/3 (missing s0, s1, s2) | - |" in text
     assert "Missing runs: medium/bc/s2, expert/" in text
     assert "Wall time: 10.0 min over 2 session(s)" in text  # 400 s + 200 s of sessions
