@@ -13,7 +13,7 @@ learning curve, where the medium rung lies, is covered) and evaluates each on fr
 Snapshots after the medium one other than the expert serve no quality: they stay listed in
 ladder.json with their evaluation, but their files are not kept, so a ladder stays small to ship.
 
-A ladder directory holds snap_XXXX.pt policy files (policies/torch_policy format), ladder.json and
+A ladder directory holds snap_NNNN.pt policy files (policies/torch_policy format), ladder.json and
 manifest.json; it is built in a temporary directory and renamed into place when training ends.
 """
 
