@@ -139,11 +139,13 @@ def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def aggregate(runs: list[Run], qualities: list[str], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """One cell per quality x method of the grid, plus one per other combination that has runs."""
-    grid = [(q, m) for q in qualities for m in methods]
-    extra = sorted({(r.quality, r.method) for r in runs} - set(grid))
+    """One cell per quality x method of the grid (planned, plus any found in the runs)."""
+    # Qualities or methods found but not planned (an earlier invocation's) join the grid after the
+    # planned ones, so their missing seeds are reported too.
+    qualities = list(dict.fromkeys(qualities + [r.quality for r in runs]))
+    methods = list(dict.fromkeys(methods + [r.method for r in runs]))
     cells = []
-    for q, m in grid + extra:
+    for q, m in [(q, m) for q in qualities for m in methods]:
         mine = sorted((r for r in runs if r.quality == q and r.method == m), key=lambda r: r.seed)
         wr_mean, wr_sd = mean_sd([r.win_rate for r in mine])
         ret_mean, ret_sd = mean_sd([r.return_mean for r in mine])
@@ -164,6 +166,24 @@ def aggregate(runs: list[Run], qualities: list[str], methods: list[str], seeds: 
             )
         )
     return cells
+
+
+def paired_differences(runs: list[Run], reference: str = "logo-weight") -> list[dict]:
+    """Win rate of `reference` minus each other method's, seed by seed (same data, same evaluation
+    seeds), over the seeds both have: the comparison the issue's target is about."""
+    out = []
+    by = {(r.quality, r.method, r.seed): r.win_rate for r in runs}
+    for q in dict.fromkeys(r.quality for r in runs):
+        for m in dict.fromkeys(r.method for r in runs if r.quality == q and r.method != reference):
+            seeds = sorted(s for (qq, mm, s) in by if qq == q and mm == m and (q, reference, s) in by)
+            diffs = [by[(q, reference, s)] - by[(q, m, s)] for s in seeds]
+            mean, sd = mean_sd(diffs)
+            positive = sum(d > 0 for d in diffs)
+            out.append(
+                {"quality": q, "reference": reference, "method": m, "seeds": seeds, "diffs": diffs}
+                | {"mean": mean, "sd": sd, "positive": positive}
+            )
+    return [d for d in out if d["seeds"]]
 
 
 def wall_times(steplog: Path) -> dict:
@@ -230,6 +250,7 @@ def markdown_block(
     data_rates: dict,
     skipped: list[str],
     figure: str | None = None,
+    paired: list[dict] | None = None,
 ) -> str:
     """The table and its notes, between the markers; `figure` is a path relative to the markdown."""
     lines = [
@@ -248,6 +269,17 @@ def markdown_block(
         ret = fmt(c.return_mean, c.return_sd, False)
         lines.append(f"| {c.quality} | {label} | {win} | {ret} | {seeds} | {per_seed} |")
     lines.append("")
+    for d in paired or []:
+        diffs = ", ".join(f"{x * 100:+.1f}" for x in d["diffs"])
+        lines.append(
+            f"- {d['quality']}: {METHOD_LABELS.get(d['reference'], d['reference'])} minus "
+            f"{METHOD_LABELS.get(d['method'], d['method'])}, win rate per seed (points): {diffs}; "
+            f"mean {d['mean'] * 100:+.1f}"
+            + (f" ± {d['sd'] * 100:.1f}" if d["sd"] is not None else "")
+            + f", higher on {d['positive']}/{len(d['diffs'])} seeds"
+        )
+    if paired:
+        lines.append("")
     if data_rates:
         ref = ", ".join(f"{q} {r:.1%}" for q, r in data_rates.items())
         lines.append(f"Datasets' own win rates (behaviour policy, sampled actions): {ref}.")
@@ -390,6 +422,7 @@ def main(argv: list[str] | None = None) -> dict:
         "not_used": skipped,
         "dataset_win_rates": data_rates,
         "wall_time": walls,
+        "paired_vs_logo_weight": paired_differences(runs),
     }
     json_path = args.json or args.out / "results.json"
     tmp = json_path.with_name(f".{json_path.name}.tmp")
@@ -399,7 +432,12 @@ def main(argv: list[str] | None = None) -> dict:
         figure = None
         if args.figure is not None:
             figure = os.path.relpath(args.figure.resolve(), args.markdown.resolve().parent)
-        write_markdown(args.markdown, markdown_block(cells, walls, params, data_rates, skipped, figure))
+        write_markdown(
+            args.markdown,
+            markdown_block(
+                cells, walls, params, data_rates, skipped, figure, result["paired_vs_logo_weight"]
+            ),
+        )
     if args.figure is not None:
         steps = params.get("policy_steps", "?")
         title = (

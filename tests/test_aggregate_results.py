@@ -127,9 +127,14 @@ def test_missing_runs_are_missing_not_zero(agg, grid: Path) -> None:
 def test_one_seed_has_no_sd(agg, tmp_path: Path) -> None:
     out = tmp_path / "one"
     fabricate(out, "mixed", "macql", 0, 0.5, 1.0)
+    fabricate(out, "expert", "bc", 1, 0.9, 1.9)
     result = agg.main(["--out", str(out)])  # no params.json: the grid is what was found
     c = cell(result, "mixed", "macql")
     assert c["n"] == 1 and c["win_rate_mean"] == 0.5 and c["win_rate_sd"] is None
+    grid = [(c["quality"], c["method"]) for c in result["cells"]]
+    assert grid == [("expert", "bc"), ("expert", "macql"), ("mixed", "bc"), ("mixed", "macql")]
+    assert cell(result, "mixed", "bc")["missing_seeds"] == [0, 1]  # the seeds found: 0 and 1
+    assert cell(result, "expert", "bc")["missing_seeds"] == [0]
 
 
 def test_markdown_rows_and_rerun_replaces_only_the_block(agg, grid: Path, tmp_path: Path) -> None:
@@ -142,8 +147,8 @@ def test_markdown_rows_and_rerun_replaces_only_the_block(agg, grid: Path, tmp_pa
     assert text.startswith("# Results\n\nintro by hand\n") and text.rstrip().endswith("outro")
     assert "old table" not in text and text.count(agg.START) == 1
     assert (
-        "| medium | LOGO + MACQL (weight) | 70.0% ± 10.0 | 1.600 ± 0.100 | 3/3 | s0: 60.0%, s1: 70.0%, s2: 80.0% |"
-        in text
+        "| medium | LOGO + MACQL (weight) | 70.0% ± 10.0 | 1.600 ± 0.100 | 3/3 "
+        "| s0: 60.0%, s1: 70.0%, s2: 80.0% |" in text
     )
     assert "| medium | BC | 22.5% ± 3.5 | 0.925 ± 0.035 | 2/3 (missing s2) | s0: 20.0%, s1: 25.0% |" in text
     assert "| expert | MACQL (real only) | missing | missing | 0/3 (missing s0, s1, s2) | - |" in text
@@ -201,3 +206,20 @@ def test_mislabelled_and_unreadable_runs_are_reported(agg, tmp_path: Path) -> No
 )
 def test_parse_name(agg, name: str, parts) -> None:
     assert agg.parse_name(Path(name)) == parts
+
+
+def test_paired_differences_use_common_seeds_only(agg, grid: Path, tmp_path: Path) -> None:
+    result = agg.main(["--out", str(grid), "--markdown", str(tmp_path / "r.md")])
+    (bc,) = [d for d in result["paired_vs_logo_weight"] if d["method"] == "bc"]
+    assert bc["seeds"] == [0, 1]  # bc has no seed 2
+    assert bc["diffs"] == pytest.approx([0.4, 0.45])
+    assert bc["mean"] == pytest.approx(0.425) and bc["positive"] == 2
+    (mq,) = [d for d in result["paired_vs_logo_weight"] if d["method"] == "macql"]
+    assert mq["diffs"] == pytest.approx([0.1, 0.4, 0.4]) and mq["sd"] == pytest.approx(
+        statistics.stdev([0.1, 0.4, 0.4])
+    )
+    text = (tmp_path / "r.md").read_text()
+    assert (
+        "- medium: LOGO + MACQL (weight) minus BC, win rate per seed (points): +40.0, +45.0; "
+        "mean +42.5 ± 3.5, higher on 2/2 seeds" in text
+    )
