@@ -11,6 +11,21 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Every test runs torch on one thread.
+
+    The test networks are tiny: a second intra-op thread gains nothing on them, and on a busy 2-core
+    machine (CI, or a developer's with other jobs) it made them 10-40x slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def runner():
     from typer.testing import CliRunner

@@ -14,15 +14,6 @@ from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_problem(n: int = 2000, n_agents: int = 2, obs_dim: int = 4, n_actions: int = 5, seed: int = 0):
     """The expert action is argmax of the first n_actions-1 obs features among available actions;
     the last action is never available."""

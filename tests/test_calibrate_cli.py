@@ -10,17 +10,6 @@ from test_rollout_cli import OBS, make_pretrain_run, write_data
 from logo_cli.cli import app
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from typer.testing import CliRunner

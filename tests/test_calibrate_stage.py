@@ -16,17 +16,6 @@ N, OBS, S, A = 2, 3, 4, 3
 STD = np.array([1.0, 2.0, 4.0, 0.5])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @dataclass
 class Pred:
     next_state: torch.Tensor

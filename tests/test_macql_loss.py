@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from logo_cli.algos.macql import (
@@ -21,15 +20,6 @@ from logo_cli.data.transitions import Dims
 from logo_cli.models.mixer import QMixer
 
 DIMS = Dims(n_agents=2, obs_dim=3, state_dim=4, n_actions=3)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_batch(b: int = 5, seed: int = 0, dims: Dims = DIMS) -> dict[str, torch.Tensor]:

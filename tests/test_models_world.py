@@ -39,12 +39,7 @@ def trained(data):
     train, hold = data
     dims = transitions(2).dims
     models = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention on a busy CPU
-    try:
-        _train_all(models, dims, train, hold)
-    finally:
-        torch.set_num_threads(threads)
+    _train_all(models, dims, train, hold)
     return models
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from test_models_dynamics import NOOP, episodes
 
 from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest
@@ -14,14 +13,6 @@ from logo_cli.data.h5 import write_dataset
 from logo_cli.models.world_model import world_model_from_checkpoint
 
 SMALL = ["--hidden", "32", "--latent", "8", "--batch-size", "64", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention on a busy CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,6 @@ from logo_cli.data.h5 import write_dataset
 from logo_cli.stages.pretrain import CHECKPOINT, MODEL, PretrainConfig, run
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("resume") / "toy_medium.h5"

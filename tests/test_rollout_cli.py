@@ -13,17 +13,6 @@ from logo_cli.data.zarr_store import open_synthetic
 N, OBS, S, A, LIMIT = 2, 4, 6, 5, 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def write_data(path, n_episodes: int = 24, seed: int = 0, obs_dim: int = OBS):
     from logo_cli.data.h5_write import write_dataset
     from logo_cli.data.synthetic import random_episodes

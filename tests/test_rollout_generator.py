@@ -17,17 +17,6 @@ DIMS = Dims(n_agents=2, obs_dim=3, state_dim=4, n_actions=5)
 RNG = np.random.default_rng
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @dataclass
 class Pred:
     next_state: torch.Tensor

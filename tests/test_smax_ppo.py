@@ -10,15 +10,6 @@ from logo_cli.algos.online_ppo import PPOConfig, PPOTrainer, Rollout, gae
 from logo_cli.envs.base import EnvObs, EnvSpec, EnvStep
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # What the behaviour stage does too: tiny networks on a busy 2-core CPU run far faster on one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class MatchingEnv:
     """One-step episodes: each agent sees a one-hot target and is paid for choosing it.
 

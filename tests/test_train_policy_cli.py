@@ -14,15 +14,6 @@ from logo_cli.stages.train_policy import TrainPolicyConfig, partial_dir, run
 TINY = ["--batch-size", "16", "--hidden", "16", "--layers", "1", "--cql-samples", "4", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks gain nothing from intra-op threads, and on a busy shared CPU they lose a lot.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def write_data(path, n_agents, obs_dim, state_dim, n_actions, limit, n_episodes=12):
     from logo_cli.data.h5_write import write_dataset
     from logo_cli.data.synthetic import random_episodes
