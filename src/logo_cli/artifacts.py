@@ -147,8 +147,6 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
     """Load a checkpoint as data only (weights_only=True); one-line error when missing or invalid."""
-    import pickle
-
     import torch
 
     path = Path(path)
@@ -156,8 +154,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
         raise LogoError(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # a corrupt or foreign file can fail anywhere inside the unpickler
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        first = f"{type(e).__name__}: {detail}" if detail else type(e).__name__
         raise LogoError(f"{path}: not a valid logo checkpoint ({first})") from None
 
 
