@@ -31,5 +31,5 @@ def lint(session: nox.Session) -> None:
 def benchmarks(session: nox.Session) -> None:
     """Speed and accuracy benchmarks; results go to benchmarks/results/*.json and docs/."""
     _install(session)
-    for script in ("collect_throughput.py", "h5_read.py", "world_model.py", "policy.py"):
+    for script in ("collect_throughput.py", "h5_read.py", "world_model.py", "policy_speed.py"):
         session.run("python", f"benchmarks/{script}", *session.posargs)
