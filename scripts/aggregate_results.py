@@ -21,8 +21,15 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-START = "<!-- reproduce_smax_3m:start -->"
-END = "<!-- reproduce_smax_3m:end -->"
+DEFAULT_TAG = "reproduce_smax_3m"
+
+
+def markers(tag: str = DEFAULT_TAG) -> tuple[str, str]:
+    """The block's start and end comments; one block per tag, so several runs share a page."""
+    return f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+
+
+START, END = markers()
 METHOD_LABELS = {
     "logo-weight": "LOGO + MACQL (weight)",
     "logo-penalty": "LOGO + MACQL (penalty)",
@@ -251,10 +258,12 @@ def markdown_block(
     skipped: list[str],
     figure: str | None = None,
     paired: list[dict] | None = None,
+    tag: str = DEFAULT_TAG,
 ) -> str:
     """The table and its notes, between the markers; `figure` is a path relative to the markdown."""
+    start, end = markers(tag)
     lines = [
-        START,
+        start,
         "",
         "| quality | method | win rate (mean ± sd) | return (mean ± sd) | seeds | win rate per seed |",
     ]
@@ -301,22 +310,25 @@ def markdown_block(
             "rollout_starts",
             "policy_steps",
             "eval_episodes",
+            "train_args",
             "jobs",
             "commit",
         )
-        lines.append("Parameters: " + ", ".join(f"{k} {params[k]}" for k in keys if k in params) + ".")
+        shown = [f"{k} {params[k]}" for k in keys if params.get(k) not in (None, "")]
+        lines.append("Parameters: " + ", ".join(shown) + ".")
     if figure is not None:
         lines += ["", f"![win rate and return per quality and method]({figure})"]
-    lines += ["", END]
+    lines += ["", end]
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, block: str) -> None:
-    """Replace the block between the markers; append it (or create the file) when absent."""
+def write_markdown(path: Path, block: str, tag: str = DEFAULT_TAG) -> None:
+    """Replace the tag's block between its markers; append it (or create the file) when absent."""
+    start, end = markers(tag)
     text = path.read_text() if path.is_file() else "# Results\n"
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
         text = head + block + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
@@ -403,6 +415,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--markdown", type=Path, help="markdown file whose marked block gets the table")
     ap.add_argument("--figure", type=Path, help="PNG of win rate and return per quality and method")
     ap.add_argument("--json", type=Path, help="results JSON (default OUT/results.json)")
+    ap.add_argument(
+        "--tag", default=DEFAULT_TAG, help="names the markdown block's markers (one block per run)"
+    )
     args = ap.parse_args(argv)
 
     params_path = args.out / "params.json"
@@ -435,13 +450,16 @@ def main(argv: list[str] | None = None) -> dict:
         write_markdown(
             args.markdown,
             markdown_block(
-                cells, walls, params, data_rates, skipped, figure, result["paired_vs_logo_weight"]
+                cells, walls, params, data_rates, skipped, figure, result["paired_vs_logo_weight"], args.tag
             ),
+            args.tag,
         )
     if args.figure is not None:
         steps = params.get("policy_steps", "?")
+        extra = f", {params['train_args']}" if params.get("train_args") else ""
         title = (
-            f"{params.get('env', 'smax:3m')}: greedy evaluation, mean ± sd over seeds ({steps} policy steps)"
+            f"{params.get('env', 'smax:3m')}: greedy evaluation, mean ± sd over seeds "
+            f"({steps} policy steps{extra})"
         )
         plot(cells, args.figure, title, data_rates)
     for c in cells:

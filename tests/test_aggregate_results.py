@@ -223,3 +223,13 @@ def test_paired_differences_use_common_seeds_only(agg, grid: Path, tmp_path: Pat
         "- medium: LOGO + MACQL (weight) minus BC, win rate per seed (points): +40.0, +45.0; "
         "mean +42.5 ± 3.5, higher on 2/2 seeds" in text
     )
+
+
+def test_tagged_blocks_live_side_by_side(agg, grid: Path, tmp_path: Path) -> None:
+    md = tmp_path / "results.md"
+    agg.main(["--out", str(grid), "--markdown", str(md)])
+    agg.main(["--out", str(grid), "--markdown", str(md), "--tag", "variant"])
+    agg.main(["--out", str(grid), "--markdown", str(md), "--tag", "variant"])
+    text = md.read_text()
+    assert text.count(agg.START) == 1 and text.count("<!-- variant:start -->") == 1
+    assert text.index(agg.END) < text.index("<!-- variant:start -->") < text.index("<!-- variant:end -->")
