@@ -428,7 +428,8 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = [int(s) for s in params.get("seeds") or sorted({r.seed for r in runs})]
     cells = aggregate(runs, qualities, methods, seeds)
     walls = wall_times(args.out / "logs" / "steps.tsv")
-    data_rates = dataset_win_rates(args.out, qualities)
+    found_qualities = list(dict.fromkeys(c.quality for c in cells))
+    data_rates = dataset_win_rates(Path(params.get("artifacts") or args.out), found_qualities)
     result = {
         "params": params,
         "cells": [asdict(c) for c in cells],

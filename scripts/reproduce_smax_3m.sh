@@ -9,10 +9,16 @@
 # does not invalidate finished artifacts: use a new OUT for a new configuration.
 #   bash scripts/reproduce_smax_3m.sh
 #   QUALITIES=medium POLICY_STEPS=5000 JOBS=2 bash scripts/reproduce_smax_3m.sh
+#   OUT=runs/alpha5 ARTIFACTS=runs/reproduce_smax_3m TRAIN_ARGS="--cql-alpha 5" bash scripts/reproduce_smax_3m.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-runs/reproduce_smax_3m}          # everything goes here (git-ignored under runs/)
+ARTIFACTS=${ARTIFACTS:-$OUT}                # datasets, world models and rollouts: another run's OUT
+                                            # reuses them (e.g. a TRAIN_ARGS variant of the policies)
+TAG=${TAG:-$(basename "$OUT")}              # names this run's block in RESULTS_MD and its figure
+RESULTS_MD=${RESULTS_MD:-docs/results.md}   # markdown page that gets the results table
+FIGURE=${FIGURE:-docs/figures/$TAG.png}     # grouped bar chart of the results
 ENV=${ENV:-smax:3m}                         # simulator:scenario (collection and evaluation)
 BEHAVIOUR=${BEHAVIOUR:-datasets/behaviour/smax_3m}   # behaviour ladder that defines the qualities
 SEEDS=${SEEDS:-"0 1 2"}                     # seeds of world model, rollout, policy and evaluation
@@ -32,12 +38,12 @@ THREADS=${THREADS:-1}                       # torch/OpenMP threads per process (
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 # JAX's persistent compilation cache: every evaluate is a fresh process that compiles the same
 # SMAX step; from the cache it starts in about half the time (34 s -> 16 s measured on 2 cores).
-export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$OUT/jax_cache}
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$ARTIFACTS/jax_cache}
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 
 LOGS=$OUT/logs
 STEPLOG=$LOGS/steps.tsv                     # one line per step: time, kind, name, seconds, status
-mkdir -p "$OUT"/{data,wm,rollouts,policies,eval} "$LOGS"
+mkdir -p "$ARTIFACTS"/{data,wm,rollouts} "$OUT"/{policies,eval} "$LOGS"
 rm -f "$LOGS/FAILED"
 [ -f "$STEPLOG" ] || printf 'time\tkind\tname\tseconds\tstatus\n' >"$STEPLOG"
 
@@ -103,7 +109,7 @@ synthetic() { case $1 in logo-*) return 0 ;; *) return 1 ;; esac; }
 
 # train_args METHOD QUALITY SEED: the train-policy options that make a method.
 train_args() {
-  local syn=$OUT/rollouts/$2-s$3.zarr
+  local syn=$ARTIFACTS/rollouts/$2-s$3.zarr
   case $1 in
     logo-weight) echo "--algo macql --synthetic $syn --mode weight" ;;
     logo-penalty) echo "--algo macql --synthetic $syn --mode penalty" ;;
@@ -120,7 +126,7 @@ policy_and_eval() {  # METHOD QUALITY SEED
   local pol=$OUT/policies/$q-$m-s$s ev=$OUT/eval/$q-$m-s$s.json
   # shellcheck disable=SC2086  # args and TRAIN_ARGS are option lists
   run_step "train-$q-$m-s$s" "[ -f '$pol/policy.pt' ]" \
-    logo train-policy --data "$OUT/data/smax_3m_$q.h5" $args --steps "$POLICY_STEPS" \
+    logo train-policy --data "$ARTIFACTS/data/smax_3m_$q.h5" $args --steps "$POLICY_STEPS" \
     --seed "$s" --device cpu --out "$pol" $TRAIN_ARGS || return 0
   run_step "evaluate-$q-$m-s$s" "[ -f '$ev' ]" \
     logo evaluate --policy "$pol" --env "$ENV" --episodes "$EVAL_EPISODES" \
@@ -140,12 +146,12 @@ params = dict(env="$ENV", behaviour="$BEHAVIOUR", seeds="$SEEDS".split(), qualit
               methods="$METHODS".split(), episodes=$EPISODES, collect_seed=$COLLECT_SEED, wm_steps=$WM_STEPS,
               horizon=$HORIZON, rollout_starts=$ROLLOUT_STARTS, policy_steps=$POLICY_STEPS,
               eval_episodes=$EVAL_EPISODES, eval_seed=$EVAL_SEED, train_args="$TRAIN_ARGS", jobs=$JOBS,
-              threads=$THREADS, commit=commit)
+              threads=$THREADS, artifacts="$ARTIFACTS", commit=commit)
 json.dump(params, open(sys.argv[1], "w"), indent=2)
 EOF
 
 for q in $QUALITIES; do
-  data=$OUT/data/smax_3m_$q.h5
+  data=$ARTIFACTS/data/smax_3m_$q.h5
   run_step "collect-$q" "[ -f '$data' ]" \
     logo collect --env "$ENV" --quality "$q" --episodes "$EPISODES" --seed "$COLLECT_SEED" \
     --behaviour "$BEHAVIOUR" --device cpu --out "$data"
@@ -159,9 +165,9 @@ for m in $METHODS; do if synthetic "$m"; then NEED_WM=1; fi; done
 if [ "$NEED_WM" -eq 1 ]; then
   for q in $QUALITIES; do
     for s in $SEEDS; do
-      wm=$OUT/wm/$q-s$s
+      wm=$ARTIFACTS/wm/$q-s$s
       spawn run_step "pretrain-$q-s$s" "[ -f '$wm/model.pt' ] && [ -f '$wm/manifest.json' ]" \
-        logo pretrain --data "$OUT/data/smax_3m_$q.h5" --model logo --max-steps "$WM_STEPS" \
+        logo pretrain --data "$ARTIFACTS/data/smax_3m_$q.h5" --model logo --max-steps "$WM_STEPS" \
         --seed "$s" --device cpu --out "$wm"
     done
   done
@@ -178,9 +184,9 @@ barrier
 if [ "$NEED_WM" -eq 1 ]; then
   for q in $QUALITIES; do
     for s in $SEEDS; do
-      zarr=$OUT/rollouts/$q-s$s.zarr
+      zarr=$ARTIFACTS/rollouts/$q-s$s.zarr
       spawn run_step "rollout-$q-s$s" "zarr_complete '$zarr'" \
-        logo rollout --model "$OUT/wm/$q-s$s" --data "$OUT/data/smax_3m_$q.h5" --horizon "$HORIZON" \
+        logo rollout --model "$ARTIFACTS/wm/$q-s$s" --data "$ARTIFACTS/data/smax_3m_$q.h5" --horizon "$HORIZON" \
         --n-starts "$ROLLOUT_STARTS" --seed "$s" --device cpu --overwrite --out "$zarr"
     done
   done
@@ -198,5 +204,4 @@ fi
 log_step session run "$(secs $(($(now_ms) - T0)))" "done"
 SESSION_LOGGED=1
 say "all steps done in $((($(now_ms) - T0) / 1000)) s; aggregating"
-python scripts/aggregate_results.py --out "$OUT" --markdown docs/results.md \
-  --figure docs/figures/reproduce_smax_3m.png
+python scripts/aggregate_results.py --out "$OUT" --markdown "$RESULTS_MD" --figure "$FIGURE" --tag "$TAG"
