@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from logo_cli.algos.macql import (
@@ -177,3 +178,35 @@ def test_sampled_gap_with_the_data_action_is_never_negative():
     without = macql_loss(nets, batch, samples_only, torch.Generator().manual_seed(0))[1]
     assert float(with_data["cql_gap"]) >= 0.0
     assert float(without["cql_gap"]) < 0.0  # the unbounded-below case the default avoids
+
+
+def test_combo_and_none_treat_synthetic_rows_as_documented():
+    lse = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    q = torch.tensor([0.5, 0.5, 1.0, 2.0])
+    syn = torch.tensor([False, False, True, True])
+    from logo_cli.algos.macql import _conservative_term
+
+    assert float(_conservative_term(lse, q, syn, "data")) == pytest.approx(((lse - q).mean()).item())
+    assert float(_conservative_term(lse, q, syn, "none")) == pytest.approx((0.5 + 1.5) / 2)
+    # COMBO: down on all four rows' logsumexp, up only on the two real rows' data actions.
+    assert float(_conservative_term(lse, q, syn, "combo")) == pytest.approx(2.5 - 0.5)
+    assert float(_conservative_term(lse, q, None, "combo")) == pytest.approx(((lse - q).mean()).item())
+
+
+def test_mixer_sees_the_standardised_state():
+    torch.manual_seed(0)
+    nets = MacqlNets(DIMS, hidden=8, layers=1)
+    batch = make_batch(b=6)
+    raw = torch.randn(200, DIMS.state_dim) * 20 + 5
+    nets.set_state_stats(raw)
+    assert torch.allclose(nets.norm_state(raw).mean(0), torch.zeros(DIMS.state_dim), atol=1e-4)
+    assert torch.allclose(nets.norm_state(raw).std(0), torch.ones(DIMS.state_dim), atol=1e-4)
+    cfg = MacqlConfig(cql_alpha=0.0)
+    loss, parts = macql_loss(nets, batch, cfg)
+    q_data = nets.agent(batch["obs"]).gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+    expected = nets.mixer(q_data, (batch["state"] - nets.state_mean) / nets.state_std).mean()
+    assert float(parts["q_tot"]) == pytest.approx(float(expected), rel=1e-5)
+    # The statistics travel with the networks' state_dict (and so with checkpoints).
+    other = MacqlNets(DIMS, hidden=8, layers=1)
+    other.load_state_dict(nets.state_dict())
+    assert torch.equal(other.state_mean, nets.state_mean) and torch.equal(other.state_std, nets.state_std)

@@ -151,3 +151,34 @@ def test_a_policy_picking_unavailable_actions_is_refused():
 def test_bad_horizon_is_refused():
     with pytest.raises(LogoError, match="horizon"):
         list(generate_rollouts(ScriptedModel(), RandomPolicy(), make_starts([3]), 0, 2, RNG()))
+
+
+class HalfChanceModel(ScriptedModel):
+    """Predicts termination with probability 0.3 at every step, and rewards of -1 or 2."""
+
+    def predict(self, state, obs, actions, *, sample=False, generator=None):
+        pred = super().predict(state, obs, actions)
+        pred.terminated_prob = torch.full((state.shape[0],), 0.3)
+        pred.reward = torch.where(state[:, 3] % 2 == 0, -1.0, 2.0)
+        return pred
+
+
+def test_sampled_termination_follows_the_predicted_probability_and_rewards_are_clipped():
+    starts = make_starts([100] * 4000)
+    rows_of = lambda **kw: list(  # noqa: E731
+        generate_rollouts(HalfChanceModel(), RandomPolicy(), starts, 15, 512, np.random.default_rng(0), **kw)
+    )
+    parts = rows_of(termination="sample", reward_range=(0.0, 1.5))
+    rows = Transitions.concat([p[0] for p in parts])
+    step = np.concatenate([p[2] for p in parts])
+    # Each step ends a branch with probability 0.3: ~30% of rows are terminal, first-step ends ~30%.
+    assert rows.terminated.mean() == pytest.approx(0.3, abs=0.02)
+    assert rows.terminated[step == 0].mean() == pytest.approx(0.3, abs=0.03)
+    assert rows.reward.min() == 0.0 and rows.reward.max() == 1.5  # clipped to the given range
+    # Thresholding at 0.5 never ends a branch whose probability stays at 0.3: all reach the horizon.
+    parts = rows_of(termination="threshold")
+    rows = Transitions.concat([p[0] for p in parts])
+    assert not rows.terminated.any() and len(rows) == 4000 * 15
+    assert rows.reward.min() == -1.0  # no range: rewards as predicted
+    with pytest.raises(LogoError, match="--termination"):
+        rows_of(termination="bogus")

@@ -110,8 +110,14 @@ def test_manifest_policy_file_and_sampler_record(data, tmp_path):
     assert set(m["inputs"]) == {"data", "synthetic"} and m["inputs"]["synthetic"]["hash"].startswith(
         "sha256:"
     )
-    assert m["sampler"] == {"mode": "weight", "synthetic_ratio": 0.5, "c": 0.5, "c_source": "given",
-                            "penalty_lambda": 1.0}  # fmt: skip
+    sampler = m["sampler"]
+    keys = ("mode", "synthetic_ratio", "c", "c_source", "penalty_lambda", "weight_by")
+    assert {k: sampler[k] for k in keys} == {
+        "mode": "weight", "synthetic_ratio": 0.5, "c": 0.5, "c_source": "given", "penalty_lambda": 1.0,
+        "weight_by": "cumulative",
+    }  # fmt: skip
+    assert sampler["effective_sample_size"] == pytest.approx(0.5, abs=1e-3)
+    assert sampler["temperature"] > 0 and sampler["temperature_source"].startswith("solved")
     assert m["metrics"]["steps_per_s"] > 0 and "td_loss" in m["metrics"]["final"]
     payload = torch.load(tmp_path / "r" / "policy.pt", weights_only=True)
     assert payload["mode"] == "q" and Dims.from_dict(payload["dims"]) == Dims(N, OD, S, A)

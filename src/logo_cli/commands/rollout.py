@@ -52,13 +52,23 @@ def command(
     sample: bool = typer.Option(
         False, "--sample/--mean", help="Draw next steps from the model's Gaussian, or take its mean."
     ),
+    termination: str = typer.Option(
+        "sample",
+        "--termination",
+        help="How a branch ends: 'sample' draws the end from the model's predicted termination "
+        "probability at every step; 'threshold' ends it when that probability exceeds 0.5.",
+    ),
+    clip_reward: bool = typer.Option(
+        True, "--clip-reward/--no-clip-reward", help="Clip predicted rewards to the dataset's reward range."
+    ),
     chunk_rows: int = typer.Option(8192, "--chunk-rows", help="Zarr chunk length in rows (bounds memory)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing buffer at --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Roll a world model out from dataset states with a policy; write a zarr synthetic buffer.
 
-    A branch ends when the model predicts termination (probability > 0.5) or after --horizon steps.
+    A branch ends when the model's predicted termination fires (drawn from its probability, see
+    --termination) or after --horizon steps.
 
     Every transition carries the model's uncertainty; Ctrl-C keeps the rows so far, marked incomplete.
     """
@@ -84,6 +94,8 @@ def command(
         device=resolve_device(device),
         bc_steps=bc_steps,
         sample=sample,
+        termination=termination,
+        clip_reward=clip_reward,
         chunk_rows=chunk_rows,
         overwrite=overwrite,
     )

@@ -36,7 +36,27 @@ def command(
         0.5, "--synthetic-ratio", help="Fraction of each batch drawn from synthetic data."
     ),
     c: float | None = typer.Option(
-        None, "--c", help="Truncation C of P_u = clip(C - u, 0, C). Default: the 0.9 quantile of u."
+        None,
+        "--c",
+        help="Truncation C of P_u = clip(C - u, 0, C). Default: the 0.9 quantile of the weighting score.",
+    ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        help="Temperature τ of the weight mode's exp(P_u / τ) (1: the paper's exp(P_u)). Default: solved "
+        "so that the weights' effective sample size is --target-ess of the buffer.",
+    ),
+    target_ess: float = typer.Option(
+        0.5,
+        "--target-ess",
+        help="Effective sample size, as a fraction of the synthetic buffer, that the solved τ reaches "
+        "(1: uniform; smaller: a sharper preference for certain samples).",
+    ),
+    weight_by: str = typer.Option(
+        "cumulative",
+        "--weight-by",
+        help="Score u the weight mode ranks synthetic rows by: 'cumulative' (uncertainty summed along the "
+        "branch up to the row) or 'step' (the row's own uncertainty).",
     ),
     penalty_lambda: float = typer.Option(1.0, "--penalty-lambda", help="λ of the penalty mode's r - λu."),
     steps: int = typer.Option(10_000, "--steps", help="Gradient steps."),
@@ -52,6 +72,20 @@ def command(
         "--cql-with-data/--cql-samples-only",
         help="Include the data joint action among the CQL logsumexp terms (keeps the gap >= 0), or use "
         "only the sampled ones (CFCQL's raw MACQL).",
+    ),
+    cql_synthetic: str = typer.Option(
+        "combo",
+        "--cql-synthetic",
+        help="How the CQL term treats synthetic rows: 'combo' pushes Q down on them and up only on real "
+        "data actions (COMBO); 'data' treats them like real data; 'none' leaves them out of the term.",
+    ),
+    n_step: int = typer.Option(
+        1, "--n-step", help="Steps of the TD target, over real episodes and synthetic branches (1: one-step)."
+    ),
+    normalise_state: bool = typer.Option(
+        True,
+        "--normalise-state/--raw-state",
+        help="Standardise the state the QMIX mixer sees with the real data's mean and std.",
     ),
     target_update_every: int = typer.Option(
         200, "--target-update-every", help="Steps between target-network updates."
@@ -83,6 +117,12 @@ def command(
     bc_steps: int = typer.Option(
         2000, "--bc-steps", help="With --model: BC steps for the first rollout policy."
     ),
+    termination: str = typer.Option(
+        "sample",
+        "--termination",
+        help="With --model: branch ends drawn from the predicted termination probability ('sample') or "
+        "when it exceeds 0.5 ('threshold').",
+    ),
     log_every: int = typer.Option(100, "--log-every", help="Steps between metrics.jsonl lines."),
     checkpoint_every: int = typer.Option(
         1000, "--checkpoint-every", help="Steps between resumable checkpoints."
@@ -103,8 +143,10 @@ def command(
     Writes policy.pt (loadable by `logo evaluate` and `logo rollout --policy`), metrics.jsonl and
     manifest.json. An interrupted run resumes exactly from its last checkpoint.
     """
+    from logo_cli.algos.macql import CQL_SYNTHETIC
     from logo_cli.artifacts import resolve_device
-    from logo_cli.data.sampler import SAMPLER_MODES, SamplerMode
+    from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY, SamplerMode
+    from logo_cli.stages.rollout import TERMINATION
     from logo_cli.stages.train_policy import Algo, TrainPolicyConfig, run
 
     if algo not in ALGOS:
@@ -113,14 +155,23 @@ def command(
         mode = "weight" if (synthetic is not None or model is not None) else "real-only"
     if mode not in SAMPLER_MODES:
         raise LogoError(f"--mode {mode}: expected one of {', '.join(SAMPLER_MODES)}")
+    for name, value, choices in (
+        ("--weight-by", weight_by, WEIGHT_BY),
+        ("--cql-synthetic", cql_synthetic, CQL_SYNTHETIC),
+        ("--termination", termination, TERMINATION),
+    ):
+        if value not in choices:
+            raise LogoError(f"{name} {value}: expected one of {', '.join(choices)}")
     if out_dir is None:
         out_dir = Path("runs") / f"policy-{data.stem}-{algo}-{mode}-s{seed}"
     cfg = TrainPolicyConfig(
         data=data, out=out_dir, synthetic=synthetic, model=model, algo=cast(Algo, algo),
         mode=cast(SamplerMode, mode),
-        synthetic_ratio=synthetic_ratio, c=c, penalty_lambda=penalty_lambda, steps=steps,
+        synthetic_ratio=synthetic_ratio, c=c, temperature=temperature, target_ess=target_ess,
+        weight_by=weight_by, penalty_lambda=penalty_lambda, steps=steps,
         batch_size=batch_size, lr=lr, gamma=gamma, cql_alpha=cql_alpha, cql_samples=cql_samples,
-        cql_include_data=cql_include_data,
+        cql_include_data=cql_include_data, cql_synthetic=cql_synthetic, n_step=n_step,
+        normalise_state=normalise_state, termination=termination,
         target_update_every=target_update_every, target_tau=target_tau, hidden=hidden, layers=layers,
         eval_env=eval_env, eval_every=eval_every, eval_episodes=eval_episodes, refresh_every=refresh_every,
         horizon=horizon, rollout_starts=rollout_starts, rollout_epsilon=rollout_epsilon, bc_steps=bc_steps,

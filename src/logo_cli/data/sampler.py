@@ -1,15 +1,19 @@
 """Training batches that mix real (dataset) and synthetic (world-model) transitions.
 
 LOGO draws half of each batch from the dataset, uniformly, and half from the synthetic buffer with
-probabilities proportional to exp(P_u), P_u = clip(C − u, 0, C): a sample with uncertainty u ≥ C gets
-weight exp(0) = 1, one with u = 0 gets exp(C). The other modes are the paper's ablations:
-  weight     synthetic rows ∝ exp(P_u)                                   (LOGO)
-  penalty    synthetic rows uniform, reward r − λ·u                      (MOPO-style)
+probabilities proportional to exp(P_u / τ), P_u = clip(C − u, 0, C): a sample with score u ≥ C gets
+weight exp(0) = 1, one with u = 0 gets exp(C / τ) (τ = 1 is the paper's formula). The other modes are
+the paper's ablations:
+  weight     synthetic rows ∝ exp(P_u / τ)                               (LOGO)
+  penalty    synthetic rows uniform, reward r − λ·u (u the per-step uncertainty; MOPO-style)
   uniform    synthetic rows uniform, reward unchanged
   real-only  no synthetic rows (plain offline RL on the dataset)
-When C is not given it is the 0.9 quantile of u on the first synthetic buffer (so about the 10% most
-uncertain samples share the floor weight exp(0)), and it stays fixed when the buffer is refreshed,
-so one C is recorded per run.
+The score u of the weight mode is, by default, the uncertainty accumulated along the row's branch up
+to its step (`weight_by="cumulative"`): per-step u ranks one-step errors but hardly the errors of deep
+steps, which grow with everything predicted before them. When C is not given it is the 0.9 quantile
+of the score; when τ is not given it is solved for so that the weights' effective sample size
+(Σw)²/Σw² is `target_ess` of the buffer. Both are fitted on each installed buffer (a refresh refits
+them), and the latest values are reported.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from logo_cli.data.nstep import branch_order, continuity_segments, cumulative_by_segment, nstep
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 
 SamplerMode = Literal["weight", "penalty", "uniform", "real-only"]
 SAMPLER_MODES: tuple[str, ...] = get_args(SamplerMode)
+WeightBy = Literal["cumulative", "step"]
+WEIGHT_BY: tuple[str, ...] = get_args(WeightBy)
 DEFAULT_C_QUANTILE = 0.9
+DEFAULT_TARGET_ESS = 0.5
 
 
 def default_c(uncertainty: np.ndarray, quantile: float = DEFAULT_C_QUANTILE) -> float:
@@ -32,17 +40,44 @@ def default_c(uncertainty: np.ndarray, quantile: float = DEFAULT_C_QUANTILE) -> 
     return float(np.quantile(np.asarray(uncertainty, dtype=np.float64), quantile))
 
 
-def priority_weights(uncertainty: np.ndarray, c: float) -> np.ndarray:
-    """Normalised exp(P_u), P_u = clip(C − u, 0, C), in float64 (shifted by max P_u: no overflow)."""
-    p = np.clip(c - np.asarray(uncertainty, dtype=np.float64), 0.0, c)
+def priority_weights(uncertainty: np.ndarray, c: float, temperature: float = 1.0) -> np.ndarray:
+    """Normalised exp(P_u / τ), P_u = clip(C − u, 0, C), in float64 (shifted by max: no overflow)."""
+    p = np.clip(c - np.asarray(uncertainty, dtype=np.float64), 0.0, c) / temperature
     w = np.exp(p - p.max())
     return w / w.sum()
+
+
+def effective_sample_size(probs: np.ndarray) -> float:
+    """(Σw)²/Σw² of normalised weights, as a fraction of their number (1: uniform)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(1.0 / (np.square(probs).sum() * len(probs)))
+
+
+def temperature_for_ess(score: np.ndarray, c: float, target: float) -> float:
+    """The τ whose weights exp(clip(C − u, 0, C)/τ) have effective sample size `target` (a fraction).
+
+    The ESS falls monotonically as τ falls (uniform at τ → ∞), so a bisection on log τ finds it. When
+    even a tiny τ keeps the ESS above target (few distinct scores), the smallest τ tried is returned.
+    """
+    if c <= 0 or np.ptp(np.clip(c - np.asarray(score, dtype=np.float64), 0.0, c)) == 0:
+        return 1.0  # all weights equal whatever τ is
+    lo, hi = np.log(c) - 12.0, np.log(c) + 12.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if effective_sample_size(priority_weights(score, c, float(np.exp(mid)))) > target:
+            hi = mid
+        else:
+            lo = mid
+    return float(np.exp(0.5 * (lo + hi)))
 
 
 class MixedSampler:
     """Batches of B rows: round(B·ratio) synthetic rows (0 in real-only mode), the rest real.
 
-    Batches are dicts of torch tensors (the Transitions fields) on `device`, real rows first.
+    Batches are dicts of torch tensors (the Transitions fields, plus `synthetic` [B] bool) on
+    `device`, real rows first. With `n_step` > 1 they also carry the n-step target fields (data/nstep):
+    `reward_n`, `gamma_n`, `done_n` and the bootstrap row's `boot_obs`, `boot_state`, `boot_avail`;
+    real sequences are the dataset's episodes, synthetic ones the branches (`branch`, `step`).
     All randomness comes from `rng`, whose state `get_state`/`set_state` save and restore.
     """
 
@@ -52,30 +87,51 @@ class MixedSampler:
         synthetic: Transitions | None = None,
         uncertainty: np.ndarray | None = None,
         *,
+        branch: np.ndarray | None = None,
+        step: np.ndarray | None = None,
         mode: SamplerMode = "weight",
         synthetic_ratio: float = 0.5,
         c: float | None = None,
+        temperature: float | None = None,
+        target_ess: float = DEFAULT_TARGET_ESS,
+        weight_by: WeightBy = "cumulative",
         penalty_lambda: float = 1.0,
+        gamma: float = 0.99,
+        n_step: int = 1,
         rng: np.random.Generator,
         device: str = "cpu",
     ):
         if mode not in SAMPLER_MODES:
             raise LogoError(f"--mode {mode}: expected one of {', '.join(SAMPLER_MODES)}")
+        if weight_by not in WEIGHT_BY:
+            raise LogoError(f"--weight-by {weight_by}: expected one of {', '.join(WEIGHT_BY)}")
         if not 0.0 <= synthetic_ratio <= 1.0:
             raise LogoError(f"--synthetic-ratio {synthetic_ratio}: must lie in [0, 1]")
         if c is not None and not c >= 0.0:
             raise LogoError(f"C = {c}: the truncation constant must be >= 0")
+        if temperature is not None and not temperature > 0.0:
+            raise LogoError(f"--temperature {temperature}: must be > 0")
+        if not 0.0 < target_ess <= 1.0:
+            raise LogoError(f"--target-ess {target_ess}: must lie in (0, 1]")
+        if n_step < 1:
+            raise LogoError(f"--n-step {n_step}: must be at least 1")
         if len(real) == 0 and (mode == "real-only" or synthetic_ratio < 1.0):
             raise LogoError("real data: no transitions to sample")
         self.mode = mode
         self.ratio = 0.0 if mode == "real-only" else synthetic_ratio
         self.penalty_lambda = float(penalty_lambda)
+        self.weight_by = weight_by
+        self.target_ess = float(target_ess)
+        self.gamma, self.n_step = float(gamma), int(n_step)
         self.rng = rng
         self.device = device
         self.dims = real.dims
-        self._real = real.to_torch(device)
+        self._real = self._tensors(real, continuity_segments(real), np.arange(len(real)))
         self._n_real = len(real)
-        self._c = None if c is None else float(c)
+        self._c_given = None if c is None else float(c)
+        self._t_given = None if temperature is None else float(temperature)
+        self._c: float | None = None
+        self._temperature: float | None = None
         self._syn: dict[str, torch.Tensor] | None = None
         self._cdf: np.ndarray | None = None
         self._probs: np.ndarray | None = None
@@ -83,42 +139,83 @@ class MixedSampler:
         if mode != "real-only":
             if synthetic is None or uncertainty is None:
                 raise LogoError(f"--mode {mode}: needs synthetic data (--synthetic or --model)")
-            self.set_synthetic(synthetic, uncertainty)
+            self.set_synthetic(synthetic, uncertainty, branch, step)
 
     @property
     def c(self) -> float | None:
         """The truncation constant in use (None before any synthetic data, or in real-only mode)."""
         return self._c
 
-    def set_synthetic(self, synthetic: Transitions, uncertainty: np.ndarray) -> None:
-        """Install (or replace, on a rollout refresh) the synthetic buffer; C stays fixed once set."""
+    @property
+    def temperature(self) -> float | None:
+        """The weights' temperature τ in use (weight mode only)."""
+        return self._temperature
+
+    def _tensors(self, t: Transitions, segment: np.ndarray, order: np.ndarray) -> dict[str, torch.Tensor]:
+        out = t.to_torch(self.device)
+        if self.n_step > 1:
+            ns = nstep(t.reward, t.terminated, segment, order, self.gamma, self.n_step)
+            out["reward_n"] = torch.as_tensor(ns.reward, device=self.device)
+            out["gamma_n"] = torch.as_tensor(ns.discount, device=self.device)
+            out["done_n"] = torch.as_tensor(ns.done, device=self.device)
+            out["boot"] = torch.as_tensor(ns.boot, device=self.device)
+        return out
+
+    def set_synthetic(
+        self,
+        synthetic: Transitions,
+        uncertainty: np.ndarray,
+        branch: np.ndarray | None = None,
+        step: np.ndarray | None = None,
+    ) -> None:
+        """Install (or replace, on a rollout refresh) the synthetic buffer and fit its weights.
+
+        `branch`/`step` give the branch structure (for n-step targets and the cumulative score);
+        without them every row is a branch of its own.
+        """
         if self.mode == "real-only":
             return
         uncertainty = np.asarray(uncertainty, dtype=np.float64).reshape(-1)
         self.dims.check_same(synthetic.dims, "synthetic data vs dataset")
-        if len(synthetic) == 0:
+        n = len(synthetic)
+        if n == 0:
             raise LogoError("synthetic data: no transitions to sample")
-        if uncertainty.shape[0] != len(synthetic):
-            raise LogoError(f"synthetic data: {uncertainty.shape[0]} uncertainties for {len(synthetic)} rows")
+        if uncertainty.shape[0] != n:
+            raise LogoError(f"synthetic data: {uncertainty.shape[0]} uncertainties for {n} rows")
         if not np.isfinite(uncertainty).all():
             raise LogoError("synthetic data: uncertainty contains NaN or infinite values")
-        if self._c is None:
-            self._c = default_c(uncertainty)
-        self._syn = synthetic.to_torch(self.device)
+        if (branch is None) != (step is None) or (branch is not None and len(branch) != n):
+            raise LogoError("synthetic data: branch and step must both be given, one per row")
+        if branch is None:
+            branch, step = np.arange(n), np.zeros(n, np.int64)
+        order = branch_order(branch, step)
         if self.mode == "penalty":
-            pen = torch.as_tensor(self.penalty_lambda * uncertainty, dtype=torch.float32, device=self.device)
-            self._syn["reward"] = self._syn["reward"] - pen
-        self._n_syn = len(synthetic)
+            synthetic = synthetic.with_reward(synthetic.reward - self.penalty_lambda * uncertainty)
+        self._syn = self._tensors(synthetic, np.asarray(branch), order)
+        self._n_syn = n
         if self.mode == "weight":
-            self._probs = priority_weights(uncertainty, self._c)
+            score = (
+                uncertainty if self.weight_by == "step" else cumulative_by_segment(uncertainty, branch, order)
+            )
+            self._c = self._c_given if self._c_given is not None else default_c(score)
+            if self._t_given is not None:
+                self._temperature = self._t_given
+            else:
+                self._temperature = temperature_for_ess(score, self._c, self.target_ess)
+            self._probs = priority_weights(score, self._c, self._temperature)
             self._cdf = np.cumsum(self._probs)
         else:
-            self._probs = np.full(self._n_syn, 1.0 / self._n_syn)
+            self._c = self._c_given if self._c_given is not None else default_c(uncertainty)
+            self._probs = np.full(n, 1.0 / n)
             self._cdf = None
 
     def weights(self) -> np.ndarray:
         """Sampling probability of each synthetic row (sums to 1); empty in real-only mode."""
         return np.zeros(0) if self._probs is None else self._probs.copy()
+
+    def ess(self) -> float | None:
+        """Effective sample size of the synthetic weights as a fraction of the buffer (1: uniform)."""
+        return None if self._probs is None else effective_sample_size(self._probs)
 
     def counts(self, batch_size: int) -> tuple[int, int]:
         """(real rows, synthetic rows) in a batch of `batch_size`."""
@@ -137,14 +234,30 @@ class MixedSampler:
             syn_idx = self.rng.integers(0, self._n_syn, size=n_syn)
         return real_idx, syn_idx
 
+    @staticmethod
+    def _rows(src: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        rows = {k: v[idx] for k, v in src.items() if k != "boot"}
+        if "boot" in src:  # the bootstrap row's next fields, looked up instead of stored per row
+            b = src["boot"][idx]
+            rows["boot_obs"] = src["next_obs"][b]
+            rows["boot_state"] = src["next_state"][b]
+            rows["boot_avail"] = src["next_avail_actions"][b]
+        return rows
+
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         real_idx, syn_idx = self.sample_indices(batch_size)
         ri = torch.as_tensor(real_idx, device=self.device)
+        real = self._rows(self._real, ri)
         if len(syn_idx) == 0:
-            return {k: v[ri] for k, v in self._real.items()}
+            real["synthetic"] = torch.zeros(len(real_idx), dtype=torch.bool, device=self.device)
+            return real
         assert self._syn is not None
-        si = torch.as_tensor(syn_idx, device=self.device)
-        return {k: torch.cat([self._real[k][ri], self._syn[k][si]]) for k in self._real}
+        syn = self._rows(self._syn, torch.as_tensor(syn_idx, device=self.device))
+        batch = {k: torch.cat([real[k], syn[k]]) for k in real}
+        batch["synthetic"] = torch.cat(
+            [torch.zeros(len(real_idx), dtype=torch.bool), torch.ones(len(syn_idx), dtype=torch.bool)]
+        ).to(self.device)
+        return batch
 
     def get_state(self) -> dict:
         return self.rng.bit_generator.state

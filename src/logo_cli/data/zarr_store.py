@@ -254,6 +254,18 @@ class SyntheticBuffer:
     def branch(self) -> np.ndarray:
         return self._cached("branch")
 
+    @property
+    def uncertainty_cum(self) -> np.ndarray:
+        """Uncertainty accumulated along each branch up to and including each row's step (derived
+        from `uncertainty`, `branch` and `step`, so every buffer has it)."""
+        if "uncertainty_cum" not in self._cache:
+            from logo_cli.data.nstep import branch_order, cumulative_by_segment
+
+            order = branch_order(self.branch, self.step)
+            cum = cumulative_by_segment(self.uncertainty, self.branch, order).astype(np.float32)
+            self._cache["uncertainty_cum"] = cum
+        return self._cache["uncertainty_cum"]
+
 
 def is_synthetic_buffer(path: str | Path) -> bool:
     """True when `path` looks like a zarr group written by SyntheticWriter (cheap: reads zarr.json)."""

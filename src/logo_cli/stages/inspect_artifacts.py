@@ -49,9 +49,13 @@ def buffer_stats(buf) -> dict[str, Any]:
     terminated = buf.array("terminated")
     _, inverse = np.unique(buf.branch, return_inverse=True)
     lengths = np.bincount(inverse) if buf.n else np.zeros(0)
+    ended = metrics.group_sums(buf.branch, terminated.astype(np.float64)) if buf.n else np.zeros(0)
     return {
         "uncertainty": metrics.quantiles(buf.uncertainty),
         "uncertainty_mean": float(buf.uncertainty.mean()) if buf.n else None,
+        "uncertainty_cumulative": metrics.quantiles(buf.uncertainty_cum),
+        "branch_length_counts": np.bincount(lengths.astype(np.int64)).tolist() if buf.n else [],
+        "branches_terminated_fraction": float((ended > 0).mean()) if buf.n else None,
         "reward": metrics.summary(reward),
         "branch_return": metrics.summary(metrics.group_sums(buf.branch, reward) if buf.n else np.zeros(0)),
         "branch_length": metrics.summary(lengths),
@@ -59,6 +63,28 @@ def buffer_stats(buf) -> dict[str, Any]:
         "terminated_branches": int(terminated.sum()),
         "step_counts": np.bincount(buf.step.astype(np.int64)).tolist() if buf.n else [],
     }
+
+
+def real_reference(data_path: Path, horizon: int | None) -> dict[str, Any] | None:
+    """What the real data says a synthetic buffer should look like: the fraction of terminated rows
+    and how many start states have at least `horizon` steps left in their episode."""
+    from logo_cli.data.h5 import open_dataset
+
+    try:
+        with open_dataset(data_path) as ds:
+            lengths, ended = ds.lengths.astype(np.int64), ds.terminated_mask.astype(bool)
+    except Exception:  # a moved or unreadable source file: the buffer is still described
+        return None
+    rows = int(lengths.sum())
+    out: dict[str, Any] = {
+        "path": str(data_path),
+        "terminated_fraction": float(ended.sum() / max(rows, 1)),
+        "episode_length": metrics.summary(lengths),
+    }
+    if horizon:
+        left = np.concatenate([np.arange(n, 0, -1) for n in lengths]) if rows else np.zeros(0)
+        out[f"rows_with_{horizon}_or_more_steps_left"] = float((left >= horizon).mean()) if rows else None
+    return out
 
 
 def describe_buffer(path: Path) -> dict[str, Any]:
@@ -79,9 +105,18 @@ def describe_buffer(path: Path) -> dict[str, Any]:
         "size_bytes": _size_bytes(path),
         "dims": buf.dims.to_dict(),
         **buffer_stats(buf),
+        "real_data": _buffer_reference(provenance, attrs),
         "provenance": provenance,
         "attrs": attrs,
     }
+
+
+def _buffer_reference(provenance: dict, attrs: dict) -> dict[str, Any] | None:
+    source = provenance.get("source_data") or attrs.get("source_data")
+    if not isinstance(source, dict) or not source.get("path") or not Path(source["path"]).is_file():
+        return None
+    horizon = provenance.get("horizon", attrs.get("horizon"))
+    return real_reference(Path(source["path"]), int(horizon) if isinstance(horizon, int) else None)
 
 
 def _checkpoint_info(path: Path) -> dict[str, Any]:

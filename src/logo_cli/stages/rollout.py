@@ -2,9 +2,12 @@
 
 Branches start from dataset states (MBPO/MOPO-style short branches, horizon 15 as in the paper).
 The policy acts on the *predicted* available actions, the model predicts the next step, and a branch
-ends when the predicted termination probability exceeds 0.5 (recorded as terminated) or at the
-horizon (a truncation, not recorded as terminated). The batch is kept full: a branch that ends is
-replaced by the next start, so throughput does not decay as branches terminate.
+ends when it terminates (recorded as terminated) or at the horizon (a truncation, not recorded as
+terminated). Termination is drawn from the predicted probability (`termination="sample"`, the
+default): thresholding at 0.5 ended almost no branch, since a per-step end probability rarely passes
+0.5 even where real episodes end within a few steps, and the buffer filled with post-game states.
+Predicted rewards are clipped to the dataset's reward range (`reward_range`). The batch is kept
+full: a branch that ends is replaced by the next start, so throughput does not decay as branches terminate.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from logo_cli.policies.base import TeamPolicy
 # transitions (--transitions) or finished branches (--n-starts).
 Progress = Callable[[str, int, int, dict], None]
 Rows = tuple[Transitions, np.ndarray, np.ndarray, np.ndarray]
+TERMINATION = ("sample", "threshold")
 
 
 def _check_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
@@ -54,13 +58,17 @@ def generate_rollouts(
     sample: bool = False,
     greedy: bool = False,
     branch_offset: int = 0,
+    termination: str = "sample",
+    reward_range: tuple[float, float] | None = None,
 ) -> Iterator[Rows]:
     """Yield (transitions, uncertainty [B], step [B] int16, branch [B] int64), one model step at a time.
 
     One branch per row of `starts` (its state, obs and avail_actions are the branch's first step);
     branch ids are `branch_offset + row`. Up to `batch_size` branches advance together. `sample`
     draws next steps from the model's predictive distribution instead of its mean; `greedy` makes the
-    policy take its best action instead of sampling. The same rng state gives the same rollouts.
+    policy take its best action instead of sampling. `termination` "sample" ends a branch with the
+    predicted probability, "threshold" when it exceeds 0.5. `reward_range` (lo, hi) clips rewards.
+    The same rng state gives the same rollouts.
     """
     import torch
 
@@ -68,6 +76,8 @@ def generate_rollouts(
         raise LogoError("rollout: horizon and batch size must be at least 1")
     if not starts.dims.discrete:
         raise LogoError("rollout: continuous-action datasets are not supported by the world models")
+    if termination not in TERMINATION:
+        raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
     n_starts = len(starts)
     gen = None
     if sample:
@@ -99,13 +109,20 @@ def generate_rollouts(
         next_state = pred.next_state.float().cpu().numpy()
         next_obs = pred.next_obs.float().cpu().numpy()
         next_avail = pred.next_avail.bool().cpu().numpy()
-        terminated = (pred.terminated_prob > 0.5).cpu().numpy()
+        p_end = pred.terminated_prob.float().cpu().numpy()
+        if termination == "sample":
+            terminated = rng.random(len(p_end)) < p_end
+        else:
+            terminated = p_end > 0.5
+        reward = pred.reward.float().cpu().numpy()
+        if reward_range is not None:
+            reward = np.clip(reward, reward_range[0], reward_range[1])
         rows = Transitions(
             state=pool["state"],
             obs=pool["obs"],
             actions=actions,
             avail_actions=pool["avail"],
-            reward=pred.reward.float().cpu().numpy(),
+            reward=reward,
             terminated=terminated,
             next_state=next_state,
             next_obs=next_obs,
@@ -145,6 +162,8 @@ class RolloutConfig:
     device: str = "cpu"  # resolved torch device
     bc_steps: int = 2000  # training steps of the default BC policy
     sample: bool = False  # draw next steps from the model's Gaussian instead of taking its mean
+    termination: str = "sample"  # branch ends drawn from the predicted probability, or "threshold" (p > 0.5)
+    clip_reward: bool = True  # clip predicted rewards to the dataset's reward range
     chunk_rows: int = 8192  # zarr chunk length (rows) and the writer's memory bound
     overwrite: bool = False  # replace an existing buffer at `out`
 
@@ -267,6 +286,9 @@ def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
     dims = data.dims
     if len(data) == 0:
         raise LogoError(f"{cfg.data}: no transitions to start rollouts from")
+    if cfg.termination not in TERMINATION:
+        raise LogoError(f"--termination {cfg.termination}: expected one of {', '.join(TERMINATION)}")
+    reward_range = (float(data.reward.min()), float(data.reward.max())) if cfg.clip_reward else None
     data_hash = file_hash(cfg.data)
     pretrain_hash = mr.manifest.get("inputs", {}).get("data", {}).get("hash")
     policy, policy_info = _policy(cfg, data, progress)
@@ -281,6 +303,8 @@ def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
         "horizon": cfg.horizon,
         "seed": cfg.seed,
         "sample": cfg.sample,
+        "termination": cfg.termination,
+        "reward_range": None if reward_range is None else list(reward_range),
         "source_data": {"path": str(cfg.data), "hash": data_hash},
         "data_matches_pretrain": data_hash == pretrain_hash,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()},
@@ -296,7 +320,8 @@ def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
             starts = start_rows(data, idx)
             stream = generate_rollouts(
                 mr.model, policy, starts, cfg.horizon, cfg.batch_size, rng, cfg.device,
-                sample=cfg.sample, branch_offset=branch_offset,
+                sample=cfg.sample, branch_offset=branch_offset, termination=cfg.termination,
+                reward_range=reward_range,
             )  # fmt: skip
             for rows, unc, step, branch in stream:
                 if target is not None and written + len(rows) > target:

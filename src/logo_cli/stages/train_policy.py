@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from logo_cli.algos.bc import bc_loss
-from logo_cli.algos.macql import MacqlConfig, MacqlNets, macql_update
-from logo_cli.data.sampler import MixedSampler, SamplerMode
+from logo_cli.algos.macql import CqlSynthetic, MacqlConfig, MacqlNets, macql_update
+from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode, WeightBy
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
@@ -50,7 +50,10 @@ class TrainPolicyConfig:
     algo: Algo = "macql"  # policy learner
     mode: SamplerMode = "weight"  # synthetic sampling: weight (LOGO), penalty, uniform, real-only
     synthetic_ratio: float = 0.5  # fraction of each batch drawn from synthetic data
-    c: float | None = None  # truncation C of P_u = clip(C - u, 0, C); None: 0.9 quantile of u
+    c: float | None = None  # truncation C of P_u = clip(C - u, 0, C); None: 0.9 quantile of the score
+    temperature: float | None = None  # τ of the weights exp(P_u / τ); None: solved for target_ess
+    target_ess: float = DEFAULT_TARGET_ESS  # effective sample size (fraction) the solved τ reaches
+    weight_by: WeightBy = "cumulative"  # weight-mode score: branch-accumulated or per-step uncertainty
     penalty_lambda: float = 1.0  # λ of the penalty mode's reward r - λu
     steps: int = 10_000  # gradient steps
     batch_size: int = 256  # transitions per gradient step
@@ -59,6 +62,9 @@ class TrainPolicyConfig:
     cql_alpha: float = 1.0  # weight of the CQL term
     cql_samples: int = 32  # sampled joint actions per state in the CQL term
     cql_include_data: bool = True  # the data joint action is one of the CQL logsumexp terms
+    cql_synthetic: CqlSynthetic = "combo"  # CQL on synthetic rows: "data", "combo" (COMBO) or "none"
+    n_step: int = 1  # steps of the TD target (over real episodes and synthetic branches)
+    normalise_state: bool = True  # standardise the mixer's state input with the real data's statistics
     target_update_every: int = 200  # steps between target-network updates
     target_tau: float = 1.0  # Polyak factor of a target update (1: hard copy)
     hidden: int = 128  # agent network width
@@ -73,6 +79,7 @@ class TrainPolicyConfig:
     rollout_starts: int = 2000  # with --model: branches per refresh, each from a dataset state
     rollout_batch: int = 4096  # with --model: branches advanced together
     rollout_epsilon: float = 0.1  # with --model: ε of the ε-greedy MACQL policy driving refreshes
+    termination: str = "sample"  # with --model: branch ends drawn from p, or "threshold" (p > 0.5)
     bc_steps: int = 2000  # with --model: BC steps for the first rollout policy
     log_every: int = 100  # steps between metrics.jsonl lines
     checkpoint_every: int = 1000  # steps between checkpoints
@@ -129,6 +136,8 @@ class _Trainer:
             torch.manual_seed(cfg.seed)
             if cfg.algo == "macql":
                 self.nets: torch.nn.Module = MacqlNets(self.dims, cfg.hidden, cfg.layers)
+                if cfg.normalise_state:
+                    self.nets.set_state_stats(torch.as_tensor(real.state))
                 params = self.nets.online_parameters()
             else:
                 self.nets = AgentNet(
@@ -144,6 +153,7 @@ class _Trainer:
             cql_include_data=cfg.cql_include_data,
             target_update_every=cfg.target_update_every,
             target_tau=cfg.target_tau,
+            cql_synthetic=cfg.cql_synthetic,
         )
         self.gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
         self.sampler_rng = np.random.default_rng([cfg.seed, 1])
@@ -169,7 +179,7 @@ class _Trainer:
     def payload(self, net: AgentNet, mode: Mode) -> dict:
         return policy_payload(net, mode, self.dims, self.cfg.hidden, self.cfg.layers)
 
-    def rollouts(self, policy_payload_: dict) -> tuple[Transitions, np.ndarray]:
+    def rollouts(self, policy_payload_: dict) -> tuple[Transitions, np.ndarray, np.ndarray, np.ndarray]:
         """Synthetic transitions from the world model under a policy; deterministic given the RNG."""
         from logo_cli.stages.rollout import generate_rollouts
 
@@ -180,7 +190,7 @@ class _Trainer:
         policy = policy_from_payload(policy_payload_, "rollout policy", cfg.device, epsilon=eps)
         n = len(self.real)
         idx = self.rollout_rng.choice(n, cfg.rollout_starts, replace=cfg.rollout_starts > n)
-        parts, unc = [], []
+        parts, unc, steps, branches = [], [], [], []
         stream = generate_rollouts(
             self.model,
             policy,
@@ -189,13 +199,17 @@ class _Trainer:
             cfg.rollout_batch,
             self.rollout_rng,
             cfg.device,
+            termination=cfg.termination,
+            reward_range=(float(self.real.reward.min()), float(self.real.reward.max())),
         )
-        for rows, u, _, _ in stream:
+        for rows, u, step, branch in stream:
             parts.append(rows)
             unc.append(u)
+            steps.append(step)
+            branches.append(branch)
             if self.progress is not None:
                 self.progress("rollout", sum(len(p) for p in parts), 0, {"step": self.step})
-        return Transitions.concat(parts), np.concatenate(unc)
+        return Transitions.concat(parts), np.concatenate(unc), np.concatenate(branches), np.concatenate(steps)
 
     def first_rollout_policy(self) -> dict:
         from logo_cli.algos.bc import train_bc
@@ -286,32 +300,34 @@ class TrainPolicyResult:
     manifest: dict
 
 
-def _synthetic(t: _Trainer, state: dict | None) -> tuple[Transitions | None, np.ndarray | None, dict]:
-    """The synthetic data the run starts (or resumes) with, and where it came from."""
+def _synthetic(t: _Trainer, state: dict | None) -> tuple[tuple | None, dict]:
+    """The synthetic data the run starts (or resumes) with (transitions, uncertainty, branch, step),
+    and where it came from."""
     from logo_cli.stages.rollout import load_model_run
 
     cfg = t.cfg
     if cfg.mode == "real-only":
-        return None, None, {"kind": "none"}
+        return None, {"kind": "none"}
     if cfg.synthetic is not None:
         from logo_cli.data.zarr_store import open_synthetic
 
         buf = open_synthetic(cfg.synthetic)
         t.dims.check_same(buf.dims, f"{cfg.synthetic} vs {cfg.data}")
-        return buf.transitions(), buf.uncertainty, {"kind": "buffer", "path": str(cfg.synthetic)}
+        syn = (buf.transitions(), buf.uncertainty, buf.branch, buf.step)
+        return syn, {"kind": "buffer", "path": str(cfg.synthetic)}
     assert cfg.model is not None
     mr = load_model_run(cfg.model, cfg.device)
     t.dims.check_same(mr.model.dims, f"model {cfg.model} vs {cfg.data}")
     t.model = mr.model
     info = {"kind": "model", "run": str(cfg.model), "model_kind": mr.kind, "hash": mr.hash}
     if state is None:
-        syn, unc = t.rollouts(t.first_rollout_policy())
+        syn = t.rollouts(t.first_rollout_policy())
     else:  # rebuild the buffer in use at the checkpoint: same policy, same RNG state
         assert t.rollout_rng_state is not None and t.rollout_policy is not None
         t.rollout_rng.bit_generator.state = t.rollout_rng_state
-        syn, unc = t.rollouts(t.rollout_policy)
+        syn = t.rollouts(t.rollout_policy)
         t.rollout_rng.bit_generator.state = t._rollout_rng_final
-    return syn, unc, info
+    return syn, info
 
 
 def _evaluate(t: _Trainer, env) -> dict:
@@ -357,15 +373,23 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
     from logo_cli.artifacts import save_checkpoint
 
     cfg, real, ckpt = t.cfg, t.real, work / CHECKPOINT
-    syn, unc, syn_info = _synthetic(t, state)
+    syn, syn_info = _synthetic(t, state)
+    syn_rows, unc, branch, step = syn if syn is not None else (None, None, None, None)
     t.sampler = MixedSampler(
         real,
-        syn,
+        syn_rows,
         unc,
+        branch=branch,
+        step=step,
         mode=cfg.mode,
         synthetic_ratio=cfg.synthetic_ratio,
-        c=state["c"] if state is not None else cfg.c,
+        c=cfg.c,
+        temperature=cfg.temperature,
+        target_ess=cfg.target_ess,
+        weight_by=cfg.weight_by,
         penalty_lambda=cfg.penalty_lambda,
+        gamma=cfg.gamma,
+        n_step=cfg.n_step if cfg.algo == "macql" else 1,
         rng=t.sampler_rng,
         device=cfg.device,
     )
@@ -395,10 +419,11 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
                     progress("train", s, cfg.steps, final)
             if t.model is not None and cfg.refresh_every > 0 and s % cfg.refresh_every == 0 and s < cfg.steps:
                 t0 = time.perf_counter()
-                syn, unc = t.rollouts(t.payload(t.agent(), t.mode))
-                t.sampler.set_synthetic(syn, unc)
+                syn_rows, unc, branch, step = t.rollouts(t.payload(t.agent(), t.mode))
+                t.sampler.set_synthetic(syn_rows, unc, branch, step)
                 timers["rollout_s"] += time.perf_counter() - t0
-                log.write(json.dumps({"step": s, "kind": "refresh", "synthetic": len(syn)}) + "\n")
+                info = {"synthetic": len(syn_rows), "c": t.sampler.c, "temperature": t.sampler.temperature}
+                log.write(json.dumps({"step": s, "kind": "refresh", **info}) + "\n")
             if env is not None and (s % cfg.eval_every == 0 or s == cfg.steps):
                 t0 = time.perf_counter()
                 t.evals.append(_evaluate(t, env))
@@ -444,7 +469,13 @@ def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicy
         inputs["synthetic"] = cfg.synthetic
     elif syn_info["kind"] == "model" and cfg.model is not None:
         inputs["model"] = cfg.model / "model.pt"
-    c_source = None if t.sampler.c is None else ("given" if cfg.c is not None else "0.9 quantile of u")
+    c_source = None
+    if t.sampler.c is not None:
+        c_source = "given" if cfg.c is not None else "0.9 quantile of the score"
+    t_source = None
+    if t.sampler.temperature is not None:
+        solved = f"solved for effective sample size {cfg.target_ess}"
+        t_source = "given" if cfg.temperature is not None else solved
     metrics = {"steps_per_s": steps_per_s, "final": final, "final_eval": t.evals[-1] if t.evals else None}
     extra = {
         "dims": t.dims.to_dict(),
@@ -454,6 +485,10 @@ def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicy
             "synthetic_ratio": t.sampler.ratio,
             "c": t.sampler.c,
             "c_source": c_source,
+            "temperature": t.sampler.temperature,
+            "temperature_source": t_source,
+            "weight_by": cfg.weight_by,
+            "effective_sample_size": t.sampler.ess(),
             "penalty_lambda": cfg.penalty_lambda,
         },
         "synthetic": syn_info,
