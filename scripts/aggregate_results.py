@@ -34,6 +34,8 @@ METHOD_LABELS = {
     "logo-weight": "LOGO + MACQL (weight)",
     "logo-penalty": "LOGO + MACQL (penalty)",
     "logo-uniform": "LOGO + MACQL (uniform)",
+    "global-weight": "global model + MACQL (weight)",
+    "ensemble-weight": "ensemble + MACQL (weight)",
     "macql": "MACQL (real only)",
     "bc": "BC",
 }
@@ -42,6 +44,8 @@ METHOD_CONFIG = {
     "logo-weight": ("macql", "weight"),
     "logo-penalty": ("macql", "penalty"),
     "logo-uniform": ("macql", "uniform"),
+    "global-weight": ("macql", "weight"),
+    "ensemble-weight": ("macql", "weight"),
     "macql": ("macql", "real-only"),
     "bc": ("bc", "real-only"),
 }
@@ -241,6 +245,26 @@ def dataset_win_rates(out: Path, qualities: list[str]) -> dict[str, float]:
     return rates
 
 
+def compact_results(runs: list[Run], params: dict) -> dict:
+    """The machine-readable results: per quality x method x seed the win rate, mean return, evaluation
+    episodes and the commit that trained it."""
+    commit = params.get("commit")
+    table: dict = {}
+    for r in sorted(runs, key=lambda r: (r.quality, r.method, r.seed)):
+        table.setdefault(r.quality, {}).setdefault(r.method, {})[f"s{r.seed}"] = {
+            "win_rate": r.win_rate,
+            "return_mean": r.return_mean,
+            "episodes": r.episodes,
+            "commit": commit,
+        }
+    return {
+        "env": params.get("env", "smax:3m"),
+        "methods": {m: METHOD_LABELS.get(m, m) for m in dict.fromkeys(r.method for r in runs)},
+        "params": params,
+        "results": table,
+    }
+
+
 def fmt(mean: float | None, sd: float | None, pct: bool) -> str:
     if mean is None:
         return "missing"
@@ -416,6 +440,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--figure", type=Path, help="PNG of win rate and return per quality and method")
     ap.add_argument("--json", type=Path, help="results JSON (default OUT/results.json)")
     ap.add_argument(
+        "--results-json",
+        type=Path,
+        help="compact machine-readable results (quality -> method -> seed: win rate, return, episodes, commit)",
+    )
+    ap.add_argument(
         "--tag", default=DEFAULT_TAG, help="names the markdown block's markers (one block per run)"
     )
     args = ap.parse_args(argv)
@@ -444,6 +473,11 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = json_path.with_name(f".{json_path.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2, allow_nan=False))
     tmp.replace(json_path)
+    if args.results_json is not None:
+        args.results_json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.results_json.with_name(f".{args.results_json.name}.tmp")
+        tmp.write_text(json.dumps(compact_results(runs, params), indent=1, allow_nan=False) + "\n")
+        tmp.replace(args.results_json)
     if args.markdown is not None:
         figure = None
         if args.figure is not None:

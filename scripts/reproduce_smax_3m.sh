@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce the LOGO policy comparison on SMAX 3m (docs/results.md):
-#   collect each dataset quality -> pretrain a LOGO world model per quality and seed -> roll it out
-#   (horizon 15) into a zarr buffer -> per quality x seed x method: train-policy, then evaluate.
-# Methods: logo-weight (MACQL + synthetic, exp(P_u) sampling), logo-penalty (r - lambda*u),
-#          logo-uniform (synthetic sampled uniformly), macql (real data only), bc (behaviour cloning).
+#   collect each dataset quality -> pretrain world models per quality and seed -> per quality x seed x
+#   method: train-policy (synthetic rollouts generated in memory from the policy being trained and
+#   refreshed every REFRESH_EVERY steps, or with SYNTHETIC=buffer a fixed BC-driven zarr buffer),
+#   then evaluate.
+# Methods: logo-weight (MACQL + LOGO rollouts, weighted sampling), logo-penalty (r - lambda*u),
+#          logo-uniform (synthetic sampled uniformly), global-weight / ensemble-weight (the same
+#          weighting on the global / ensemble world model's rollouts), macql (real data only), bc.
+# Quality "small" is the shipped 300-episode medium sample (datasets/smax_3m_medium.h5).
 # Every step skips work whose artifact already exists, so a broken run continues where it stopped
 # (unfinished pretrain / train-policy runs resume from their checkpoints). Changing a parameter
 # does not invalidate finished artifacts: use a new OUT for a new configuration.
@@ -22,8 +26,10 @@ FIGURE=${FIGURE:-docs/figures/$TAG.png}     # grouped bar chart of the results
 ENV=${ENV:-smax:3m}                         # simulator:scenario (collection and evaluation)
 BEHAVIOUR=${BEHAVIOUR:-datasets/behaviour/smax_3m}   # behaviour ladder that defines the qualities
 SEEDS=${SEEDS:-"0 1 2"}                     # seeds of world model, rollout, policy and evaluation
-QUALITIES=${QUALITIES:-"medium expert medium_replay mixed"}
-METHODS=${METHODS:-"logo-weight logo-penalty logo-uniform macql bc"}
+QUALITIES=${QUALITIES:-"medium expert medium_replay mixed small"}
+METHODS=${METHODS:-"logo-weight logo-penalty logo-uniform global-weight ensemble-weight macql bc"}
+SYNTHETIC=${SYNTHETIC:-model}               # model: rollouts in memory from the trained policy; buffer: fixed zarr
+REFRESH_EVERY=${REFRESH_EVERY:-2000}        # SYNTHETIC=model: policy steps between rollout refreshes
 EPISODES=${EPISODES:-2000}                  # episodes per collected dataset
 COLLECT_SEED=${COLLECT_SEED:-0}             # one dataset per quality, shared by all seeds
 WM_STEPS=${WM_STEPS:-3000}                  # world-model training steps (logo pretrain --max-steps)
@@ -105,18 +111,27 @@ session_end() {
 trap stop_children INT TERM
 
 zarr_complete() { [ -f "$1/zarr.json" ] && grep -q '"complete": true' "$1/zarr.json"; }
-synthetic() { case $1 in logo-*) return 0 ;; *) return 1 ;; esac; }
+# wm_kind METHOD: the world model a method learns from (none for the real-data-only methods).
+wm_kind() { case $1 in logo-*) echo logo ;; global-*) echo global ;; ensemble-*) echo ensemble ;; *) echo none ;; esac; }
+synthetic() { [ "$(wm_kind "$1")" != none ]; }
 
 # train_args METHOD QUALITY SEED: the train-policy options that make a method.
 train_args() {
-  local syn=$ARTIFACTS/rollouts/$2-s$3.zarr
+  local kind syn
+  kind=$(wm_kind "$1")
+  if [ "$SYNTHETIC" = buffer ]; then
+    syn="--synthetic $ARTIFACTS/rollouts/$2-$kind-s$3.zarr"
+  else
+    syn="--model $ARTIFACTS/wm/$2-$kind-s$3 --refresh-every $REFRESH_EVERY --horizon $HORIZON"
+  fi
   case $1 in
-    logo-weight) echo "--algo macql --synthetic $syn --mode weight" ;;
-    logo-penalty) echo "--algo macql --synthetic $syn --mode penalty" ;;
-    logo-uniform) echo "--algo macql --synthetic $syn --mode uniform" ;;
+    logo-weight | global-weight | ensemble-weight) echo "--algo macql $syn --mode weight" ;;
+    logo-penalty) echo "--algo macql $syn --mode penalty" ;;
+    logo-uniform) echo "--algo macql $syn --mode uniform" ;;
     macql) echo "--algo macql --mode real-only" ;;
     bc) echo "--algo bc --mode real-only" ;;
-    *) echo "unknown method $1 (known: logo-weight logo-penalty logo-uniform macql bc)" >&2; return 1 ;;
+    *) echo "unknown method $1 (known: logo-weight logo-penalty logo-uniform global-weight ensemble-weight macql bc)" >&2
+       return 1 ;;
   esac
 }
 
@@ -146,12 +161,17 @@ params = dict(env="$ENV", behaviour="$BEHAVIOUR", seeds="$SEEDS".split(), qualit
               methods="$METHODS".split(), episodes=$EPISODES, collect_seed=$COLLECT_SEED, wm_steps=$WM_STEPS,
               horizon=$HORIZON, rollout_starts=$ROLLOUT_STARTS, policy_steps=$POLICY_STEPS,
               eval_episodes=$EVAL_EPISODES, eval_seed=$EVAL_SEED, train_args="$TRAIN_ARGS", jobs=$JOBS,
+              synthetic="$SYNTHETIC", refresh_every=$REFRESH_EVERY,
               threads=$THREADS, artifacts="$ARTIFACTS", commit=commit)
 json.dump(params, open(sys.argv[1], "w"), indent=2)
 EOF
 
 for q in $QUALITIES; do
   data=$ARTIFACTS/data/smax_3m_$q.h5
+  if [ "$q" = small ]; then  # the shipped sample, not collected
+    run_step "collect-$q" "[ -f '$data' ]" cp datasets/smax_3m_medium.h5 "$data"
+    continue
+  fi
   run_step "collect-$q" "[ -f '$data' ]" \
     logo collect --env "$ENV" --quality "$q" --episodes "$EPISODES" --seed "$COLLECT_SEED" \
     --behaviour "$BEHAVIOUR" --device cpu --out "$data"
@@ -160,18 +180,23 @@ done
 # One world model per quality and seed: the seed-to-seed spread then includes the world model's.
 # The real-data-only methods need no world model, so they queue behind the pretrain runs and fill
 # the job slots those leave free. Seeds outermost, so an early stop leaves whole seeds.
+KINDS=""
+for m in $METHODS; do
+  k=$(wm_kind "$m")
+  if [ "$k" != none ] && [[ " $KINDS " != *" $k "* ]]; then KINDS="$KINDS $k"; fi
+done
 NEED_WM=0
-for m in $METHODS; do if synthetic "$m"; then NEED_WM=1; fi; done
-if [ "$NEED_WM" -eq 1 ]; then
+[ -n "$KINDS" ] && NEED_WM=1
+for k in $KINDS; do
   for q in $QUALITIES; do
     for s in $SEEDS; do
-      wm=$ARTIFACTS/wm/$q-s$s
-      spawn run_step "pretrain-$q-s$s" "[ -f '$wm/model.pt' ] && [ -f '$wm/manifest.json' ]" \
-        logo pretrain --data "$ARTIFACTS/data/smax_3m_$q.h5" --model logo --max-steps "$WM_STEPS" \
+      wm=$ARTIFACTS/wm/$q-$k-s$s
+      spawn run_step "pretrain-$q-$k-s$s" "[ -f '$wm/model.pt' ] && [ -f '$wm/manifest.json' ]" \
+        logo pretrain --data "$ARTIFACTS/data/smax_3m_$q.h5" --model "$k" --max-steps "$WM_STEPS" \
         --seed "$s" --device cpu --out "$wm"
     done
   done
-fi
+done
 for s in $SEEDS; do
   for q in $QUALITIES; do
     for m in $METHODS; do
@@ -182,15 +207,19 @@ done
 barrier
 
 if [ "$NEED_WM" -eq 1 ]; then
-  for q in $QUALITIES; do
-    for s in $SEEDS; do
-      zarr=$ARTIFACTS/rollouts/$q-s$s.zarr
-      spawn run_step "rollout-$q-s$s" "zarr_complete '$zarr'" \
-        logo rollout --model "$ARTIFACTS/wm/$q-s$s" --data "$ARTIFACTS/data/smax_3m_$q.h5" --horizon "$HORIZON" \
-        --n-starts "$ROLLOUT_STARTS" --seed "$s" --device cpu --overwrite --out "$zarr"
+  if [ "$SYNTHETIC" = buffer ]; then
+    for k in $KINDS; do
+      for q in $QUALITIES; do
+        for s in $SEEDS; do
+          zarr=$ARTIFACTS/rollouts/$q-$k-s$s.zarr
+          spawn run_step "rollout-$q-$k-s$s" "zarr_complete '$zarr'" \
+            logo rollout --model "$ARTIFACTS/wm/$q-$k-s$s" --data "$ARTIFACTS/data/smax_3m_$q.h5" \
+            --horizon "$HORIZON" --n-starts "$ROLLOUT_STARTS" --seed "$s" --device cpu --overwrite --out "$zarr"
+        done
+      done
     done
-  done
-  barrier
+    barrier
+  fi
   for s in $SEEDS; do
     for q in $QUALITIES; do
       for m in $METHODS; do
@@ -204,4 +233,6 @@ fi
 log_step session run "$(secs $(($(now_ms) - T0)))" "done"
 SESSION_LOGGED=1
 say "all steps done in $((($(now_ms) - T0) / 1000)) s; aggregating"
-python scripts/aggregate_results.py --out "$OUT" --markdown "$RESULTS_MD" --figure "$FIGURE" --tag "$TAG"
+RESULTS_JSON=${RESULTS_JSON:-docs/results/smax_3m.json}   # machine-readable per-seed results
+python scripts/aggregate_results.py --out "$OUT" --markdown "$RESULTS_MD" --figure "$FIGURE" --tag "$TAG" \
+  --results-json "$RESULTS_JSON"

@@ -233,3 +233,16 @@ def test_tagged_blocks_live_side_by_side(agg, grid: Path, tmp_path: Path) -> Non
     text = md.read_text()
     assert text.count(agg.START) == 1 and text.count("<!-- variant:start -->") == 1
     assert text.index(agg.END) < text.index("<!-- variant:start -->") < text.index("<!-- variant:end -->")
+
+
+def test_results_json_lists_every_seed_with_its_commit(agg, grid: Path, tmp_path: Path) -> None:
+    path = tmp_path / "docs" / "results" / "smax_3m.json"
+    agg.main(["--out", str(grid), "--results-json", str(path)])
+    saved = json.loads(path.read_text())
+    assert saved["env"] == "smax:3m" and saved["methods"]["bc"] == "BC"
+    medium = saved["results"]["medium"]
+    assert sorted(medium) == ["bc", "logo-weight", "macql"]
+    assert sorted(medium["bc"]) == ["s0", "s1"]  # the missing seed is absent, not zero
+    s1 = medium["logo-weight"]["s1"]
+    assert s1 == {"win_rate": 0.7, "return_mean": 1.6, "episodes": 100, "commit": "abc1234"}
+    assert "expert" not in saved["results"]  # planned but never run: no fabricated cells

@@ -110,11 +110,15 @@ def test_a_biased_model_accumulates_its_bias_open_loop_in_state_std_units():
     bias = 0.3
     ep = make_episodes([12, 10, 11], limit=12)
     starts = episode_starts(np.array([12, 10, 11]), 1000, np.random.default_rng(0))
-    rows = multi_step(KnownDynamics(bias), ep, starts, horizon=8, batch_size=7, device="cpu")
+    pooled: dict = {}
+    rows = multi_step(KnownDynamics(bias), ep, starts, horizon=8, batch_size=7, device="cpu", pooled=pooled)
     rms_inv_std = np.sqrt(np.mean(1.0 / STD**2))
     for r in rows:  # after k steps every state dim is off by k * bias
         assert r["error_mean"] == pytest.approx(r["horizon"] * bias * rms_inv_std, rel=1e-5)
         assert r["error_median"] == pytest.approx(r["error_mean"], rel=1e-5)
+    # Pooled over depths the error is a function of depth alone, so depth ranks it perfectly.
+    assert pooled["depth"] > 0.98
+    assert set(pooled) == {"step", "cumulative", "depth"}
 
 
 def test_one_step_error_and_summary():

@@ -134,8 +134,18 @@ def test_inspect_buffer_and_run_dir(runner, tiny, tmp_path):
     assert d["uncertainty"]["p50"] == pytest.approx(float(np.quantile(buf.uncertainty, 0.5)), rel=1e-6)
     assert sum(d["step_counts"]) == buf.n and len(d["step_counts"]) <= 3
     assert d["provenance"]["horizon"] == 3 and d["provenance"]["model"]["kind"] == "logo"
+    # Branch lengths and terminations, beside what the real data says they should look like.
+    lengths = np.bincount(np.unique(buf.branch, return_inverse=True)[1])
+    assert d["branch_length_counts"] == np.bincount(lengths).tolist() and sum(d["branch_length_counts"]) == 30
+    assert d["uncertainty_cumulative"]["p95"] >= d["uncertainty"]["p95"] - 1e-6  # sums of u >= u
+    from logo_cli.data.h5 import open_dataset
+
+    with open_dataset(data) as ds:
+        real_term = ds.transitions().terminated.mean()
+    assert d["real_data"]["terminated_fraction"] == pytest.approx(real_term)
+    assert 0.0 <= d["real_data"]["rows_with_3_or_more_steps_left"] <= 1.0
     res = runner.invoke(app, ["inspect", str(out)])
-    assert res.exit_code == 0 and "uncertainty" in res.stdout
+    assert res.exit_code == 0 and "uncertainty" in res.stdout and "branches by length" in res.stdout
 
     res = runner.invoke(app, ["inspect", str(run), "--json"])
     assert res.exit_code == 0, res.output

@@ -112,11 +112,21 @@ def episode_starts(
 
 
 def multi_step(
-    model, episodes, starts: tuple[np.ndarray, np.ndarray], horizon: int, batch_size: int, device: str
+    model,
+    episodes,
+    starts: tuple[np.ndarray, np.ndarray],
+    horizon: int,
+    batch_size: int,
+    device: str,
+    pooled: dict | None = None,
 ):
     """Open-loop rollouts along the recorded actions; per depth k = 1..horizon: error and uncertainty.
 
     episodes: EpisodeArrays (state [E,L,S], obs [E,L,N,O], actions [E,L,N,1], filled [E,L,1]).
+    When `pooled` is a dict it receives the Spearman correlation with the error over all depths
+    together of three scores a sampler could weight synthetic rows by: the step's own uncertainty
+    ("step"), the uncertainty summed along the rollout up to that step ("cumulative") and the depth
+    itself ("depth").
     """
     lengths = episodes.filled.reshape(episodes.filled.shape[0], -1).sum(1).astype(np.int64) - 1
     e, t = starts
@@ -124,9 +134,11 @@ def multi_step(
     obs = episodes.obs[e, t].astype(np.float32)
     std = state_std(model)
     rows = []
+    cum = np.zeros(len(e))
+    seen: dict[str, list[np.ndarray]] = {"error": [], "step": [], "cumulative": [], "depth": []}
     for k in range(1, horizon + 1):
         alive = t + k <= lengths[e]  # the real episode still has step t+k
-        e, t, state, obs = e[alive], t[alive], state[alive], obs[alive]
+        e, t, state, obs, cum = e[alive], t[alive], state[alive], obs[alive], cum[alive]
         if len(e) == 0:
             rows.append({"horizon": k, "n": 0, "error_mean": None, "error_median": None,
                          "uncertainty_mean": None, "uncertainty_median": None, "spearman": None,
@@ -136,6 +148,9 @@ def multi_step(
         p = _predict_chunks(model, state, obs, actions, batch_size, device)
         err = metrics.state_rms_error(p["next_state"], episodes.state[e, t + k], std)
         unc = p["uncertainty"].astype(np.float64)
+        cum = cum + unc
+        for key, value in (("error", err), ("step", unc), ("cumulative", cum), ("depth", np.full(len(e), k))):
+            seen[key].append(np.asarray(value, dtype=np.float64))
         rows.append(
             {
                 "horizon": k,
@@ -151,6 +166,10 @@ def multi_step(
             }
         )
         state, obs = p["next_state"], p["next_obs"]
+    if pooled is not None and seen["error"]:
+        err_all = np.concatenate(seen["error"])
+        for key in ("step", "cumulative", "depth"):
+            pooled[key] = metrics.correlations(np.concatenate(seen[key]), err_all)["spearman"]
     return rows
 
 
@@ -228,7 +247,8 @@ def run(cfg: CalibrateConfig, progress: Progress | None = None) -> CalibrateResu
         one = one_step(r.model, tr, cfg.batch_size, cfg.device)
         if progress:
             progress(f"{label}: {cfg.horizon} steps", 2 * i + 1, total)
-        multi = multi_step(r.model, episodes, starts, cfg.horizon, cfg.batch_size, cfg.device)
+        pooled: dict = {}
+        multi = multi_step(r.model, episodes, starts, cfg.horizon, cfg.batch_size, cfg.device, pooled)
         per_model.append(
             {
                 "label": label,
@@ -238,6 +258,7 @@ def run(cfg: CalibrateConfig, progress: Progress | None = None) -> CalibrateResu
                 "parameters": param_count(r.model),
                 "one_step": one["summary"],
                 "multi_step": multi,
+                "pooled_spearman": pooled,
             }
         )
         scatter.append((label, one["uncertainty"], one["error"], one["summary"]))
@@ -280,4 +301,5 @@ def _headline(m: dict) -> dict:
         "auroc_worst10": one["auroc_worst10"],
         "deepest_horizon": deep[-1]["horizon"] if deep else None,
         "deepest_error": deep[-1]["error_mean"] if deep else None,
+        "pooled_spearman": m.get("pooled_spearman"),
     }

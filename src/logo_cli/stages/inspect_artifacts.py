@@ -219,6 +219,10 @@ def _flat(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
         rows.append((prefix, text if len(text) <= 100 else text[:97] + "..."))
 
 
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
 def render_buffer(d: dict[str, Any]):
     table = _table(f"synthetic buffer {d['path']}")
     u, r, br, bl = d["uncertainty"], d["reward"], d["branch_return"], d["branch_length"]
@@ -247,7 +251,18 @@ def render_buffer(d: dict[str, Any]):
             + ("" if d["terminated_fraction"] is None else f" ({d['terminated_fraction']:.2%})"),
         ),
         ("rows per step", ", ".join(f"{i}:{c}" for i, c in enumerate(d["step_counts"]))),
+        (
+            "branches by length",
+            ", ".join(f"{i}:{c}" for i, c in enumerate(d["branch_length_counts"]) if c),
+        ),
+        ("branches that terminated", _pct(d["branches_terminated_fraction"])),
     ]
+    real = d.get("real_data")
+    if real:
+        rows.append(("real data: terminated rows", _pct(real["terminated_fraction"])))
+        for k, v in real.items():
+            if k.startswith("rows_with_"):
+                rows.append((f"real data: {k.replace('_', ' ')}", _pct(v)))
     _flat("", d["provenance"], rows)
     _flat("attr", d["attrs"], rows)
     for k, v in rows:
