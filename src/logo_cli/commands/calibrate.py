@@ -89,7 +89,6 @@ def command(
         "Pearson",
         "AUROC worst 10%",
         f"error @{horizon}",
-        f"pooled 1..{horizon} Spearman: u / Σu / depth",
     ):
         table.add_column(col, justify="left" if col == "model" else "right")
     for mm in m["models"]:
@@ -103,14 +102,21 @@ def command(
             f(one["pearson"]),
             f(one["auroc_worst10"]),
             f(deep[-1]["error_mean"]) if deep and deep[-1]["horizon"] == horizon else "n/a",
-            " / ".join(f(mm.get("pooled_spearman", {}).get(k)) for k in ("step", "cumulative", "depth")),
         )
     if m["models"]:  # the trivial prediction, for scale (the models share the scored states)
         base = m["models"][0]
         deep = [r for r in base["multi_step"] if r["n"]]
         last = deep[-1]["no_change_error_mean"] if deep and deep[-1]["horizon"] == horizon else None
         table.add_row(
-            "[dim]no change (s' = s)[/]", "", f(base["one_step"]["no_change_error_mean"]), "", "", "", f(last), ""
+            "[dim]no change (s' = s)[/]", "", f(base["one_step"]["no_change_error_mean"]), "", "", "", f(last)
         )
     out.print(table)
+    for mm in m["models"]:
+        pooled = mm.get("pooled_spearman") or {}
+        if pooled:
+            out.print(
+                f"{mm['label']}: Spearman with the error over depths 1..{horizon} pooled: "
+                f"u {f(pooled.get('step'))}, u summed along the rollout {f(pooled.get('cumulative'))}, "
+                f"depth {f(pooled.get('depth'))}"
+            )
     err.print(f"wrote {result.out}/metrics.json and " + ", ".join(p.name for p in result.plots))
