@@ -197,6 +197,10 @@ def test_an_explicit_option_overrides_the_default(runner, toy, tmp_path):
     assert open_synthetic(out).attrs["defaults"] == {"model": str(newest)}
     assert status(runner)["rollout"]["artifact"] == str(out)
 
+    res = ok(runner.invoke(app, ["status", "--all", "--json"]))
+    every = [(r["stage"], r["artifact"]) for r in json.loads(res.stdout)["stages"] if r["artifact"]]
+    assert every[:2] == [("pretrain", str(newest)), ("pretrain", str(older))]
+
     # calibrate compares the newest run of each kind made from the same data and split
     res = ok(runner.invoke(app, ["calibrate", "--horizon", "2", "--device", "cpu", "--json"]))
     assert [m["kind"] for m in json.loads(res.stdout)["models"]] == ["logo", "global"]

@@ -432,7 +432,7 @@ class Workspace:
                 self._write(entries)
                 self._entries, self.source = entries, "index"
             return entry
-        except OSError as e:
+        except Exception as e:  # the stage's work is done: a bookkeeping failure must not undo it
             self.say(f"warning: could not record {show(path)} in {show(self.index_path)} ({e})")
             return None
 
@@ -538,10 +538,11 @@ def annotate(stage: str, path: Path, fields: dict[str, Any]) -> None:
         if manifest is not None:
             manifest.update(fields)
             write_json_atomic(path / MANIFEST, manifest)
-    elif stage == "rollout" and zarr_attrs(path) is not None:
-        import zarr
-
-        zarr.open_group(path, mode="r+").attrs.update(fields)
+    elif stage == "rollout":
+        meta = _read_json(path / "zarr.json")  # the group's metadata: its attributes live there
+        if meta is not None and isinstance(meta.get("attributes"), dict):
+            meta["attributes"].update(fields)
+            write_json_atomic(path / "zarr.json", meta)
 
 
 # --- scanning (no index) --------------------------------------------------------------------------

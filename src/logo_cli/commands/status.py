@@ -17,7 +17,7 @@ _STATE = {"complete": "[green]complete[/]", "interrupted": "[yellow]interrupted[
 def command(
     workspace: Path | None = workspace_option(),
     every: bool = typer.Option(
-        False, "--all", help="List every recorded artifact, newest first, not only each stage's newest."
+        False, "--all", help="List every recorded artifact (per stage, newest first), not only the newest."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON on stdout."),
 ) -> None:
