@@ -26,6 +26,25 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_workspace(tmp_path_factory):
+    """Commands run by module fixtures record into a throwaway workspace, never ./runs."""
+    old = os.environ.get("LOGO_WORKSPACE")
+    os.environ["LOGO_WORKSPACE"] = str(tmp_path_factory.mktemp("workspace"))
+    yield
+    if old is None:
+        os.environ.pop("LOGO_WORKSPACE", None)
+    else:
+        os.environ["LOGO_WORKSPACE"] = old
+
+
+@pytest.fixture(autouse=True)
+def test_workspace(tmp_path, monkeypatch):
+    """Each test has its own workspace, <tmp_path>/runs: defaults never chain across tests."""
+    monkeypatch.setenv("LOGO_WORKSPACE", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
 @pytest.fixture
 def runner():
     from typer.testing import CliRunner

@@ -15,7 +15,8 @@ app = typer.Typer(
     help=(
         "LOGO: a local-to-global world model for offline multi-agent RL. "
         "Stages: collect -> inspect -> pretrain -> rollout -> train-policy -> evaluate / calibrate; "
-        "each reads and writes artifacts on disk."
+        "each reads and writes artifacts on disk, records them in the workspace (./runs) and, for inputs "
+        "left out, takes the newest ones there. `logo status` shows the workspace."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -6,6 +6,7 @@ Add a command by writing `commands/<module>.py` with a function named `command` 
 COMMANDS: list[tuple[str, str]] = [
     ("collect", "collect"),
     ("inspect", "inspect"),
+    ("status", "status"),
     ("pretrain", "pretrain"),
     ("rollout", "rollout"),
     ("calibrate", "calibrate"),

@@ -43,9 +43,31 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+class _LazyProgress(Progress):
+    """A Progress that starts drawing at its first task, so an input error raised before any
+    progress is reported prints alone (no empty bar, no blank line before it)."""
+
+    _begun = False
+
+    def __enter__(self) -> _LazyProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._begun:
+            self.stop()
+
+    def add_task(self, *args, **kwargs):
+        if not self._begun:
+            self._begun = True
+            self.start()
+        return super().add_task(*args, **kwargs)
+
+
 def progress_bar(*extra_columns) -> Progress:
-    """A rich progress bar on stderr: description, bar, done/total, elapsed, remaining, extras."""
-    return Progress(
+    """A rich progress bar on stderr: description, bar, done/total, elapsed, remaining, extras.
+
+    Nothing is drawn until the first task is added: add it at the first progress report."""
+    return _LazyProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -73,3 +95,23 @@ def _default(o: Any) -> Any:
 
 
 DEVICE_HELP = "Torch device: auto (CUDA when present, else CPU), cpu, or cuda[:N]."
+
+
+def say(line: str) -> None:
+    """A one-line note on stderr, printed as is (paths may hold brackets rich would read as markup)."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def workspace_option():
+    """The --workspace option every stage shares (also read from $LOGO_WORKSPACE)."""
+    from logo_cli.workspace import ENV_VAR, WORKSPACE_HELP
+
+    return typer.Option(None, "--workspace", envvar=ENV_VAR, help=WORKSPACE_HELP, show_default=False)
+
+
+def open_workspace(root):
+    """The workspace, its notes going to stderr."""
+    from logo_cli.workspace import Defaults, Workspace
+
+    ws = Workspace(root, say)
+    return ws, Defaults(ws)

@@ -6,15 +6,35 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import (
+    DEVICE_HELP,
+    err,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+    workspace_option,
+)
 
 
 @user_errors
 def command(
-    models: list[Path] = typer.Option(
-        ..., "--model", help="Pretrain run directory; repeat the option to compare several models."
+    models: list[Path] | None = typer.Option(
+        None,
+        "--model",
+        help="Pretrain run directory; repeat the option to compare several models. Default: the "
+        "workspace's newest finished pretrain run, with the newest run of each other model kind made "
+        "from the same dataset with the same held-out split.",
+        show_default=False,
     ),
-    data: Path = typer.Option(..., "--data", help="Dataset (.h5) whose real transitions are scored."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Dataset (.h5) whose real transitions are scored. Default: the dataset the (first) --model "
+        "run was trained on.",
+        show_default=False,
+    ),
     holdout: bool | None = typer.Option(
         None,
         "--holdout-from-manifest/--all-episodes",
@@ -26,8 +46,10 @@ def command(
     out_dir: Path | None = typer.Option(
         None,
         "--out",
-        help="Run directory for metrics.json, PNG plots and manifest.json. Default: calibrate/<runs>.",
+        help="Run directory for metrics.json, PNG plots and manifest.json. "
+        "Default: <workspace>/calibrate/<run names joined by +>.",
     ),
+    workspace: Path | None = workspace_option(),
     max_starts: int = typer.Option(
         20_000, "--max-starts", help="Multi-step start points at most (seeded subset)."
     ),
@@ -45,9 +67,12 @@ def command(
     """
     from logo_cli.artifacts import resolve_device
     from logo_cli.stages.calibrate import CalibrateConfig, run
+    from logo_cli.workspace import calibrate_defaults, tracking
 
+    ws, defaults = open_workspace(workspace)
+    models, data = calibrate_defaults(ws, defaults, list(models or []), data)
     if out_dir is None:
-        out_dir = Path("calibrate") / "+".join(m.name for m in models)
+        out_dir = ws.out("calibrate", "+".join(m.name for m in models))
     cfg = CalibrateConfig(
         models=tuple(models),
         data=data,
@@ -60,7 +85,7 @@ def command(
         device=resolve_device(device),
         overwrite=overwrite,
     )
-    with progress_bar() as bar:
+    with tracking(ws, "calibrate", cfg.out, defaults), progress_bar() as bar:
         tasks: list[int] = []  # added at the first tick, so an input error prints only its one line
 
         def progress(label: str, done: int, total: int) -> None:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import (
+    DEVICE_HELP,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+    workspace_option,
+)
 
 
 @user_errors
@@ -51,10 +59,12 @@ def command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    workspace: Path | None = workspace_option(),
 ) -> None:
     """Collect an offline dataset (canonical .h5) from a simulator with a behaviour policy."""
     from logo_cli.artifacts import resolve_device
     from logo_cli.stages.collect import CollectConfig, check_config, run
+    from logo_cli.workspace import tracking
 
     cfg = CollectConfig(
         env=env, quality=quality, episodes=episodes, out=out_path, seed=seed, num_envs=num_envs,
@@ -81,11 +91,13 @@ def command(
                     f"win {info['win_rate']:.0%}")  # fmt: skip
         bar.update(tasks[phase], completed=done, info=text)
 
-    try:
-        result = run(cfg, progress=on_progress)
-    finally:
-        if tasks:
-            bar.stop()
+    ws, _ = open_workspace(workspace)
+    with tracking(ws, "collect", out_path, None):  # `logo pretrain` then defaults to this dataset
+        try:
+            result = run(cfg, progress=on_progress)
+        finally:
+            if tasks:
+                bar.stop()
     if json_output:
         print_json(result)
         return

@@ -6,20 +6,37 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import (
+    DEVICE_HELP,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    say,
+    user_errors,
+    workspace_option,
+)
 
 PER_EPISODE = ("returns", "won", "lengths")
 
 
 @user_errors
 def command(
-    policy: str = typer.Option(
-        ...,
+    policy: str | None = typer.Option(
+        None,
         "--policy",
         help="What to play: a train-policy run directory, a policy .pt file, behaviour:<name> (a shipped "
-        "behaviour policy from datasets/behaviour/<env>/ladder.json), or random.",
+        "behaviour policy from datasets/behaviour/<env>/ladder.json), or random. Default: the "
+        "workspace's newest finished train-policy run.",
+        show_default=False,
     ),
-    env: str = typer.Option("smax:3m", "--env", help="Environment, family:scenario (e.g. smax:3m)."),
+    env: str | None = typer.Option(
+        None,
+        "--env",
+        help="Environment, family:scenario (e.g. smax:3m). Default: the environment named by the "
+        "dataset the policy run was trained on (its `env` attribute), else smax:3m.",
+        show_default=False,
+    ),
     episodes: int = typer.Option(100, "--episodes", help="Number of episodes to play."),
     num_envs: int = typer.Option(32, "--num-envs", help="Environments stepped together."),
     seed: int = typer.Option(0, "--seed", help="Seeds the environments and the policy's sampling."),
@@ -31,12 +48,25 @@ def command(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     out_path: Path | None = typer.Option(
-        None, "--out", help="Also write the metrics, with per-episode returns, to this JSON file."
+        None,
+        "--out",
+        help="JSON file for the metrics with per-episode returns (replaced if it exists). "
+        "Default: <workspace>/evaluate/<policy name>-<env>-s<seed>.json.",
+        show_default=False,
     ),
+    workspace: Path | None = workspace_option(),
 ) -> None:
     """Evaluate a policy: win rate (Wilson 95% interval), mean return (t 95% interval), episode length."""
+    import time
+
     from logo_cli.artifacts import resolve_device, write_json_atomic
     from logo_cli.stages.evaluate import EvaluateConfig, run
+    from logo_cli.workspace import evaluate_defaults, tracking
+
+    ws, defaults = open_workspace(workspace)
+    policy, env = evaluate_defaults(ws, defaults, policy, env)
+    if out_path is None:
+        out_path = ws.out("evaluate", f"{_policy_name(policy)}-{_safe(env)}-s{seed}.json")
 
     cfg = EvaluateConfig(
         policy=policy,
@@ -47,17 +77,28 @@ def command(
         greedy=greedy,
         device=resolve_device(device),
     )
-    with progress_bar() as bar:
-        tasks: list[int] = []  # created on the first report, so an early error prints alone
+    with tracking(ws, "evaluate", out_path, defaults):
+        with progress_bar() as bar:
+            tasks: list[int] = []  # created on the first report, so an early error prints alone
 
-        def progress(done: int, total: int, info: dict) -> None:
-            if not tasks:
-                tasks.append(bar.add_task("evaluate (episodes)", total=total, info=""))
-            bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
+            def progress(done: int, total: int, info: dict) -> None:
+                if not tasks:
+                    tasks.append(bar.add_task("evaluate (episodes)", total=total, info=""))
+                bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
 
-        result = run(cfg, progress=progress)
-    if out_path is not None:
-        write_json_atomic(out_path, {"config": cfg, **result})
+            result = run(cfg, progress=progress)
+        info = result.get("policy") or {}
+        inputs = {"policy": {"path": info["path"], "hash": info["hash"]}} if info.get("hash") else {}
+        record = {
+            "stage": "evaluate",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config": cfg,
+            "inputs": inputs,
+            "defaults": defaults.used,
+            **result,
+        }
+        write_json_atomic(out_path, record)
+        say(f"wrote {out_path}")
     summary = {k: v for k, v in result.items() if k not in PER_EPISODE}
     if as_json:
         print_json(summary)
@@ -81,3 +122,15 @@ def command(
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+def _safe(text: str) -> str:
+    """A file-name-safe form of an env or policy spec (smax:3m -> smax_3m)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def _policy_name(policy: str) -> str:
+    path = Path(policy)
+    if path.suffix == ".pt":
+        return _safe(path.stem)
+    return _safe(path.name if path.name else policy)

@@ -7,25 +7,39 @@ from typing import Literal
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import (
+    DEVICE_HELP,
+    err,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+    workspace_option,
+)
 
 
-def default_out(data: Path, model: str, seed: int) -> Path:
+def default_name(data: Path, model: str, seed: int) -> str:
     stem = data.name.removesuffix(".h5").removesuffix(".hdf5") if data.is_file() else data.name
-    return Path("runs") / "pretrain" / f"{stem}-{model}-s{seed}"
+    return f"{stem}-{model}-s{seed}"
 
 
 @user_errors
 def command(
-    data: Path = typer.Option(
-        ..., "--data", help="Offline dataset: a canonical .h5 file or a folder of part_*.h5."
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Offline dataset: a canonical .h5 file or a folder of part_*.h5. "
+        "Default: the newest dataset `logo collect` recorded in the workspace.",
+        show_default=False,
     ),
     model: str = typer.Option(
         "logo", "--model", help="World model: logo (local-to-global), global (one MLP) or ensemble (7 MLPs)."
     ),
     out_dir: Path | None = typer.Option(
-        None, "--out", help="Run directory. Default: runs/pretrain/<dataset stem>-<model>-s<seed>."
+        None, "--out", help="Run directory. Default: <workspace>/pretrain/<dataset stem>-<model>-s<seed>."
     ),
+    workspace: Path | None = workspace_option(),
     holdout: float = typer.Option(
         0.1, "--holdout", help="Fraction of episodes held out for early stopping and the final metrics."
     ),
@@ -75,13 +89,16 @@ def command(
     from logo_cli.artifacts import resolve_device
     from logo_cli.errors import LogoError
     from logo_cli.stages.pretrain import PretrainConfig, run
+    from logo_cli.workspace import pretrain_defaults, tracking
 
     kinds: tuple[Literal["logo", "global", "ensemble"], ...] = ("logo", "global", "ensemble")
     if model not in kinds:
         raise LogoError(f"--model {model}: expected one of {', '.join(kinds)}")
+    ws, defaults = open_workspace(workspace)
+    data = pretrain_defaults(ws, defaults, data)
     cfg = PretrainConfig(
         data=data,
-        out=out_dir if out_dir is not None else default_out(data, model, seed),
+        out=out_dir if out_dir is not None else ws.out("pretrain", default_name(data, model, seed)),
         model=model,
         holdout=holdout,
         batch_size=batch_size,
@@ -100,14 +117,16 @@ def command(
         resume=resume,
         overwrite=overwrite,
     )
-    with progress_bar() as bar:
-        task = bar.add_task(f"pretrain {model}", total=None, info="")
+    with tracking(ws, "pretrain", cfg.out, defaults, {"data": data}), progress_bar() as bar:
+        tasks: list[int] = []  # added at the first report, so an input error prints only its one line
 
         def progress(step: int, total: int, info: dict) -> None:
+            if not tasks:
+                tasks.append(bar.add_task(f"pretrain {model}", total=total, info=""))
             text = f"loss {info['loss']:.4g}, {info['steps_per_s']:.0f} steps/s"
             if "heldout" in info:
                 text += f", held-out {info['heldout']:.4g} (best {info['best']:.4g})"
-            bar.update(task, completed=step, total=total, info=text)
+            bar.update(tasks[0], completed=step, total=total, info=text)
 
         result = run(cfg, progress=progress)
     if result.resumed_from is not None:

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import (
+    DEVICE_HELP,
+    err,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+    workspace_option,
+)
 from logo_cli.errors import LogoError
 
 DEFAULT_N_STARTS = 10_000
@@ -14,13 +23,19 @@ DEFAULT_N_STARTS = 10_000
 
 @user_errors
 def command(
-    model: Path = typer.Option(
-        ..., "--model", help="Pretrain run directory (holds model.pt and manifest.json)."
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        help="Pretrain run directory (holds model.pt and manifest.json). Default: the workspace's newest "
+        "finished pretrain run (made from --data when given).",
+        show_default=False,
     ),
-    data: Path = typer.Option(
-        ...,
+    data: Path | None = typer.Option(
+        None,
         "--data",
-        help="Offline dataset (.h5): branch start states, and the default policy's training data.",
+        help="Offline dataset (.h5): branch start states, and the default policy's training data. "
+        "Default: the dataset the --model run was trained on.",
+        show_default=False,
     ),
     horizon: int = typer.Option(
         15, "--horizon", help="Model steps per branch at most (the paper's best: 15)."
@@ -44,8 +59,9 @@ def command(
     out_path: Path | None = typer.Option(
         None,
         "--out",
-        help="Zarr buffer to write. Default: rollouts/<model run name>-h<horizon>-s<seed>.zarr.",
+        help="Zarr buffer to write. Default: <workspace>/rollout/<model run name>-h<horizon>-s<seed>.zarr.",
     ),
+    workspace: Path | None = workspace_option(),
     seed: int = typer.Option(0, "--seed", help="Seeds start sampling, policy actions and BC training."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     bc_steps: int = typer.Option(2000, "--bc-steps", help="Training steps of the default BC policy."),
@@ -74,13 +90,16 @@ def command(
     """
     from logo_cli.artifacts import resolve_device
     from logo_cli.stages.rollout import RolloutConfig, run
+    from logo_cli.workspace import rollout_defaults, tracking
 
     if n_starts is not None and transitions is not None:
         raise LogoError("--n-starts / --transitions: give one, not both")
     if n_starts is None and transitions is None:
         n_starts = DEFAULT_N_STARTS
+    ws, defaults = open_workspace(workspace)
+    model, data = rollout_defaults(ws, defaults, model, data)
     if out_path is None:
-        out_path = Path("rollouts") / f"{model.name}-h{horizon}-s{seed}.zarr"
+        out_path = ws.out("rollout", f"{model.name}-h{horizon}-s{seed}.zarr")
     cfg = RolloutConfig(
         model=model,
         data=data,
@@ -99,7 +118,7 @@ def command(
         chunk_rows=chunk_rows,
         overwrite=overwrite,
     )
-    with progress_bar() as bar:
+    with tracking(ws, "rollout", cfg.out, defaults), progress_bar() as bar:
         tasks: dict[str, int] = {}
 
         def progress(phase: str, done: int, total: int, info: dict) -> None:

@@ -7,7 +7,16 @@ from typing import cast
 
 import typer
 
-from logo_cli.commands._common import DEVICE_HELP, err, out, print_json, progress_bar, user_errors
+from logo_cli.commands._common import (
+    DEVICE_HELP,
+    err,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+    workspace_option,
+)
 from logo_cli.errors import LogoError
 
 ALGOS = ("macql", "bc")
@@ -15,22 +24,34 @@ ALGOS = ("macql", "bc")
 
 @user_errors
 def command(
-    data: Path = typer.Option(..., "--data", help="Offline dataset (.h5): the real transitions."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Offline dataset (.h5): the real transitions. Default: the dataset the synthetic buffer "
+        "(or --model run) was made from.",
+        show_default=False,
+    ),
     synthetic: Path | None = typer.Option(
-        None, "--synthetic", help="Synthetic buffer (.zarr from `logo rollout`), used as is."
+        None,
+        "--synthetic",
+        help="Synthetic buffer (.zarr from `logo rollout`), used as is. Default (unless --model or "
+        "--mode real-only): the workspace's newest finished rollout buffer, made from --data when given.",
+        show_default=False,
     ),
     model: Path | None = typer.Option(
         None,
         "--model",
         help="Or: a pretrain run directory; rollouts are generated in memory (BC policy first, then the "
-        "current policy every --refresh-every steps).",
+        "current policy every --refresh-every steps). Default when the workspace holds no rollout buffer: "
+        "its newest finished pretrain run.",
+        show_default=False,
     ),
     algo: str = typer.Option("macql", "--algo", help="Policy learner: macql or bc."),
     mode: str | None = typer.Option(
         None,
         "--mode",
         help="Synthetic sampling: weight (∝ exp(P_u), LOGO), penalty (reward r - λu), uniform, or "
-        "real-only. Default: weight with --synthetic/--model, else real-only.",
+        "real-only. Default: weight with a synthetic buffer or world model, else real-only.",
     ),
     synthetic_ratio: float = typer.Option(
         0.5, "--synthetic-ratio", help="Fraction of each batch drawn from synthetic data."
@@ -128,8 +149,9 @@ def command(
         1000, "--checkpoint-every", help="Steps between resumable checkpoints."
     ),
     out_dir: Path | None = typer.Option(
-        None, "--out", help="Run directory. Default: runs/policy-<data name>-<algo>-<mode>-s<seed>."
+        None, "--out", help="Run directory. Default: <workspace>/policy/<data name>-<algo>-<mode>-s<seed>."
     ),
+    workspace: Path | None = workspace_option(),
     seed: int = typer.Option(0, "--seed", help="Seeds networks, sampling, rollouts and evaluation."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     resume: bool = typer.Option(
@@ -148,12 +170,11 @@ def command(
     from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY, SamplerMode
     from logo_cli.stages.rollout import TERMINATION
     from logo_cli.stages.train_policy import Algo, TrainPolicyConfig, run
+    from logo_cli.workspace import tracking, train_policy_defaults
 
     if algo not in ALGOS:
         raise LogoError(f"--algo {algo}: expected one of {', '.join(ALGOS)}")
-    if mode is None:
-        mode = "weight" if (synthetic is not None or model is not None) else "real-only"
-    if mode not in SAMPLER_MODES:
+    if mode is not None and mode not in SAMPLER_MODES:
         raise LogoError(f"--mode {mode}: expected one of {', '.join(SAMPLER_MODES)}")
     for name, value, choices in (
         ("--weight-by", weight_by, WEIGHT_BY),
@@ -162,8 +183,14 @@ def command(
     ):
         if value not in choices:
             raise LogoError(f"{name} {value}: expected one of {', '.join(choices)}")
+    ws, defaults = open_workspace(workspace)
+    data, synthetic, model = train_policy_defaults(
+        ws, defaults, data, synthetic, model, real_only=mode == "real-only"
+    )
+    if mode is None:
+        mode = "weight" if (synthetic is not None or model is not None) else "real-only"
     if out_dir is None:
-        out_dir = Path("runs") / f"policy-{data.stem}-{algo}-{mode}-s{seed}"
+        out_dir = ws.out("train-policy", f"{data.stem}-{algo}-{mode}-s{seed}")
     cfg = TrainPolicyConfig(
         data=data, out=out_dir, synthetic=synthetic, model=model, algo=cast(Algo, algo),
         mode=cast(SamplerMode, mode),
@@ -178,7 +205,12 @@ def command(
         log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=resolve_device(device),
         resume=resume, overwrite=overwrite,
     )  # fmt: skip
-    with progress_bar() as bar:
+    inputs = {
+        "data": data,
+        **({"synthetic": synthetic} if synthetic else {}),
+        **({"model": model} if model else {}),
+    }
+    with tracking(ws, "train-policy", cfg.out, defaults, inputs), progress_bar() as bar:
         tasks: dict[str, int] = {}
         text = {"train": "", "eval": ""}
 
