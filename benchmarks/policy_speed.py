@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,13 +52,15 @@ def random_transitions(n: int, dims: tuple[int, int, int, int], seed: int) -> Tr
     )
 
 
-def time_steps(step, n: int) -> float:
+def time_steps(step, n: int) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second of this process). On a CPU shared with other
+    jobs the second is the steadier figure: it does not count time spent waiting for a core."""
     for _ in range(10):  # warm-up: allocator, Adam state
         step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         step()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
 
 
 def make_step(algo: str, dims: tuple[int, int, int, int], sampler: MixedSampler, args) -> Callable[[], None]:
@@ -94,8 +98,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n-step", type=int, default=5, help="n of the n-step variant that is timed too")
     args = ap.parse_args()
 
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = git.stdout.strip()
+    load_before = os.getloadavg()
     rows = []
     for name, dims in MAPS.items():
         real = random_transitions(50_000, dims, 0)
@@ -103,14 +111,17 @@ def main() -> None:
         unc = np.random.default_rng(2).random(len(syn))
         for threads in args.threads:
             torch.set_num_threads(threads)
-            for algo, mode in (("macql", "real-only"), ("macql", "weight"), ("bc", "real-only")):
+            variants = [("macql", "real-only", 1), ("macql", "weight", 1), ("macql", "weight", args.n_step)]
+            for algo, mode, n_step in [*variants, ("bc", "real-only", 1)]:
                 sampler = MixedSampler(
-                    real, syn, unc, mode=mode, rng=np.random.default_rng(0), device=args.device
+                    real, syn, unc, mode=mode, n_step=n_step, rng=np.random.default_rng(0), device=args.device
                 )
                 step = make_step(algo, dims, sampler, args)
-                best = max(time_steps(step, args.steps) for _ in range(args.repeats))
-                rows.append({"map": name, "algo": algo, "mode": mode, "threads": threads,
-                             "batch_size": args.batch_size, "steps_per_s": round(best, 1)})  # fmt: skip
+                timings = [time_steps(step, args.steps) for _ in range(args.repeats)]
+                rows.append({"map": name, "algo": algo, "mode": mode, "n_step": n_step, "threads": threads,
+                             "batch_size": args.batch_size,
+                             "steps_per_s": round(max(t[0] for t in timings), 1),
+                             "steps_per_cpu_s": round(max(t[1] for t in timings), 1)})  # fmt: skip
                 print(rows[-1], flush=True)
 
     result = {
@@ -121,15 +132,22 @@ def main() -> None:
             "torch": torch.__version__,
         },
         "device": args.device,
+        "commit": commit,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "cql_samples": args.cql_samples,
         "note": "best of repeats; a shared, busy 2-core CPU makes these noisy",
         "rows": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print("\n| map | algo | mode | threads | steps/s |\n|---|---|---|---|---|")
+    print("\n| map | algo | mode | n-step | threads | steps/s | steps per CPU-s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['map']} | {r['algo']} | {r['mode']} | {r['threads']} | {r['steps_per_s']} |")
+        print(
+            f"| {r['map']} | {r['algo']} | {r['mode']} | {r['n_step']} | {r['threads']} | {r['steps_per_s']} "
+            f"| {r['steps_per_cpu_s']} |"
+        )
 
 
 if __name__ == "__main__":
