@@ -33,10 +33,20 @@ def command(
     out_path: Path | None = typer.Option(
         None, "--out", help="Also write the metrics, with per-episode returns, to this JSON file."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing --out file (only an earlier evaluate result)."
+    ),
 ) -> None:
     """Evaluate a policy: win rate (Wilson 95% interval), mean return (t 95% interval), episode length."""
-    from logo_cli.artifacts import resolve_device, write_json_atomic
-    from logo_cli.stages.evaluate import EvaluateConfig, run
+    from contextlib import ExitStack
+
+    from logo_cli.artifacts import resolve_device
+    from logo_cli.outputs import building, check_target
+    from logo_cli.stages.evaluate import EvaluateConfig
+
+    outputs = ExitStack()
+    if out_path is not None:  # refused before any episode is played; locked until written
+        check_target(out_path, "evaluate", overwrite)
 
     cfg = EvaluateConfig(
         policy=policy,
@@ -47,6 +57,23 @@ def command(
         greedy=greedy,
         device=resolve_device(device),
     )
+    with outputs:
+        staged = None if out_path is None else outputs.enter_context(
+            building(out_path, "evaluate", overwrite, directory=False)
+        )  # fmt: skip
+        result = _play(cfg, staged)
+    summary = {k: v for k, v in result.items() if k not in PER_EPISODE}
+    if as_json:
+        print_json(summary)
+        return
+    _table(policy, env, result)
+
+
+def _play(cfg, staged: Path | None) -> dict:
+    """Play the episodes; with --out, write the metrics to the staging file swapped in after."""
+    from logo_cli.artifacts import write_json_atomic
+    from logo_cli.stages.evaluate import run
+
     with progress_bar() as bar:
         tasks: list[int] = []  # created on the first report, so an early error prints alone
 
@@ -56,12 +83,12 @@ def command(
             bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
 
         result = run(cfg, progress=progress)
-    if out_path is not None:
-        write_json_atomic(out_path, {"config": cfg, **result})
-    summary = {k: v for k, v in result.items() if k not in PER_EPISODE}
-    if as_json:
-        print_json(summary)
-        return
+    if staged is not None:
+        write_json_atomic(staged, {"format": "logo-evaluate", "format_version": 1, "config": cfg, **result})
+    return result
+
+
+def _table(policy: str, env: str, result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"evaluate {policy} on {env}", show_header=False)
