@@ -31,3 +31,11 @@ def runner():
     from typer.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory):
+    """The fault-injection suite's tiny pristine artifacts (tests/faults_kit.py), built once."""
+    from faults_kit import build_kit
+
+    return build_kit(tmp_path_factory.mktemp("faults-kit"))

@@ -100,9 +100,19 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
             json.dump(_jsonable(data), f, indent=2, sort_keys=False)
             f.write("\n")
         publish(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _named(e: OSError, path: Path) -> OSError:
+    """The same error, naming `path` when it named no file (a failed write(2): disk full, ...)."""
+    if e.filename is not None:
+        return e
+    return OSError(e.errno, e.strerror or str(e), str(path))
 
 
 def make_manifest(
@@ -181,7 +191,14 @@ def read_manifest(run_dir: str | Path, stage: str | None = None) -> dict:
         raise LogoError(f"{path}: garbled manifest (no 'stage')")
     for key, types in _MANIFEST_FIELDS.items():
         if key in manifest and not isinstance(manifest[key], types):
-            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            names = {
+                dict: "an object",
+                str: "a string",
+                int: "an integer",
+                float: "a number",
+                type(None): "null",
+            }
+            expected = " or ".join(names.get(t, t.__name__) for t in types)
             raise LogoError(
                 f"{path}: garbled manifest ('{key}' is {_json_type(manifest[key])}, expected {expected})"
             )
@@ -209,6 +226,14 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     try:
         torch.save(payload, tmp)
         publish(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(e, path) from None
+    except RuntimeError as e:  # torch's zip writer reports a failed write (disk full) this way
+        Path(tmp).unlink(missing_ok=True)
+        if "write" not in str(e).lower():
+            raise
+        raise LogoError(f"{path}: could not write the checkpoint ({one_line(e, 160)}); disk full?") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -255,7 +255,7 @@ class OutputLock:
         self._fd = None
 
     def __enter__(self) -> OutputLock:
-        return self.acquire()
+        return self if self._fd is not None else self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
@@ -276,7 +276,10 @@ def exclusive(target: str | Path, option: str = "--out") -> Iterator[Path]:
     ensure_parent(target, option)
     with OutputLock(target, option):
         remove_stale(target)
-        yield target
+        try:
+            yield target
+        except OSError as e:  # named by the output when the error itself names no file
+            raise LogoError(os_error_line(e, target)) from None
 
 
 def remove_stale(target: Path) -> None:
@@ -390,8 +393,8 @@ def swap_in(tmp: Path, target: Path, kind: str, overwrite: bool, option: str = "
     _fsync_dir(target.parent)
 
 
-def os_error_line(e: OSError, target: Path | None = None) -> str:
-    """One line for an OSError: the path it names (or `target`), the reason and what was kept."""
+def os_error_line(e: OSError, target: Path | None = None, kept: str | None = None) -> str:
+    """One line for an OSError: the path it names (else `target`), the reason, and what was kept."""
     where = e.filename if e.filename is not None else target
     reason = e.strerror or one_line(e) or type(e).__name__
     code = errno.errorcode.get(e.errno or -1)
@@ -400,10 +403,10 @@ def os_error_line(e: OSError, target: Path | None = None) -> str:
         text += f" ({code})"
     if e.filename2 is not None:
         text += f" [-> {e.filename2}]"
-    if target is not None:
-        text += f"; nothing was written to {target}"
-        if target.exists():
-            text += " and what was there is unchanged"
+    if where is not None and target is not None and Path(where) != target:
+        text += f" while writing {target}"
+    if kept:
+        text += f"; {kept}"
     return text
 
 
@@ -425,12 +428,13 @@ def building(
             tmp = staging_path(target, directory)
         except OSError as e:
             raise LogoError(os_error_line(e, target)) from None
+        kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
         try:
             yield tmp
             swap_in(tmp, target, kind, overwrite, option)
         except OSError as e:
             remove(tmp)
-            raise LogoError(os_error_line(e, target)) from None
+            raise LogoError(os_error_line(e, target, kept)) from None
         except BaseException:
             remove(tmp)
             raise

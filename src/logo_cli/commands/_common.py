@@ -100,9 +100,18 @@ def _is_torch_oom(e: BaseException) -> bool:
     return bool(oom is not None and isinstance(e, oom))
 
 
+class _Progress(Progress):
+    """A progress bar that vanishes when its block fails, so the error stays the one line shown."""
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        if exc_type is not None:
+            self.live.transient = True
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+
 def progress_bar(*extra_columns) -> Progress:
     """A rich progress bar on stderr: description, bar, done/total, elapsed, remaining, extras."""
-    return Progress(
+    return _Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

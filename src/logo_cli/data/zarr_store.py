@@ -75,6 +75,10 @@ def _compressor():
     return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 
+class NonFiniteRows(LogoError):
+    """Rows holding NaN or inf were handed to the writer: refused before they reach the disk."""
+
+
 class SyntheticWriter:
     """Append synthetic transitions to a new zarr buffer; a context manager.
 
@@ -93,10 +97,12 @@ class SyntheticWriter:
         chunk_rows: int = 8192,
         overwrite: bool = False,
         resume: bool = False,
+        label: str | Path | None = None,
     ):
         if chunk_rows < 1:
             raise LogoError(f"chunk_rows: must be positive, got {chunk_rows}")
         self.path = Path(path)
+        self.label = str(label if label is not None else path)  # the path named in messages
         self.dims = dims
         self.chunk_rows = int(chunk_rows)
         self.schema = _schema(dims)
@@ -223,9 +229,9 @@ class SyntheticWriter:
             if t and dtype.kind == "f" and not np.isfinite(row[name]).all():
                 bad = int(np.argmin(np.isfinite(row[name]).reshape(t, -1).all(axis=1)))
                 at = self.n + self._pending_rows + bad
-                raise LogoError(
-                    f"{self.path}: refusing to write NaN or inf '{name}' (row {at} of the run; from the "
-                    "world model or the policy); the rows before it are kept"
+                raise NonFiniteRows(
+                    f"{self.label}: refusing to write NaN or inf '{name}' (row {at} of the run; from the "
+                    "world model or the policy)"
                 )
         if self._verify_left:
             k = min(self._verify_left, t)
@@ -567,7 +573,7 @@ class BufferTarget:
                     )
             self._writer = SyntheticWriter(self.path, attrs, dims, chunk_rows, resume=True)
         else:
-            self._writer = SyntheticWriter(self.build, attrs, dims, chunk_rows)
+            self._writer = SyntheticWriter(self.build, attrs, dims, chunk_rows, label=self.path)
         return self._writer
 
     @property
@@ -584,18 +590,27 @@ class BufferTarget:
     def __exit__(self, exc_type, exc, tb) -> None:
         from logo_cli.outputs import os_error_line, remove
 
+        kept = None
         try:
             if exc_type is not None:
                 if self.mode == "replace":
                     remove(self.build)  # the buffer being replaced stays as it was
+                    kept = f"{self.path} is unchanged" if self.path.exists() else "nothing was written"
                 elif self.mode == "fresh" and (self._writer is None or self._writer.n == 0):
                     if is_synthetic_buffer(self.path):
                         remove(self.path)  # nothing written: leave no buffer blocking the rerun
+                    kept = "nothing was written"
+                else:
+                    kept = (
+                        "the rows written so far stay, marked incomplete (rerun the same command to continue)"
+                    )
         finally:
             assert self._lock is not None
             self._lock.release()
         if isinstance(exc, OSError):
-            raise LogoError(os_error_line(exc, self.path)) from None
+            raise LogoError(os_error_line(exc, self.path, kept)) from None
+        if isinstance(exc, NonFiniteRows) and kept:
+            raise LogoError(f"{exc}; {kept}") from None
 
 
 def _config_diff(stored: object, now: dict) -> str:

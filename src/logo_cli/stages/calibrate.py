@@ -283,7 +283,8 @@ def _run(cfg: CalibrateConfig, progress: Progress | None) -> CalibrateResult:
         swap_in(tmp, cfg.out, "calibrate", cfg.overwrite)  # checked again just before
     except OSError as e:
         remove(tmp)
-        raise LogoError(os_error_line(e, cfg.out)) from None
+        kept = f"{cfg.out} is unchanged" if cfg.out.exists() else "nothing was written"
+        raise LogoError(os_error_line(e, cfg.out, kept)) from None
     except BaseException:
         remove(tmp)
         raise

@@ -62,7 +62,7 @@ DESCRIBERS: list[Describer] = [
     Describer(
         "run_dir",
         "a run directory with manifest.json",
-        lambda p: p.is_dir() and (p / "manifest.json").is_file(),
+        lambda p: p.is_dir() and ((p / "manifest.json").exists() or (p / "manifest.json").is_symlink()),
         "logo_cli.stages.inspect_artifacts:describe_run_dir",
     ),
     Describer(

@@ -195,7 +195,7 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
 
 def _run(cfg: PretrainConfig, progress: Progress | None) -> PretrainResult:
     from logo_cli.data.h5 import open_dataset, split_episodes
-    from logo_cli.outputs import remove, swap_in
+    from logo_cli.outputs import os_error_line, remove, swap_in
 
     started = time.perf_counter()
     with open_dataset(cfg.data) as ds:
@@ -215,9 +215,11 @@ def _run(cfg: PretrainConfig, progress: Progress | None) -> PretrainResult:
     try:
         result = _train(cfg, progress, state, work, started, dims, noop, train, hold, train_ep, hold_ep,
                         data_hash)  # fmt: skip
-    except BaseException:
+    except BaseException as e:
         if work != cfg.out:
             remove(work)  # a replacement that did not finish: the old run stays as it was
+            if isinstance(e, OSError):
+                raise LogoError(os_error_line(e, cfg.out, f"{cfg.out} is unchanged")) from None
         elif fresh_dir and work.is_dir() and not any(work.iterdir()):
             work.rmdir()  # nothing worth resuming: leave no trace
         raise

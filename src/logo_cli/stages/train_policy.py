@@ -345,6 +345,7 @@ def _synthetic(t: _Trainer, state: dict | None) -> tuple[Transitions | None, np.
 
         buf = open_synthetic(cfg.synthetic, allow_incomplete=cfg.allow_incomplete)
         t.dims.check_same(buf.dims, f"{cfg.synthetic} vs {cfg.data}")
+        buf.step, buf.branch  # noqa: B018  (read = validated: a damaged buffer is refused whole)
         info = {"kind": "buffer", "path": str(cfg.synthetic), "complete": buf.complete, "rows": buf.n}
         return buf.transitions(), buf.uncertainty, info
     assert cfg.model is not None
