@@ -34,23 +34,32 @@ TP = ["--batch-size", "16", "--hidden", "16", "--layers", "1", "--cql-samples", 
 
 def invoke(*args: str | Path, env: dict | None = None):
     """Run `logo ARGS` in-process; stderr is kept apart from stdout."""
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+    res = CliRunner().invoke(app, [str(a) for a in args], env=env)
+    _log({"run": [str(a) for a in args[:1]], "exit": res.exit_code,
+          "exception": None if res.exception is None or isinstance(res.exception, SystemExit)
+          else type(res.exception).__name__,
+          "traceback": "Traceback" in res.output, "lines": len(error_lines(res))})  # fmt: skip
+    return res
 
 
 def error_lines(res) -> list[str]:
     return [ln for ln in res.stderr.splitlines() if ln.strip()]
 
 
-# FAULTS_LOG=<file>: every message checked is appended there as JSON lines (test id, exit code, line),
-# which is how the table of faults in docs/reliability.md was gathered.
+# FAULTS_LOG=<file>: every run (test id, command, exit code, exception, traceback?, stderr lines) and
+# every message checked are appended there as JSON lines: the totals in docs/reliability.md.
 _LOG = os.environ.get("FAULTS_LOG")
 
 
-def record(res, line: str) -> None:
+def _log(entry: dict) -> None:
     if _LOG:
         test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
         with open(_LOG, "a") as f:
-            f.write(json.dumps({"test": test, "exit": res.exit_code, "line": line}) + "\n")
+            f.write(json.dumps({"test": test, **entry}) + "\n")
+
+
+def record(res, line: str) -> None:
+    _log({"checked": True, "exit": res.exit_code, "line": line})
 
 
 def one_line_fault(res, *needles: str, code: int = 2) -> str:

@@ -284,7 +284,7 @@ def test_symlinked_or_dangling_out(kit, tmp_path):
 
 def test_stale_staging_of_a_killed_writer_is_cleaned_by_the_next_one(kit, tmp_path):
     out = kit.copy("buf", tmp_path / "b.zarr")
-    stale = tmp_path / ".b.zarr.abc123.tmp"
+    stale = tmp_path / ".b.zarr.abcd1234.tmp"  # tempfile-style: 8 of [a-z0-9_]
     stale.mkdir()
     (stale / "zarr.json").write_text("{}")
     assert invoke(*rollout_args(kit, out, "--overwrite", "--seed", "5")).exit_code == 0

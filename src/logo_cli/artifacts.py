@@ -99,6 +99,8 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(_jsonable(data), f, indent=2, sort_keys=False)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the old file
         publish(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -106,6 +108,14 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _named(e: OSError, path: Path) -> OSError:
@@ -225,6 +235,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        _fsync(tmp)  # on disk before it replaces the old file
         publish(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)

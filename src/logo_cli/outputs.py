@@ -24,6 +24,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -283,16 +284,19 @@ def exclusive(target: str | Path, option: str = "--out") -> Iterator[Path]:
 
 
 def remove_stale(target: Path) -> None:
-    """Remove `.<name>.*.tmp` / `.<name>.*.old` siblings: only a lock holder creates them, so when we
-    hold the lock they belong to a writer that died."""
-    prefix = f"{target.name}."
+    """Remove `.<name>.<random>.tmp` / `.old` siblings (and `..<name>.<random>.tmp.<random>.tmp` of
+    writers that stage inside a staging name): only a lock holder creates them, so when we hold the
+    lock they belong to a writer that died. The random part is tempfile's (8 of [a-z0-9_]), so the
+    staging of another output whose name merely starts with this one never matches."""
+    pattern = re.compile(
+        r"^\.{1,2}" + re.escape(target.name) + r"\.[a-z0-9_]{8}\.(tmp|old)(\.[a-z0-9_]{8}\.tmp)?$"
+    )
     try:
         siblings = list(target.parent.iterdir())
     except OSError:
         return
-    for p in siblings:  # `.<name>.*.tmp`, and `..<name>.*.tmp` of writers that stage inside a staging name
-        hidden = p.name.startswith(".") and p.name.lstrip(".").startswith(prefix)
-        if hidden and p.name.endswith((STAGING_SUFFIX, OLD_SUFFIX)):
+    for p in siblings:
+        if pattern.match(p.name):
             remove(p)
 
 
