@@ -9,6 +9,7 @@ line naming the file, the damaged input unchanged, nothing written.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -153,6 +154,13 @@ def test_a_corrupt_or_lost_chunk_is_one_line(kit, tmp_path):
     one_line_fault(invoke("inspect", buf), buf, "array 'reward' lost chunk 1")
 
 
+def test_garbled_array_metadata(kit, tmp_path):
+    buf = kit.copy("buf", tmp_path / "b.zarr")
+    (buf / "reward" / "zarr.json").write_text("{garbage")
+    one_line_fault(invoke("inspect", buf), buf, "unreadable array metadata")
+    one_line_fault(invoke(*train_args(kit, tmp_path / "r", "--synthetic", buf)), buf, "garbled buffer")
+
+
 @pytest.mark.parametrize(
     "attrs, needle",
     [
@@ -209,6 +217,34 @@ def test_a_hostile_policy_file_is_refused_before_use(kit, tmp_path, damage):
     one_line_fault(invoke(*rollout_args(kit, tmp_path / "b.zarr", "--policy", pol)), pol, needle)
     one_line_fault(invoke("evaluate", "--policy", pol), pol, needle)  # refused before any episode
     assert snapshot(pol) == before and not (tmp_path / "b.zarr").exists()
+
+
+class _Payload:
+    """Unpickling this would run a shell command: a checkpoint must never do that."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_holding_code_is_never_run(kit, tmp_path):
+    marker = tmp_path / "pwned"
+    pol = tmp_path / "p.pt"
+    torch.save({"format": "logo-policy", "mode": _Payload(marker)}, pol)
+    line = one_line_fault(invoke(*rollout_args(kit, tmp_path / "b.zarr", "--policy", pol)), pol)
+    assert "not plain data" in line and not marker.exists()
+    one_line_fault(invoke("inspect", pol), pol, "not plain data")
+    assert not marker.exists()
+
+
+def test_inspect_describes_a_policy_file_and_refuses_a_hostile_one(kit, tmp_path):
+    res = invoke("inspect", kit.pol, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["format"] == "logo-policy"
+    pol = edit_checkpoint(kit.pol, tmp_path / "p.pt", POLICIES["nan_weights"][0])
+    one_line_fault(invoke("inspect", pol), pol, "NaN or inf")
 
 
 def test_a_checkpoint_that_is_a_folder_or_garbage(kit, tmp_path):

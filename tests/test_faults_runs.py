@@ -42,6 +42,7 @@ from faults_kit import (
         ("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--gamma", "nan"), ("--gamma", "1.5"),
         ("--synthetic-ratio", "nan"), ("--c", "nan"), ("--c", "-1"), ("--penalty-lambda", "inf"),
         ("--cql-alpha", "nan"), ("--target-tau", "0"), ("--rollout-epsilon", "2"),
+        ("--hidden", "0"), ("--layers", "1000"), ("--cql-samples", "0"),
     ],
 )  # fmt: skip
 def test_train_policy_refuses_a_float_option_out_of_range(kit, tmp_path, option, value):
@@ -50,7 +51,9 @@ def test_train_policy_refuses_a_float_option_out_of_range(kit, tmp_path, option,
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("option, value", [("--lr", "nan"), ("--lr", "-inf"), ("--holdout", "nan")])
+@pytest.mark.parametrize(
+    "option, value", [("--lr", "nan"), ("--lr", "-inf"), ("--holdout", "nan"), ("--hidden", "100000000")]
+)
 def test_pretrain_refuses_a_float_option_out_of_range(kit, tmp_path, option, value):
     out = tmp_path / "wm"
     one_line_fault(invoke("pretrain", "--data", kit.data, "--out", out, option, value), f"{option} {value}")
@@ -302,6 +305,18 @@ def test_a_bug_is_one_line_saying_how_to_see_its_traceback(kit, tmp_path, monkey
         assert isinstance(res.exception, ZeroDivisionError)  # the traceback is kept
     monkeypatch.undo()
     assert invoke("inspect", kit.data).exit_code == 0  # --debug does not stick
+
+
+def test_running_out_of_memory_is_one_line(kit, tmp_path, monkeypatch):
+    from logo_cli.algos import world_model_train
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(world_model_train, "train_step", oom)
+    out = tmp_path / "wm"
+    one_line_fault(invoke("pretrain", "--data", kit.data, "--out", out, *WM), "out of memory", "--batch-size")
+    assert not out.exists()
 
 
 # ---- real processes: kill -9 and races ---------------------------------------------------------------

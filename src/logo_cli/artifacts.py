@@ -260,12 +260,26 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
             raise LogoError(f"{path}: a folder, not a checkpoint file")
         raise LogoError(f"{path}: checkpoint not found")
     try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise LogoError(f"{path}: unreadable checkpoint ({e.strerror or one_line(e)})") from None
+    if head.startswith(b"\x89HDF"):
+        raise LogoError(f"{path}: not a valid logo checkpoint (an HDF5 dataset)")
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or its legacy pickle
+        raise LogoError(f"{path}: not a valid logo checkpoint (not a torch checkpoint file)")
+    try:
         return torch.load(path, map_location=device, weights_only=True)
     except OSError as e:
         raise LogoError(f"{path}: unreadable checkpoint ({e.strerror or one_line(e)})") from None
     except MemoryError:
         raise LogoError(f"{path}: checkpoint too large to load into memory") from None
     except Exception as e:  # a corrupt or foreign file can fail anywhere inside the unpickler
+        if "Weights only load failed" in str(e):
+            raise LogoError(
+                f"{path}: not a valid logo checkpoint (not plain data: a corrupt file, or one holding "
+                "code or objects; checkpoints are loaded as data only and never run code)"
+            ) from None
         detail = one_line(e, 160)
         first = f"{type(e).__name__}: {detail}" if detail else type(e).__name__
         raise LogoError(f"{path}: not a valid logo checkpoint ({first})") from None

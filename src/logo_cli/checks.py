@@ -1,6 +1,7 @@
 """Numeric checks shared by every stage: option values, weights and losses.
 
-- `number()` validates a float option (finite, inside its range) in one line naming the option.
+- `number()` validates a float option (finite, inside its range), `integer()` an integer option (in
+  its range: network sizes are bounded), in one line naming the option.
 - `check_finite_weights()` refuses a state dict holding NaN or inf before a model is used or saved.
 - `LossGuard` watches the training loss without a device sync per step and stops training with one
   line when it turns non-finite, so the last checkpoint written stays the last good one.
@@ -13,6 +14,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from logo_cli.errors import LogoError
+
+# The largest network sizes an option or a file may ask for (checked before anything is allocated).
+MAX_WIDTH, MAX_LAYERS, MAX_MEMBERS = 1 << 16, 64, 1024
+
+
+def integer(option: str, value: int | None, *, lo: int = 1, hi: int | None = None) -> None:
+    """Refuse an integer option outside lo..hi (one line naming the option)."""
+    if value is None:
+        return
+    if value < lo or (hi is not None and value > hi):
+        bound = f"in {lo}..{hi}" if hi is not None else f"at least {lo}"
+        raise LogoError(f"{option} {value}: must be {bound}")
 
 
 def number(

@@ -74,9 +74,7 @@ def user_errors(fn: Callable) -> Callable:
             if debug_enabled():
                 raise
             if _is_torch_oom(e):
-                _error_line(
-                    f"out of memory on the device ({one_line(e)}); try a smaller --batch-size or model"
-                )
+                _error_line(f"out of memory ({one_line(e, 160)}); try a smaller --batch-size or model")
                 raise typer.Exit(code=EXIT_USER) from None
             _error_line(
                 f"internal error ({type(e).__name__}: {one_line(e, 200)}); this is a bug in logo-cli: "
@@ -95,9 +93,12 @@ def _error_line(text: str) -> None:
 
 
 def _is_torch_oom(e: BaseException) -> bool:
-    """True for torch's out-of-memory error (torch is looked up only if it was imported)."""
+    """True for torch's out-of-memory errors: the device's OutOfMemoryError, and the CPU allocator's
+    RuntimeError "can't allocate memory" (torch is looked up only if it was imported)."""
     oom = getattr(sys.modules.get("torch"), "OutOfMemoryError", None)
-    return bool(oom is not None and isinstance(e, oom))
+    if oom is not None and isinstance(e, oom):
+        return True
+    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
 class _Progress(Progress):

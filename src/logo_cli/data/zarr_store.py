@@ -330,9 +330,9 @@ class SyntheticBuffer:
 
     def array(self, name: str, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """Rows `idx` (None: all n) of one array, as numpy, validated."""
-        arr = self._group[name]
         offset, rows = 0, None  # where the values came from, for messages
         try:
+            arr = self._group[name]
             if idx is None:
                 values = np.asarray(arr[: self.n])
             elif isinstance(idx, slice):
@@ -464,11 +464,19 @@ def open_synthetic(path: str | Path, allow_incomplete: bool = False) -> Syntheti
             "`logo rollout` command to finish it, or pass --allow-incomplete to `logo train-policy` "
             "to use its prefix"
         )
-    present = set(group.array_keys())
+    try:
+        present = set(group.array_keys())
+    except Exception as e:  # an array's metadata that is not JSON, or not zarr's
+        raise LogoError(f"{path}: garbled buffer (unreadable array metadata: {type(e).__name__})") from None
     for name, (tail, dtype) in _schema(dims).items():
         if name not in present:
             raise LogoError(f"{path}: garbled buffer (array '{name}' missing)")
-        arr = group[name]
+        try:
+            arr = group[name]
+        except Exception as e:
+            raise LogoError(
+                f"{path}: garbled buffer (array '{name}' unreadable: {type(e).__name__})"
+            ) from None
         if arr.dtype != dtype or tuple(arr.shape[1:]) != tail:
             raise LogoError(
                 f"{path}: garbled buffer ('{name}' is {arr.dtype}{list(arr.shape[1:])}, "

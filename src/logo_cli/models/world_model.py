@@ -12,6 +12,8 @@ from typing import Literal
 
 import torch
 
+from logo_cli.checks import MAX_LAYERS, MAX_MEMBERS
+from logo_cli.checks import MAX_WIDTH as MAX_HIDDEN
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.ensemble_model import EnsembleModel
@@ -127,9 +129,6 @@ def world_model_from_checkpoint(payload: dict, source: str = "world model") -> W
     if converted is not None:
         model.hp["converted_from_legacy_layers"] = converted["layers"]
     return model.eval()
-
-
-MAX_HIDDEN, MAX_LAYERS, MAX_MEMBERS = 1 << 16, 64, 1024
 
 
 def _first(e: BaseException) -> str:

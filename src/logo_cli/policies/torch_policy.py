@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
+from logo_cli.checks import MAX_LAYERS
+from logo_cli.checks import MAX_WIDTH as MAX_HIDDEN
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
@@ -23,7 +25,6 @@ POLICY_FORMAT = "logo-policy"
 POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
 Mode = Literal["logits", "q"]
 MODES = ("logits", "q")
-MAX_HIDDEN, MAX_LAYERS = 1 << 16, 64
 
 
 class AgentNetPolicy:

@@ -66,6 +66,12 @@ DESCRIBERS: list[Describer] = [
         "logo_cli.stages.inspect_artifacts:describe_run_dir",
     ),
     Describer(
+        "checkpoint",
+        "a .pt checkpoint",
+        lambda p: p.is_file() and p.suffix == ".pt",
+        "logo_cli.stages.inspect_artifacts:describe_checkpoint",
+    ),
+    Describer(
         "interrupted_run",
         "an interrupted run (checkpoint.pt without manifest.json)",
         lambda p: p.is_dir() and (p / "checkpoint.pt").is_file(),

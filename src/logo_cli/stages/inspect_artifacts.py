@@ -146,6 +146,19 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
     }
 
 
+def describe_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file on its own (a policy.pt, a model.pt, a trainer state), read as data only and
+    validated as its loader would."""
+    from logo_cli.artifacts import load_checkpoint
+
+    info = _checkpoint_info(path)
+    if info.get("format") == "logo-policy":  # the loader's checks: sizes, mode, finite weights
+        from logo_cli.policies.torch_policy import policy_from_payload
+
+        policy_from_payload(load_checkpoint(path), str(path))
+    return {"kind": "checkpoint", "path": str(path), **info}
+
+
 _STATES = {"logo-pretrain-state": "pretrain", "logo-train-policy-state": "train-policy"}
 
 

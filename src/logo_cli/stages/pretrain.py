@@ -93,10 +93,17 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
 
 
 def _check(cfg: PretrainConfig) -> None:
-    from logo_cli.checks import number
+    from logo_cli.checks import MAX_LAYERS, MAX_MEMBERS, MAX_WIDTH, integer, number
 
     number("--lr", cfg.lr, lo=0.0, lo_open=True)
     number("--holdout", cfg.holdout, lo=0.0, hi=1.0, hi_open=True)
+    for option, value, top in (
+        ("--hidden", cfg.hidden, MAX_WIDTH),
+        ("--latent", cfg.latent, MAX_WIDTH),
+        ("--layers", cfg.layers, MAX_LAYERS),
+        ("--members", cfg.members, MAX_MEMBERS),
+    ):
+        integer(option, value, hi=top)  # before anything is allocated  # fmt: skip
     if cfg.model not in ("logo", "global", "ensemble"):
         raise LogoError(f"--model {cfg.model}: expected logo, global or ensemble")
     if not 0.0 <= cfg.holdout < 1.0:
@@ -262,6 +269,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     resumed_from = None
     if state is not None:
         try:
+            model.load_state_dict(state["best_state"])  # loaded at the end: check it fits now
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])

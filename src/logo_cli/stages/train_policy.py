@@ -115,8 +115,9 @@ def _check_config(cfg: TrainPolicyConfig) -> None:
 
 
 def _check_numbers(cfg: TrainPolicyConfig) -> None:
-    """Float options: finite and inside their ranges (NaN / inf would train to NaN weights)."""
-    from logo_cli.checks import number
+    """Float options finite and inside their ranges (NaN / inf would train to NaN weights); network
+    sizes bounded before anything is allocated."""
+    from logo_cli.checks import MAX_LAYERS, MAX_WIDTH, integer, number
 
     number("--lr", cfg.lr, lo=0.0, lo_open=True)
     number("--gamma", cfg.gamma, lo=0.0, hi=1.0)
@@ -126,6 +127,13 @@ def _check_numbers(cfg: TrainPolicyConfig) -> None:
     number("--cql-alpha", cfg.cql_alpha, lo=0.0)
     number("--target-tau", cfg.target_tau, lo=0.0, hi=1.0, lo_open=True)
     number("--rollout-epsilon", cfg.rollout_epsilon, lo=0.0, hi=1.0)
+    integer("--hidden", cfg.hidden, hi=MAX_WIDTH)
+    integer("--layers", cfg.layers, hi=MAX_LAYERS)
+    integer("--cql-samples", cfg.cql_samples)
+    integer("--target-update-every", cfg.target_update_every)
+    integer("--refresh-every", cfg.refresh_every, lo=0)
+    if cfg.model is not None:
+        integer("--bc-steps", cfg.bc_steps)
 
 
 def _check_work(work: Path) -> None:
@@ -290,6 +298,10 @@ class _Trainer:
         check_format_version(format_version(state, "version"), 1, "train-policy checkpoint", source)
         try:
             self._restore(state, source)
+            scratch = np.random.default_rng()  # RNG states are applied later: check them now
+            for key in ("sampler_rng", "rollout_rng", "rollout_rng_at_refresh"):
+                if state[key] is not None or key != "rollout_rng_at_refresh":
+                    scratch.bit_generator.state = state[key]
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise LogoError(f"{source}: garbled train-policy checkpoint ({detail})") from None
