@@ -41,7 +41,7 @@ from logo_cli.errors import LogoError, one_line
 FORMAT = "logo-synthetic"
 SCHEMA_VERSION = 1  # the buffer format version (also written as "format_version")
 # Config fields that may differ when an interrupted rollout is continued (they do not change rows).
-RESUMABLE = ("overwrite", "device", "chunk_rows")
+RESUMABLE = ("out", "overwrite", "device", "chunk_rows")
 EXTRA = ("uncertainty", "step", "branch")
 _TRANSITION_FIELDS = tuple(f.name for f in fields(Transitions))
 
@@ -359,29 +359,45 @@ class SyntheticBuffer:
 
     def _check_values(self, name: str, x: np.ndarray, rows: np.ndarray | None, offset: int) -> None:
         """The values a learner relies on: finite floats, actions in range, step/branch/uncertainty
-        not negative, step below the horizon. One line naming the array and the first bad row."""
+        not negative, step below the horizon. One line naming the array and the first bad row.
 
+        Fast path without temporaries: the sum of floats is finite only if every value is (a sum
+        that overflows merely triggers the exact scan), and ranges are checked by min / max. Only a
+        suspect array is scanned, in blocks of rows, to find and name the first bad row."""
+        if not len(x):
+            return
+        suspect = False
+        if x.dtype.kind == "f":
+            with np.errstate(over="ignore", invalid="ignore"):
+                suspect = not np.isfinite(x.sum())
+        if name in ("uncertainty", "step", "branch") and not suspect:
+            suspect = bool(x.min() < 0)
+        if name == "step" and self._horizon is not None and not suspect:
+            suspect = bool(x.max() >= self._horizon)
+        if name == "actions" and self.dims.discrete and not suspect:
+            suspect = bool(x.min() < 0 or x.max() >= self.dims.n_actions)
+        if not suspect:
+            return
+        block = max(1, (1 << 22) // max(1, int(np.prod(x.shape[1:]))))  # about 4M values at a time
+        for lo in range(0, len(x), block):
+            self._check_block(name, x[lo : lo + block], rows, offset, lo)
+
+    def _check_block(self, name: str, x: np.ndarray, rows: np.ndarray | None, offset: int, lo: int) -> None:
         def fail(mask: np.ndarray, problem: str) -> None:
-            i = int(np.argmax(mask.reshape(len(mask), -1).any(axis=1)))
+            i = lo + int(np.argmax(mask.reshape(len(mask), -1).any(axis=1)))
             row = int(rows[i]) if rows is not None else offset + i
             raise LogoError(f"{self.path}: '{name}' {problem} (row {row}); the buffer is damaged")
 
-        if not len(x):
-            return
-        if x.dtype.kind == "f":
-            bad = ~np.isfinite(x)
-            if bad.any():
-                fail(bad, "holds NaN or inf")
-        if name == "uncertainty" and (x < 0).any():
-            fail(x < 0, "is negative")
-        if name in ("step", "branch") and (x < 0).any():
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            fail(~np.isfinite(x), "holds NaN or inf")
+        if name in ("uncertainty", "step", "branch") and (x < 0).any():
             fail(x < 0, "is negative")
         if name == "step" and self._horizon is not None and (x >= self._horizon).any():
             fail(x >= self._horizon, f"is not below the buffer's horizon {self._horizon}")
-        if name == "actions" and self.dims.discrete:
-            bad = (x < 0) | (x >= self.dims.n_actions)
-            if bad.any():
-                fail(bad, f"holds an action outside 0..{self.dims.n_actions - 1}")
+        if name == "actions" and self.dims.discrete and ((x < 0) | (x >= self.dims.n_actions)).any():
+            fail(
+                (x < 0) | (x >= self.dims.n_actions), f"holds an action outside 0..{self.dims.n_actions - 1}"
+            )
 
     def transitions(self, idx: np.ndarray | slice | None = None) -> Transitions:
         tr = Transitions(**{name: self.array(name, idx) for name in _TRANSITION_FIELDS})
