@@ -104,10 +104,12 @@ def artifact_kind(path: str | Path) -> str | None:
                 return "empty"
             return None
         if path.is_file():
+            import h5py
+
+            if h5py.is_hdf5(path):  # the signature, wherever the superblock is (user blocks too)
+                return "dataset"
             with open(path, "rb") as f:
                 head = f.read(8)
-            if head == b"\x89HDF\r\n\x1a\n":
-                return "dataset"
             if head.lstrip()[:1] == b"{":
                 doc = _json_object(path)
                 if doc and (doc.get("format") == "logo-evaluate" or {"config", "win_rate"} <= doc.keys()):
