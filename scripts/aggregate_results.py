@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--results-json",
         type=Path,
-        help="compact machine-readable results (quality -> method -> seed: win rate, return, episodes, commit)",
+        help="compact results JSON: quality -> method -> seed: win rate, return, episodes, commit",
     )
     ap.add_argument(
         "--tag", default=DEFAULT_TAG, help="names the markdown block's markers (one block per run)"

@@ -39,10 +39,13 @@ def session_workspace(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def test_workspace(tmp_path, monkeypatch):
-    """Each test has its own workspace, <tmp_path>/runs: defaults never chain across tests."""
-    monkeypatch.setenv("LOGO_WORKSPACE", str(tmp_path / "runs"))
-    return tmp_path / "runs"
+def test_workspace(tmp_path):
+    """Each test has its own workspace, <tmp_path>/runs: defaults never chain across tests.
+
+    Its own MonkeyPatch, not the test's: a test's `monkeypatch.undo()` must not drop it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOGO_WORKSPACE", str(tmp_path / "runs"))
+        yield tmp_path / "runs"
 
 
 @pytest.fixture
@@ -50,3 +53,15 @@ def runner():
     from typer.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory):
+    """The fault-injection suite's tiny pristine artifacts (tests/faults_kit.py), built once."""
+    from faults_kit import build_kit
+
+    # Built in a workspace of its own: whichever test first asks for the kit must not see its
+    # artifacts as that test's newest ones.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOGO_WORKSPACE", str(tmp_path_factory.mktemp("faults-kit-workspace")))
+        return build_kit(tmp_path_factory.mktemp("faults-kit"))

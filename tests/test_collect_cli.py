@@ -128,5 +128,13 @@ def test_existing_output_needs_overwrite(runner, tmp_path):
     res = runner.invoke(app, ["collect", "--quality", "random", "--out", str(out), "--episodes", "4"])
     assert res.exit_code == 2 and "already exists" in res.output
     assert out.read_bytes() == b"keep me"
+    # --overwrite replaces only an .h5 dataset, never another file
+    res = runner.invoke(
+        app, ["collect", "--quality", "random", "--out", str(out), "--episodes", "4", "--overwrite"]
+    )
+    assert res.exit_code == 2 and "not an .h5 dataset" in res.output
+    assert out.read_bytes() == b"keep me"
+    out.unlink()
+    _collect(runner, out, "--quality", "random", "--episodes", "4")
     res = _collect(runner, out, "--quality", "random", "--episodes", "8", "--overwrite")
     assert res["win_rate"] == 0.0 and res["episodes"] == 8

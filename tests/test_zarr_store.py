@@ -29,6 +29,8 @@ def make_rows(t: int, seed: int, dims: Dims = DIMS) -> tuple[Transitions, np.nda
         next_obs=rng.normal(size=(t, n, o)).astype(np.float32),
         next_avail_actions=rng.random((t, n, a)) < 0.7,
     )
+    if dims.discrete:  # the taken action is available (the reader checks it)
+        np.put_along_axis(tr.avail_actions, tr.actions[..., None], True, axis=-1)
     unc = rng.random(t).astype(np.float32)
     step = rng.integers(0, 15, size=t).astype(np.int16)
     branch = np.arange(t, dtype=np.int64) + 1000 * seed
@@ -162,7 +164,7 @@ def _rewrite_attrs(path, **changes):
         ("missing", "not found"),
         ("not_zarr", "not a readable zarr group"),
         ("format", "not a logo synthetic buffer"),
-        ("schema", "schema version"),
+        ("schema", "format version 99, but logo-cli .* reads version 1"),
         ("rows", "garbled buffer"),
         ("array", "array 'reward' missing"),
         ("dims", "garbled buffer"),
@@ -183,7 +185,7 @@ def test_reader_refuses_garbled_buffers_in_one_line(tmp_path, damage, message):
     elif damage == "format":
         _rewrite_attrs(path, format="something-else")
     elif damage == "schema":
-        _rewrite_attrs(path, schema_version=99)
+        _rewrite_attrs(path, format_version=99, schema_version=99)
     elif damage == "rows":
         _rewrite_attrs(path, n_rows=60)  # complete, but the arrays hold only 6 rows
     elif damage == "array":

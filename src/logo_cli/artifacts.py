@@ -1,10 +1,15 @@
 """Run directories, manifests and checkpoints.
 
-Every stage run writes a directory holding `manifest.json` (stage, schema version, resolved config,
+Every stage run writes a directory holding `manifest.json` (stage, format version, resolved config,
 inputs with content hashes, package version, seed, wall time, metrics) beside its payload. Files are
 written to a temporary name and renamed into place, so a crash never leaves a half-written artifact
 under the final name. Checkpoints are plain tensors and containers, loaded with
 `torch.load(weights_only=True)`: a checkpoint is data, never code to unpickle.
+
+Every manifest and checkpoint carries a `format_version`; readers accept a file without one as
+version 1 (files written before the field existed) and name the version found and the one expected
+when they cannot read it. Manifests are type-checked on load, so a hand-edited or foreign
+`manifest.json` is one line, never a crash further on.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -22,10 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from logo_cli import __version__
-from logo_cli.errors import LogoError
+from logo_cli.errors import LogoError, one_line
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the manifest format version (also written as "schema_version" for older readers)
+MANIFEST_FORMAT_VERSION = SCHEMA_VERSION
+# Types of the manifest fields readers use (None allowed where a run may not record one).
+_MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "stage": (str,),
+    "config": (dict,),
+    "inputs": (dict,),
+    "metrics": (dict,),
+    "seed": (int, type(None)),
+    "wall_time_s": (int, float, type(None)),
+    "created": (str, type(None)),
+    "package": (dict, type(None)),
+    "host": (dict, type(None)),
+}
 
 
 def file_hash(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -82,10 +99,30 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(_jsonable(data), f, indent=2, sort_keys=False)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the old file
         publish(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _named(e: OSError, path: Path) -> OSError:
+    """The same error, naming `path` when it named no file (a failed write(2): disk full, ...)."""
+    if e.filename is not None:
+        return e
+    return OSError(e.errno, e.strerror or str(e), str(path))
 
 
 def make_manifest(
@@ -100,6 +137,7 @@ def make_manifest(
     """A manifest dict; `inputs` maps a role ("data", "model") to a path whose hash is recorded."""
     return {
         "stage": stage,
+        "format_version": MANIFEST_FORMAT_VERSION,
         "schema_version": SCHEMA_VERSION,
         "package": {"name": "logo-cli", "version": __version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -113,20 +151,78 @@ def make_manifest(
     }
 
 
+def format_version(doc: dict, *legacy_keys: str) -> object:
+    """The format version a manifest / checkpoint / buffer declares: `format_version`, else the
+    first legacy key present, else 1 (files written before versions were recorded)."""
+    for key in ("format_version", *legacy_keys):
+        if key in doc:
+            return doc[key]
+    return 1
+
+
+def check_format_version(found: object, supported: int | tuple[int, ...], what: str, source: str) -> int:
+    """One-line LogoError naming the version found and the one(s) this logo-cli reads."""
+    versions = (supported,) if isinstance(supported, int) else tuple(supported)
+    if isinstance(found, bool) or not isinstance(found, int) or found not in versions:
+        expected = " or ".join(map(str, versions))
+        newer = isinstance(found, int) and not isinstance(found, bool) and found > max(versions)
+        hint = (
+            "written by a newer logo-cli: upgrade logo-cli"
+            if newer
+            else "rewrite it with this logo-cli (rerun the stage)"
+        )
+        raise LogoError(
+            f"{source}: {what} format version {found!r}, but logo-cli {__version__} reads version "
+            f"{expected} ({hint})"
+        )
+    return found
+
+
 def read_manifest(run_dir: str | Path, stage: str | None = None) -> dict:
-    """Read a run directory's manifest; one-line error when missing, unreadable or of another stage."""
+    """Read a run directory's manifest; one-line error when missing, unreadable, garbled (not an
+    object, fields of the wrong type), of another format version or of another stage."""
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
+        if path.exists() or path.is_symlink():
+            raise LogoError(f"{path}: not a readable file")
         raise LogoError(f"{run_dir}: not a logo run directory (no {MANIFEST})")
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LogoError(f"{path}: unreadable manifest ({e})") from None
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise LogoError(f"{path}: schema version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
+    except OSError as e:
+        raise LogoError(f"{path}: unreadable manifest ({e.strerror or type(e).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise LogoError(f"{path}: garbled manifest (a JSON {type(manifest).__name__}, expected an object)")
+    check_format_version(
+        format_version(manifest, "schema_version"), MANIFEST_FORMAT_VERSION, "manifest", str(path)
+    )
+    if "stage" not in manifest:
+        raise LogoError(f"{path}: garbled manifest (no 'stage')")
+    for key, types in _MANIFEST_FIELDS.items():
+        if key in manifest and not isinstance(manifest[key], types):
+            names = {
+                dict: "an object",
+                str: "a string",
+                int: "an integer",
+                float: "a number",
+                type(None): "null",
+            }
+            expected = " or ".join(names.get(t, t.__name__) for t in types)
+            raise LogoError(
+                f"{path}: garbled manifest ('{key}' is {_json_type(manifest[key])}, expected {expected})"
+            )
+    for role, spec in (manifest.get("inputs") or {}).items():
+        if not isinstance(spec, dict) or not all(isinstance(spec.get(k, ""), str) for k in ("path", "hash")):
+            raise LogoError(f"{path}: garbled manifest (input '{role}' is not {{path, hash}})")
     if stage is not None and manifest.get("stage") != stage:
         raise LogoError(f"{run_dir}: a '{manifest.get('stage')}' run, expected a '{stage}' run")
     return manifest
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -139,7 +235,16 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        _fsync(tmp)  # on disk before it replaces the old file
         publish(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(e, path) from None
+    except RuntimeError as e:  # torch's zip writer reports a failed write (disk full) this way
+        Path(tmp).unlink(missing_ok=True)
+        if "write" not in str(e).lower():
+            raise
+        raise LogoError(f"{path}: could not write the checkpoint ({one_line(e, 160)}); disk full?") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -151,34 +256,46 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
 
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise LogoError(f"{path}: a folder, not a checkpoint file")
         raise LogoError(f"{path}: checkpoint not found")
     try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise LogoError(f"{path}: unreadable checkpoint ({e.strerror or one_line(e)})") from None
+    if head.startswith(b"\x89HDF"):
+        raise LogoError(f"{path}: not a valid logo checkpoint (an HDF5 dataset)")
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or its legacy pickle
+        raise LogoError(f"{path}: not a valid logo checkpoint (not a torch checkpoint file)")
+    try:
         return torch.load(path, map_location=device, weights_only=True)
+    except OSError as e:
+        raise LogoError(f"{path}: unreadable checkpoint ({e.strerror or one_line(e)})") from None
+    except MemoryError:
+        raise LogoError(f"{path}: checkpoint too large to load into memory") from None
     except Exception as e:  # a corrupt or foreign file can fail anywhere inside the unpickler
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "Weights only load failed" in str(e):
+            raise LogoError(
+                f"{path}: not a valid logo checkpoint (not plain data: a corrupt file, or one holding "
+                "code or objects; checkpoints are loaded as data only and never run code)"
+            ) from None
+        detail = one_line(e, 160)
         first = f"{type(e).__name__}: {detail}" if detail else type(e).__name__
         raise LogoError(f"{path}: not a valid logo checkpoint ({first})") from None
 
 
 @contextmanager
-def staged_dir(final: str | Path, overwrite: bool = False):
-    """Yield a temporary sibling directory; on success it is renamed to `final`, on error removed.
+def staged_dir(final: str | Path, overwrite: bool = False, kind: str = "behaviour"):
+    """Yield a temporary sibling directory; on success it is swapped in for `final`, on error removed.
 
-    A run that fails or is interrupted leaves nothing under the final name.
+    A run that fails or is interrupted leaves nothing under the final name and the previous
+    artifact untouched; --overwrite replaces only an artifact of `kind` (see outputs.building).
     """
-    final = Path(final)
-    if final.exists() and not overwrite:
-        raise LogoError(f"{final}: already exists (pass --overwrite to replace it)")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    try:
+    from logo_cli.outputs import building
+
+    with building(final, kind, overwrite, directory=True) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
-    publish(tmp, final)
 
 
 def resolve_device(name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from logo_cli import __version__
+from logo_cli.errors import DEBUG_ENV, set_debug
 
 app = typer.Typer(
     name="logo",
@@ -19,6 +20,7 @@ app = typer.Typer(
         "left out, takes the newest ones there. `logo status` shows the workspace."
     ),
     no_args_is_help=True,
+    epilog="Every expected failure ends in one line naming the file and the problem (exit code 2).",
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -35,17 +37,27 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help=f"Show the full traceback of an unexpected error (a bug) instead of one line; "
+        f"also {DEBUG_ENV}=1.",
+    ),
 ) -> None:
     """LOGO offline multi-agent RL pipeline."""
+    set_debug(debug)
 
 
 def _register() -> None:
     # Each command module exposes `command`; the order here is the order in `logo --help`.
     from logo_cli.commands import COMMANDS
+    from logo_cli.commands._common import user_errors
 
     for name, module_name in COMMANDS:
         module = __import__(f"logo_cli.commands.{module_name}", fromlist=["command"])
-        app.command(name)(module.command)
+        command = module.command
+        # Every command runs inside the one exception boundary (one line per expected failure).
+        app.command(name)(command if getattr(command, "logo_boundary", False) else user_errors(command))
 
 
 _register()

@@ -808,7 +808,11 @@ def evaluate_defaults(ws: Workspace, d: Defaults, policy: str | None, env: str |
         d.use("--policy", policy, "newest train-policy run" + d.skipped(skipped))
     if env is None:
         run = Path(policy)
-        manifest = manifest_of(run) if run.is_dir() else None
+        manifest = None
+        if run.is_dir() and (run / MANIFEST).is_file():
+            from logo_cli.artifacts import read_manifest
+
+            manifest = read_manifest(run)  # a garbled manifest is one line here, before any default
         if manifest is None:
             return policy, DEFAULT_ENV  # a policy file, behaviour:<name> or random: the built-in default
         attrs = manifest.get("dataset_attrs") or {}

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,7 +21,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from logo_cli.errors import LogoError
+from logo_cli.errors import (
+    DEBUG_ENV,
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_USER,
+    LogoError,
+    debug_enabled,
+    one_line,
+)
+from logo_cli.outputs import os_error_line
 
 # Results go to stdout (so `--json` output pipes cleanly); progress and errors go to stderr.
 out = Console()
@@ -27,33 +38,83 @@ err = Console(stderr=True)
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn a LogoError (bad input) into one line on stderr and exit code 2, never a traceback."""
+    """The CLI's one exception boundary, around every command.
+
+    Expected failures end in one line on stderr and exit code 2: a LogoError (bad input, a refused
+    output, a numeric check), any OSError (named by its path: unwritable folder, disk full, ...) and
+    running out of memory. Ctrl-C exits with 130. Anything else is a bug: one line saying how to see
+    the traceback (`logo --debug ...` or LOGO_DEBUG=1, which re-raise it) and how to report it, exit 1.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
         except LogoError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            _error_line(str(e))
             raise typer.Exit(code=e.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=EXIT_INTERRUPTED) from None
+        except OSError as e:
+            if debug_enabled():
+                raise
+            _error_line(os_error_line(e))
+            raise typer.Exit(code=EXIT_USER) from None
+        except MemoryError as e:
+            if debug_enabled():
+                raise
+            _error_line(
+                f"out of memory ({one_line(e) or 'MemoryError'}); try a smaller --batch-size or model"
+            )
+            raise typer.Exit(code=EXIT_USER) from None
+        except Exception as e:
+            if debug_enabled():
+                raise
+            if _is_torch_oom(e):
+                _error_line(f"out of memory ({one_line(e, 160)}); try a smaller --batch-size or model")
+                raise typer.Exit(code=EXIT_USER) from None
+            _error_line(
+                f"internal error ({type(e).__name__}: {one_line(e, 200)}); this is a bug in logo-cli: "
+                f"rerun with `logo --debug ...` (or {DEBUG_ENV}=1) for the traceback and report it "
+                "with the command line"
+            )
+            raise typer.Exit(code=EXIT_BUG) from None
 
+    wrapper.logo_boundary = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _error_line(text: str) -> None:
+    # soft_wrap: one physical line whatever the terminal width; markup off: paths may hold brackets
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _is_torch_oom(e: BaseException) -> bool:
+    """True for torch's out-of-memory errors: the device's OutOfMemoryError, and the CPU allocator's
+    RuntimeError "can't allocate memory" (torch is looked up only if it was imported)."""
+    oom = getattr(sys.modules.get("torch"), "OutOfMemoryError", None)
+    if oom is not None and isinstance(e, oom):
+        return True
+    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
 class _LazyProgress(Progress):
     """A Progress that starts drawing at its first task, so an input error raised before any
-    progress is reported prints alone (no empty bar, no blank line before it)."""
+    progress is reported prints alone (no empty bar, no blank line before it), and that vanishes
+    when its block fails, so the error stays the one line shown."""
 
     _begun = False
 
     def __enter__(self) -> _LazyProgress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
         if self._begun:
+            if exc_type is not None:
+                self.live.transient = True
             self.stop()
 
     def add_task(self, *args, **kwargs):

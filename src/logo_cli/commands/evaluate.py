@@ -55,18 +55,23 @@ def command(
         show_default=False,
     ),
     workspace: Path | None = workspace_option(),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing --out file (only an earlier evaluate result)."
+    ),
 ) -> None:
     """Evaluate a policy: win rate (Wilson 95% interval), mean return (t 95% interval), episode length."""
     import time
 
     from logo_cli.artifacts import resolve_device, write_json_atomic
-    from logo_cli.stages.evaluate import EvaluateConfig, run
+    from logo_cli.outputs import building, check_target
+    from logo_cli.stages.evaluate import EvaluateConfig
     from logo_cli.workspace import evaluate_defaults, tracking
 
     ws, defaults = open_workspace(workspace)
     policy, env = evaluate_defaults(ws, defaults, policy, env)
     if out_path is None:
         out_path = ws.out("evaluate", f"{_policy_name(policy)}-{_safe(env)}-s{seed}.json")
+    check_target(out_path, "evaluate", overwrite)  # refused before any episode is played
 
     cfg = EvaluateConfig(
         policy=policy,
@@ -78,31 +83,46 @@ def command(
         device=resolve_device(device),
     )
     with tracking(ws, "evaluate", out_path, defaults):
-        with progress_bar() as bar:
-            tasks: list[int] = []  # created on the first report, so an early error prints alone
-
-            def progress(done: int, total: int, info: dict) -> None:
-                if not tasks:
-                    tasks.append(bar.add_task("evaluate (episodes)", total=total, info=""))
-                bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
-
-            result = run(cfg, progress=progress)
-        info = result.get("policy") or {}
-        inputs = {"policy": {"path": info["path"], "hash": info["hash"]}} if info.get("hash") else {}
-        record = {
-            "stage": "evaluate",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "config": cfg,
-            "inputs": inputs,
-            "defaults": defaults.used,
-            **result,
-        }
-        write_json_atomic(out_path, record)
+        # Locked until written; the file is built beside --out and swapped in at the end.
+        with building(out_path, "evaluate", overwrite, directory=False) as staged:
+            result = _play(cfg)
+            info = result.get("policy") or {}
+            inputs = {"policy": {"path": info["path"], "hash": info["hash"]}} if info.get("hash") else {}
+            record = {
+                "format": "logo-evaluate",
+                "format_version": 1,
+                "stage": "evaluate",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "config": cfg,
+                "inputs": inputs,
+                "defaults": defaults.used,
+                **result,
+            }
+            write_json_atomic(staged, record)
         say(f"wrote {out_path}")
     summary = {k: v for k, v in result.items() if k not in PER_EPISODE}
     if as_json:
         print_json(summary)
         return
+    _table(policy, env, result)
+
+
+def _play(cfg) -> dict:
+    """Play the episodes with a progress bar."""
+    from logo_cli.stages.evaluate import run
+
+    with progress_bar() as bar:
+        tasks: list[int] = []  # created on the first report, so an early error prints alone
+
+        def progress(done: int, total: int, info: dict) -> None:
+            if not tasks:
+                tasks.append(bar.add_task("evaluate (episodes)", total=total, info=""))
+            bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
+
+        return run(cfg, progress=progress)
+
+
+def _table(policy: str, env: str, result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"evaluate {policy} on {env}", show_header=False)

@@ -78,7 +78,12 @@ def command(
         True, "--clip-reward/--no-clip-reward", help="Clip predicted rewards to the dataset's reward range."
     ),
     chunk_rows: int = typer.Option(8192, "--chunk-rows", help="Zarr chunk length in rows (bounds memory)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing buffer at --out."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace an existing buffer at --out (the old one stays until the new one is complete). "
+        "Without it, an interrupted buffer made with the same options is continued.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Roll a world model out from dataset states with a policy; write a zarr synthetic buffer.
@@ -135,6 +140,9 @@ def command(
 
         result = run(cfg, progress=progress)
 
+    resumed = result.attrs.get("resumed_from") or []
+    if resumed:
+        err.print(f"continued the interrupted buffer {result.out} from row {resumed[-1]:,}", highlight=False)
     if not result.data_matches_pretrain:
         err.print(
             f"[yellow]note:[/] {data} is not the dataset {model} was trained on (same dims); "

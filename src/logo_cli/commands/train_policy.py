@@ -38,6 +38,12 @@ def command(
         "--mode real-only): the workspace's newest finished rollout buffer, made from --data when given.",
         show_default=False,
     ),
+    allow_incomplete: bool = typer.Option(
+        False,
+        "--allow-incomplete",
+        help="Accept an interrupted (incomplete) --synthetic buffer and train on the rows it holds "
+        "(recorded in the manifest). Default: refuse it; `logo rollout` with the same options finishes it.",
+    ),
     model: Path | None = typer.Option(
         None,
         "--model",
@@ -203,7 +209,7 @@ def command(
         eval_env=eval_env, eval_every=eval_every, eval_episodes=eval_episodes, refresh_every=refresh_every,
         horizon=horizon, rollout_starts=rollout_starts, rollout_epsilon=rollout_epsilon, bc_steps=bc_steps,
         log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=resolve_device(device),
-        resume=resume, overwrite=overwrite,
+        resume=resume, overwrite=overwrite, allow_incomplete=allow_incomplete,
     )  # fmt: skip
     inputs = {
         "data": data,

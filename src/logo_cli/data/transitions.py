@@ -13,6 +13,8 @@ import numpy as np
 
 from logo_cli.errors import LogoError
 
+MAX_DIM = 1 << 20  # the largest size a file may declare for agents, features or actions
+
 
 @dataclass(frozen=True)
 class Dims:
@@ -29,7 +31,18 @@ class Dims:
 
     @classmethod
     def from_dict(cls, d: dict) -> Dims:
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        """Dims read from a file; ValueError (naming the field) unless every size is an integer in
+        1..MAX_DIM and `discrete` a boolean, so a garbled file never sizes an allocation."""
+        if not isinstance(d, dict):
+            raise ValueError(f"dims is a {type(d).__name__}, expected an object")
+        values = {f.name: d[f.name] for f in fields(cls)}
+        for name, v in values.items():
+            if name == "discrete":
+                if not isinstance(v, bool):
+                    raise ValueError(f"dims.discrete {v!r} is not a boolean")
+            elif isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIM:
+                raise ValueError(f"dims.{name} {v!r} is not an integer in 1..{MAX_DIM}")
+        return cls(**values)
 
     def check_same(self, other: Dims, what: str) -> None:
         """Raise a one-line LogoError naming `what` when `other` does not match these dims."""

@@ -110,7 +110,7 @@ def check_structure(f: h5py.File, path: Path, attrs: dict) -> Layout:
         raise LogoError(
             f"{path}: empty dataset (episodes of {L} rows, state {S}, obs {Od}, {N} agents, {A} actions)"
         )
-    _check_attrs(path, attrs, episode_limit=L - 1, n_agents=N, n_actions=A)
+    _check_attrs(path, attrs, episode_limit=L - 1, n_agents=N, n_actions=A, obs_dim=Od, state_dim=S)
     known = set(ranks) | set(TOLERATED_KEYS)
     ignored = tuple(sorted(keys - known))
     has_probs = discrete and "probs" in keys
@@ -120,7 +120,10 @@ def check_structure(f: h5py.File, path: Path, attrs: dict) -> Layout:
 def _check_attrs(path: Path, attrs: dict, **expected: int) -> None:
     # Attributes are optional (CFCQL writes none), but when present they must agree with the arrays.
     for key, value in expected.items():
-        if key in attrs and isinstance(attrs[key], (int, float)) and attrs[key] != value:
+        found = attrs.get(key)
+        if isinstance(found, str) and found.strip().lstrip("-").isdigit():
+            found = int(found)  # a number written as text still has to agree
+        if isinstance(found, (int, float)) and found != value:
             raise LogoError(f"{path}: attribute {key}={attrs[key]} disagrees with the arrays ({value})")
 
 

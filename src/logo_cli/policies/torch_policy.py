@@ -15,13 +15,16 @@ import numpy as np
 import torch
 
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
+from logo_cli.checks import MAX_LAYERS
+from logo_cli.checks import MAX_WIDTH as MAX_HIDDEN
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
 
 POLICY_FORMAT = "logo-policy"
-POLICY_VERSION = 1
+POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
 Mode = Literal["logits", "q"]
+MODES = ("logits", "q")
 
 
 class AgentNetPolicy:
@@ -64,6 +67,7 @@ def policy_payload(
 ) -> dict:
     return {
         "format": POLICY_FORMAT,
+        "format_version": POLICY_VERSION,
         "version": POLICY_VERSION,
         "mode": mode,
         "dims": dims.to_dict(),
@@ -82,22 +86,53 @@ def save_policy(
 def policy_from_payload(
     payload: dict, source: str, device: str = "cpu", epsilon: float = 0.0
 ) -> AgentNetPolicy:
+    """Rebuild a policy; one-line LogoError naming `source` for another format or version, an
+    unknown mode, absurd sizes (bounded, and compared with the file's tensors on the meta device
+    before anything is allocated), weights that do not fit, or NaN / inf weights."""
+    from logo_cli.artifacts import check_format_version, format_version
+    from logo_cli.checks import check_finite_weights
+
     if not isinstance(payload, dict) or payload.get("format") != POLICY_FORMAT:
         raise LogoError(f"{source}: not a logo policy checkpoint")
-    if payload.get("version") != POLICY_VERSION:
-        raise LogoError(f"{source}: policy format version {payload.get('version')} is not {POLICY_VERSION}")
-    dims = Dims.from_dict(payload["dims"])
-    hp = payload["hparams"]
-    net = AgentNet(
-        dims.obs_dim, dims.n_agents, dims.n_actions, hidden=int(hp["hidden"]), layers=int(hp["layers"])
-    )
+    check_format_version(format_version(payload, "version"), POLICY_VERSION, "policy checkpoint", source)
     try:
-        net.load_state_dict(payload["state_dict"])
+        dims = Dims.from_dict(payload["dims"])
+        hp = payload["hparams"]
+        if not isinstance(hp, dict):
+            raise ValueError("hparams is not an object")
+        hidden, layers = hp["hidden"], hp["layers"]
+        for name, v, top in (("hidden", hidden, MAX_HIDDEN), ("layers", layers, MAX_LAYERS)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+                raise ValueError(f"hparams.{name} {v!r} is not an integer in 1..{top}")
+        mode = payload["mode"]
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (expected {' or '.join(MODES)})")
+        state = payload["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError("state_dict is not a mapping of tensors")
+    except (KeyError, TypeError, ValueError) as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LogoError(f"{source}: garbled policy checkpoint ({detail})") from None
+    with torch.device("meta"):  # the declared network's shapes, without allocating it
+        expected = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers)
+    shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != found:
+        diff = sorted(set(shapes) ^ set(found)) or [k for k in shapes if shapes[k] != found[k]]
+        raise LogoError(
+            f"{source}: policy weights do not fit its declared dims and hparams (hidden {hidden}, layers "
+            f"{layers}; first difference: {diff[0]} {list(found.get(diff[0], ()))} in the file vs "
+            f"{list(shapes.get(diff[0], ()))})"
+        )
+    check_finite_weights(state, source)
+    net = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers)
+    try:
+        net.load_state_dict(state)
     except RuntimeError as e:
         raise LogoError(
             f"{source}: policy weights do not fit its declared dims ({str(e).splitlines()[0]})"
         ) from None
-    return AgentNetPolicy(net, payload["mode"], dims, device=device, epsilon=epsilon)
+    return AgentNetPolicy(net, mode, dims, device=device, epsilon=epsilon)
 
 
 def load_policy(path: str | Path, device: str = "cpu", epsilon: float = 0.0) -> AgentNetPolicy:

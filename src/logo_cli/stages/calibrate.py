@@ -210,18 +210,28 @@ def _episodes(cfg: CalibrateConfig, runs, ds, data_hash: str) -> tuple[np.ndarra
 
 
 def run(cfg: CalibrateConfig, progress: Progress | None = None) -> CalibrateResult:
-    from logo_cli.artifacts import file_hash, make_manifest, staged_dir, write_json_atomic
-    from logo_cli.data.h5 import open_dataset
-    from logo_cli.models.world_model import param_count
-    from logo_cli.stages.calibrate_plots import plot_calibration, plot_horizon
-    from logo_cli.stages.rollout import load_model_run
+    """Score the models; the output's lock is held throughout, the run directory is built beside it
+    and swapped in at the end (--overwrite replaces only a calibrate run)."""
+    from logo_cli.outputs import check_target, exclusive
 
     if not cfg.models:
         raise LogoError("--model: give at least one pretrain run")
     if cfg.horizon < 1 or cfg.max_starts < 1 or cfg.batch_size < 1:
         raise LogoError("--horizon / --max-starts / --batch-size: must be at least 1")
-    if cfg.out.exists() and not cfg.overwrite:
-        raise LogoError(f"{cfg.out}: already exists (pass --overwrite to replace it)")
+    check_target(cfg.out, "calibrate", cfg.overwrite)  # refuse early, before any scoring
+    with exclusive(cfg.out):
+        return _run(cfg, progress)
+
+
+def _run(cfg: CalibrateConfig, progress: Progress | None) -> CalibrateResult:
+    from logo_cli.artifacts import file_hash, make_manifest, write_json_atomic
+    from logo_cli.data.h5 import open_dataset
+    from logo_cli.models.world_model import param_count
+    from logo_cli.outputs import check_target, os_error_line, remove, staging_path, swap_in
+    from logo_cli.stages.calibrate_plots import plot_calibration, plot_horizon
+    from logo_cli.stages.rollout import load_model_run
+
+    check_target(cfg.out, "calibrate", cfg.overwrite)
     started = time.perf_counter()
     runs = [load_model_run(m, cfg.device) for m in cfg.models]
     data_hash = file_hash(cfg.data)
@@ -274,7 +284,9 @@ def run(cfg: CalibrateConfig, progress: Progress | None = None) -> CalibrateResu
         "worst_fraction": WORST_FRACTION,
         "models": per_model,
     }
-    with staged_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
+    _check_finite_metrics(per_model)
+    tmp = staging_path(cfg.out, directory=True)
+    try:
         write_json_atomic(tmp / "metrics.json", result_metrics)
         plots = [plot_calibration(scatter, tmp / "uncertainty_vs_error.png", seed=cfg.seed)]
         plots.append(plot_horizon(per_model, tmp / "error_vs_horizon.png"))
@@ -289,7 +301,28 @@ def run(cfg: CalibrateConfig, progress: Progress | None = None) -> CalibrateResu
             wall_time_s=time.perf_counter() - started,
         )
         write_json_atomic(tmp / "manifest.json", manifest)
+        swap_in(tmp, cfg.out, "calibrate", cfg.overwrite)  # checked again just before
+    except OSError as e:
+        remove(tmp)
+        kept = f"{cfg.out} is unchanged" if cfg.out.exists() else "nothing was written"
+        raise LogoError(os_error_line(e, cfg.out, kept)) from None
+    except BaseException:
+        remove(tmp)
+        raise
     return CalibrateResult(cfg.out, result_metrics, [cfg.out / p.name for p in plots])
+
+
+def _check_finite_metrics(per_model: list[dict]) -> None:
+    """A model whose predictions are NaN or inf is refused, never written as NaN metrics."""
+    for m in per_model:
+        values = [m["one_step"]["error_mean"], m["one_step"]["uncertainty_mean"]]
+        values += [r["error_mean"] for r in m["multi_step"] if r["n"]]
+        values += [r["uncertainty_mean"] for r in m["multi_step"] if r["n"]]
+        if not all(np.isfinite(v) for v in values):
+            raise LogoError(
+                f"{m['run']}: the model predicts NaN or inf on this data (its errors or uncertainties are "
+                "not finite); nothing was written"
+            )
 
 
 def _headline(m: dict) -> dict:

@@ -57,10 +57,11 @@ def check_config(cfg: CollectConfig) -> None:
         raise LogoError(f"--num-envs {cfg.num_envs}: must be at least 1")
     if cfg.out.suffix not in (".h5", ".hdf5"):
         raise LogoError(f"--out {cfg.out}: expected a .h5 file name")
-    if cfg.out.exists() and not cfg.overwrite:
-        raise LogoError(f"--out {cfg.out}: already exists (pass --overwrite to replace it)")
-    if cfg.out.is_dir():
+    if cfg.out.is_dir() and not cfg.out.is_symlink():
         raise LogoError(f"--out {cfg.out}: is a directory")
+    from logo_cli.outputs import check_target
+
+    check_target(cfg.out, "dataset", cfg.overwrite)  # --overwrite replaces only an .h5 dataset
     if (
         cfg.behaviour is not None
         and not cfg.train_behaviour
@@ -115,6 +116,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
 
     from logo_cli.data.h5 import DatasetWriter
     from logo_cli.envs import make_env
+    from logo_cli.outputs import building
     from logo_cli.policies.random_policy import RandomPolicy
     from logo_cli.stages.collect_episodes import run_episodes
 
@@ -150,7 +152,11 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         n_done, n_won, sum_return = 0, 0, 0.0  # running totals for the progress line
         dims = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "state_dim": spec.state_dim,
                 "n_actions": spec.n_actions, "episode_limit": spec.episode_limit}  # fmt: skip
-        with DatasetWriter(cfg.out, **dims, attrs=attrs) as writer:
+        # locked, built beside the target and swapped in when complete (see outputs.building)
+        with (
+            building(cfg.out, "dataset", cfg.overwrite, directory=False) as staged,
+            DatasetWriter(staged, **dims, attrs=attrs) as writer,
+        ):
             for i, (name, n_eps) in enumerate(sources):
                 policy = RandomPolicy() if name == "random" else ladder.policy(name, cfg.device)
                 seed = int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0])

@@ -62,8 +62,20 @@ DESCRIBERS: list[Describer] = [
     Describer(
         "run_dir",
         "a run directory with manifest.json",
-        lambda p: p.is_dir() and (p / "manifest.json").is_file(),
+        lambda p: p.is_dir() and ((p / "manifest.json").exists() or (p / "manifest.json").is_symlink()),
         "logo_cli.stages.inspect_artifacts:describe_run_dir",
+    ),
+    Describer(
+        "checkpoint",
+        "a .pt checkpoint",
+        lambda p: p.is_file() and p.suffix == ".pt",
+        "logo_cli.stages.inspect_artifacts:describe_checkpoint",
+    ),
+    Describer(
+        "interrupted_run",
+        "an interrupted run (checkpoint.pt without manifest.json)",
+        lambda p: p.is_dir() and (p / "checkpoint.pt").is_file(),
+        "logo_cli.stages.inspect_artifacts:describe_interrupted",
     ),
 ]
 
@@ -72,6 +84,10 @@ def describe(path: str | Path) -> dict[str, Any]:
     """A JSON-ready description of the artifact at `path`, chosen by its kind."""
     path = Path(path)
     if not path.exists():
+        partial = path.with_name(path.name + ".partial")
+        if partial.is_dir() and (partial / "checkpoint.pt").is_file():  # train-policy's work directory
+            module, func = "logo_cli.stages.inspect_artifacts", "describe_interrupted"
+            return getattr(importlib.import_module(module), func)(partial)
         raise LogoError(f"{path}: no such file or folder")
     for entry in DESCRIBERS:
         if entry.matches(path):
@@ -212,6 +228,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dataset": _render_dataset,
     "synthetic_buffer": _artifact_renderer("render_buffer"),
     "run_dir": _artifact_renderer("render_run_dir"),
+    "interrupted_run": _artifact_renderer("render_interrupted"),
 }
 
 

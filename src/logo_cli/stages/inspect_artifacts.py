@@ -181,6 +181,71 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
     }
 
 
+def describe_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file on its own (a policy.pt, a model.pt, a trainer state), read as data only and
+    validated as its loader would."""
+    from logo_cli.artifacts import load_checkpoint
+
+    info = _checkpoint_info(path)
+    if info.get("format") == "logo-policy":  # the loader's checks: sizes, mode, finite weights
+        from logo_cli.policies.torch_policy import policy_from_payload
+
+        policy_from_payload(load_checkpoint(path), str(path))
+    return {"kind": "checkpoint", "path": str(path), **info}
+
+
+_STATES = {"logo-pretrain-state": "pretrain", "logo-train-policy-state": "train-policy"}
+
+
+def describe_interrupted(path: Path) -> dict[str, Any]:
+    """An interrupted pretrain or train-policy run: a checkpoint and no manifest yet. Shows the step
+    it reached, its options and how to continue it."""
+    from logo_cli.artifacts import load_checkpoint
+
+    ckpt = path / "checkpoint.pt"
+    state = load_checkpoint(ckpt)
+    stage = _STATES.get(state.get("format")) if isinstance(state, dict) else None
+    if stage is None:
+        raise LogoError(f"{ckpt}: not a pretrain or train-policy checkpoint, so not an interrupted run")
+    config = state.get("config") if isinstance(state.get("config"), dict) else {}
+    if stage == "pretrain":
+        step = (state.get("trainer") or {}).get("step") if isinstance(state.get("trainer"), dict) else None
+        budget = config.get("max_steps")
+        out = path
+    else:
+        step, budget = state.get("step"), config.get("steps")
+        out = path.with_name(path.name.removesuffix(".partial"))
+    files = {p.name: _size_bytes(p) for p in sorted(path.iterdir()) if not p.name.startswith(".")}
+    return {
+        "kind": "interrupted_run",
+        "path": str(path),
+        "stage": stage,
+        "step": step,
+        "budget": budget,
+        "out": str(out),
+        "resume": f"rerun the same `logo {stage}` command (--out {out}) to continue from step {step}",
+        "dims": state.get("dims"),
+        "config": config,
+        "files": files,
+    }
+
+
+def render_interrupted(d: dict[str, Any]):
+    table = _table(f"interrupted {d['stage']} run {d['path']}")
+    budget = "" if d["budget"] in (None, "None") else f" of {d['budget']}"
+    rows: list[tuple[str, str]] = [
+        ("status", "[yellow]interrupted: no manifest.json yet[/]"),
+        ("step reached", f"{_fmt(d['step'])}{budget}"),
+        ("continue", d["resume"]),
+    ]
+    _flat("dims", d["dims"] or {}, rows)
+    _flat("config", d["config"], rows)
+    rows.append(("files", ", ".join(d["files"])))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
 def describe_zarr(path: Path) -> dict[str, Any]:
     """Entry point for any zarr group: only logo synthetic buffers are understood."""
     from logo_cli.data.zarr_store import is_synthetic_buffer

@@ -5,12 +5,17 @@ Episode-wise held-out split, Adam on minibatches drawn with replacement, an eval
 trainer state in `checkpoint.pt` after every evaluation (and on Ctrl-C), so rerunning the same
 command resumes. A finished run holds `model.pt` (best weights, world_model_payload format) and
 `manifest.json`, written last: its presence is what marks the run finished.
+
+The run directory is locked while a run works on it (a second run into it gets one line). A fresh
+run trains in place (an interrupted one is resumable there); `--overwrite` of an existing run trains
+in a hidden sibling and swaps it in only when finished, so the old run survives until then. A loss
+or held-out score that turns NaN or inf stops training with one line; no checkpoint is ever written
+with non-finite weights, so the last one on disk is the last good one.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import signal
 import threading
 import time
@@ -88,6 +93,17 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
 
 
 def _check(cfg: PretrainConfig) -> None:
+    from logo_cli.checks import MAX_LAYERS, MAX_MEMBERS, MAX_WIDTH, integer, number
+
+    number("--lr", cfg.lr, lo=0.0, lo_open=True)
+    number("--holdout", cfg.holdout, lo=0.0, hi=1.0, hi_open=True)
+    for option, value, top in (
+        ("--hidden", cfg.hidden, MAX_WIDTH),
+        ("--latent", cfg.latent, MAX_WIDTH),
+        ("--layers", cfg.layers, MAX_LAYERS),
+        ("--members", cfg.members, MAX_MEMBERS),
+    ):
+        integer(option, value, hi=top)  # before anything is allocated  # fmt: skip
     if cfg.model not in ("logo", "global", "ensemble"):
         raise LogoError(f"--model {cfg.model}: expected logo, global or ensemble")
     if not 0.0 <= cfg.holdout < 1.0:
@@ -112,22 +128,32 @@ def _check(cfg: PretrainConfig) -> None:
         raise LogoError(f"--lr {cfg.lr}: must be positive")
 
 
-def _prepare_out(cfg: PretrainConfig) -> dict | None:
-    """Decide fresh start vs resume; returns the checkpoint to resume from, or None."""
+def _prepare_out(cfg: PretrainConfig) -> tuple[dict | None, Path]:
+    """Decide fresh start, resume or replacement; returns (checkpoint to resume from or None, the
+    directory to train in: `out` itself, or a hidden sibling when --overwrite replaces a run)."""
+    from logo_cli.outputs import artifact_kind, check_target, staging_path
+
     out = cfg.out
+    if out.is_symlink() and not out.exists():
+        raise LogoError(f"--out {out}: a dangling symbolic link; remove it or choose another path")
     if out.exists() and not out.is_dir():
         raise LogoError(f"{out}: exists and is not a directory")
     is_run = out.is_dir() and ((out / CHECKPOINT).exists() or (out / MANIFEST).exists())
     if out.is_dir() and any(out.iterdir()) and not is_run:
         raise LogoError(f"{out}: not empty and not a pretrain run; refusing to write into it")
+    if is_run and (out / MANIFEST).exists() and artifact_kind(out) != "pretrain":
+        raise LogoError(
+            f"{out}: not a pretrain run (its manifest names another stage); refusing to write into it"
+        )
     if cfg.overwrite:
-        if is_run:
-            shutil.rmtree(out)
-        return None
+        if is_run:  # build the new run beside the old one, which survives until the swap
+            check_target(out, "pretrain", overwrite=True)
+            return None, staging_path(out, directory=True)
+        return None, out
     if (out / MANIFEST).exists():
         raise LogoError(f"{out}: a finished pretrain run (pass --overwrite to train again)")
     if not (out / CHECKPOINT).exists():
-        return None
+        return None, out
     if not cfg.resume:
         raise LogoError(
             f"{out}: holds an unfinished run (pass --resume to continue or --overwrite to restart)"
@@ -135,12 +161,21 @@ def _prepare_out(cfg: PretrainConfig) -> dict | None:
     state = load_checkpoint(out / CHECKPOINT)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise LogoError(f"{out / CHECKPOINT}: not a pretrain checkpoint")
-    return state
+    from logo_cli.artifacts import check_format_version, format_version
+
+    check_format_version(format_version(state, "version"), 1, "pretrain checkpoint", str(out / CHECKPOINT))
+    return state, out
 
 
 def _check_resume(state: dict, cfg: PretrainConfig, dims: Dims, data_hash: str) -> None:
-    Dims.from_dict(state["dims"]).check_same(dims, f"--data {cfg.data} vs the run in {cfg.out}")
-    if state["data_hash"] != data_hash:
+    try:
+        saved_dims = Dims.from_dict(state["dims"])
+        if not isinstance(state["config"], dict):
+            raise TypeError("config is not an object")
+    except (KeyError, TypeError, ValueError) as e:
+        raise LogoError(f"{cfg.out / CHECKPOINT}: garbled pretrain checkpoint ({e})") from None
+    saved_dims.check_same(dims, f"--data {cfg.data} vs the run in {cfg.out}")
+    if state.get("data_hash") != data_hash:
         raise LogoError(f"--data {cfg.data}: not the dataset the run in {cfg.out} was started on")
     old = state["config"]
     for f in fields(cfg):
@@ -155,15 +190,20 @@ def _check_resume(state: dict, cfg: PretrainConfig, dims: Dims, data_hash: str) 
 
 
 def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult:
-    from logo_cli.algos.world_model_train import draw_batch, heldout_loss, heldout_metrics, train_step
-    from logo_cli.data.h5 import open_dataset, split_episodes
-    from logo_cli.models.ensemble_model import EnsembleModel
-    from logo_cli.models.layers import param_count
-    from logo_cli.models.world_model import build_world_model, world_model_payload
+    """Train (or resume) into cfg.out, holding its lock for the whole run."""
+    from logo_cli.outputs import exclusive
 
     _check(cfg)
     if not cfg.data.exists():
         raise LogoError(f"--data {cfg.data}: no such file or folder")
+    with exclusive(cfg.out):
+        return _run(cfg, progress)
+
+
+def _run(cfg: PretrainConfig, progress: Progress | None) -> PretrainResult:
+    from logo_cli.data.h5 import open_dataset, split_episodes
+    from logo_cli.outputs import os_error_line, remove, swap_in
+
     started = time.perf_counter()
     with open_dataset(cfg.data) as ds:
         dims = ds.dims
@@ -177,7 +217,31 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
             f"--data {cfg.data}: attribute noop_action {noop} is not an action (0..{dims.n_actions - 1})"
         )
     data_hash = file_hash(cfg.data)
-    state = _prepare_out(cfg)
+    state, work = _prepare_out(cfg)
+    fresh_dir = not cfg.out.exists()
+    try:
+        result = _train(cfg, progress, state, work, started, dims, noop, train, hold, train_ep, hold_ep,
+                        data_hash)  # fmt: skip
+    except BaseException as e:
+        if work != cfg.out:
+            remove(work)  # a replacement that did not finish: the old run stays as it was
+            if isinstance(e, OSError):
+                raise LogoError(os_error_line(e, cfg.out, f"{cfg.out} is unchanged")) from None
+        elif fresh_dir and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()  # nothing worth resuming: leave no trace
+        raise
+    if work != cfg.out:
+        swap_in(work, cfg.out, "pretrain", overwrite=True)
+    return result
+
+
+def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_ep, hold_ep, data_hash):
+    from logo_cli.algos.world_model_train import draw_batch, heldout_loss, heldout_metrics, train_step
+    from logo_cli.checks import LossGuard, nonfinite_tensors
+    from logo_cli.models.ensemble_model import EnsembleModel
+    from logo_cli.models.layers import param_count
+    from logo_cli.models.world_model import build_world_model, world_model_payload
+
     if state is not None:
         _check_resume(state, cfg, dims, data_hash)
 
@@ -204,19 +268,35 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
     history: list[dict] = []
     resumed_from = None
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        t.update(state["trainer"])
-        best_state = state["best_state"]
-        history = list(state["history"])
-        resumed_from = t["step"]
+        try:
+            model.load_state_dict(state["best_state"])  # loaded at the end: check it fits now
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            t.update(state["trainer"])
+            best_state = state["best_state"]
+            history = list(state["history"])
+            resumed_from = int(t["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise LogoError(f"{work / CHECKPOINT}: garbled pretrain checkpoint ({detail})") from None
+    guard = LossGuard()
+    kept = (
+        f"{cfg.out} is unchanged"
+        if work != cfg.out
+        else f"the last good checkpoint stays in {work / CHECKPOINT}"
+    )
 
     def save_state() -> None:
+        bad = nonfinite_tensors(model.state_dict())
+        if bad:  # never checkpoint a diverged model: the one on disk stays the last good one
+            raise LogoError(f"{cfg.out}: weights became NaN or inf ({bad[0]}) at step {t['step']}; "
+                            f"training stopped, {kept} (lower --lr)")  # fmt: skip
         save_checkpoint(
-            cfg.out / CHECKPOINT,
+            work / CHECKPOINT,
             {
                 "format": STATE_FORMAT,
+                "format_version": 1,
                 "version": 1,
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
                 "dims": dims.to_dict(),
@@ -240,6 +320,9 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
                 model.set_elites(torch.tensor(member))
         else:  # nothing held out: keep the latest weights
             score, member = -float(t["step"]), None
+        if not math.isfinite(score):
+            raise LogoError(f"{cfg.out}: the held-out loss became NaN or inf at step {t['step']}; "
+                            f"training stopped, {kept} (lower --lr)")  # fmt: skip
         history.append({"step": t["step"], "train_loss": train_loss, "heldout_loss": score})
         if score < t["best_score"] - 1e-4:
             t.update(best_score=score, best_step=t["step"], bad_evals=0)
@@ -248,7 +331,7 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
             t["bad_evals"] += 1
         save_state()
 
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     running, n_running, tick = 0.0, 0, time.perf_counter()
     with _deferred_sigint() as sigint:
         try:
@@ -257,6 +340,8 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
                     raise KeyboardInterrupt
                 parts = train_step(model, opt, draw_batch(tr, cfg.batch_size, gen))
                 t["step"] += 1
+                guard.observe(parts["loss"], t["step"])  # a float here: checked at once
+                guard.check(t["step"], str(cfg.out), kept)
                 running, n_running = running + parts["loss"], n_running + 1
                 if t["step"] % per_epoch == 0 or t["step"] == total:
                     t["train_seconds"] += time.perf_counter() - tick
@@ -293,7 +378,7 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
     if isinstance(model, EnsembleModel):
         metrics["elites"] = model.elite_idx.tolist()
     meta = {"data": str(cfg.data), "data_hash": data_hash, "step": t["step"], "best_step": t["best_step"]}
-    save_checkpoint(cfg.out / MODEL, world_model_payload(model, meta))
+    save_checkpoint(work / MODEL, world_model_payload(model, meta))
     manifest = make_manifest(
         "pretrain",
         cfg,
@@ -309,7 +394,7 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
         },
         wall_time_s=time.perf_counter() - started,
     )
-    write_json_atomic(cfg.out / MANIFEST, manifest)
+    write_json_atomic(work / MANIFEST, manifest)
     return PretrainResult(cfg.out, cfg.model, metrics, t["step"], t["best_step"], stopped_early, resumed_from)
 
 

@@ -264,19 +264,38 @@ def _policy(cfg: RolloutConfig, data: Transitions, progress: Progress | None) ->
     return policy, {"kind": "bc", "steps": cfg.bc_steps, "seed": cfg.seed}
 
 
-def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
-    """Load model and data, pick the policy, write rollouts to the zarr buffer, summarise them."""
-    from logo_cli.artifacts import file_hash
-    from logo_cli.data.h5 import open_dataset
-    from logo_cli.data.zarr_store import SyntheticWriter, open_synthetic
-    from logo_cli.stages.inspect_artifacts import buffer_stats
-
+def _check_config(cfg: RolloutConfig) -> None:
+    """Every option, before anything slow (behaviour cloning, loading) starts."""
     if (cfg.n_starts is None) == (cfg.transitions is None):
         raise LogoError("--n-starts / --transitions: give exactly one")
     if (cfg.n_starts or cfg.transitions or 0) < 1:
         raise LogoError("--n-starts / --transitions: must be at least 1")
-    if cfg.out.exists() and not cfg.overwrite:
-        raise LogoError(f"{cfg.out}: already exists (pass --overwrite to replace it)")
+    for name in ("horizon", "batch_size", "chunk_rows") + (("bc_steps",) if cfg.policy is None else ()):
+        if getattr(cfg, name) < 1:
+            raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
+    if cfg.horizon > 32767:
+        raise LogoError(f"--horizon {cfg.horizon}: at most 32767 (step indices are int16)")
+
+
+def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
+    """Load model and data, pick the policy, write rollouts to the zarr buffer, summarise them.
+
+    The buffer's lock is held for the whole run. An interrupted buffer made with the same options is
+    continued; --overwrite builds the new buffer beside the old one and swaps it in at the end."""
+    from logo_cli.data.zarr_store import BufferTarget
+
+    _check_config(cfg)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()}
+    with BufferTarget(cfg.out, cfg.overwrite, config) as output:
+        return _run(cfg, output, progress)
+
+
+def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult:
+    from logo_cli.artifacts import file_hash
+    from logo_cli.data.h5 import open_dataset
+    from logo_cli.data.zarr_store import open_synthetic
+    from logo_cli.stages.inspect_artifacts import buffer_stats
+
     mr = load_model_run(cfg.model, cfg.device)
     with open_dataset(cfg.data) as ds:
         mr.model.dims.check_same(ds.dims, f"{cfg.data} vs model {cfg.model}")
@@ -315,7 +334,7 @@ def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
     block = max(cfg.batch_size * 8, 16384)  # starts held at once: memory stays flat
     written = branches_done = branch_offset = 0
     t0 = time.perf_counter()
-    with SyntheticWriter(cfg.out, attrs, dims, cfg.chunk_rows, overwrite=cfg.overwrite) as writer:
+    with output.writer(attrs, dims, cfg.chunk_rows) as writer:
         for idx in _start_blocks(rng, len(data), cfg.n_starts, block):
             starts = start_rows(data, idx)
             stream = generate_rollouts(
@@ -340,6 +359,7 @@ def run(cfg: RolloutConfig, progress: Progress | None = None) -> RolloutResult:
             if target is not None and written >= target:
                 break
     seconds = time.perf_counter() - t0
+    output.finish()  # --overwrite: the new buffer replaces the old one only now
 
     buf = open_synthetic(cfg.out)
     return RolloutResult(

@@ -8,6 +8,11 @@ While training, the run lives in `<out>.partial/` (checkpoint.pt + metrics.jsonl
 last checkpoint. The checkpoint holds everything random or learned (networks, target networks,
 optimiser, step, sampler / CQL / rollout RNG states, the policy that made the current synthetic
 buffer, eval history), so a resumed run ends with the same weights as an uninterrupted one.
+
+`<out>` is locked for the whole run (a second run into it gets one line), checked again just before
+the finished `<out>.partial/` is swapped in, and `--overwrite` replaces only a train-policy run. A
+loss that turns NaN or inf stops training with one line and no checkpoint is written with
+non-finite weights, so `<out>.partial/checkpoint.pt` stays the last good one.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ Progress = Callable[[str, int, int, dict], None]
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 # Config fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device")
+RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device", "allow_incomplete")
 Algo = Literal["macql", "bc"]
 
 
@@ -87,6 +92,7 @@ class TrainPolicyConfig:
     device: str = "cpu"  # resolved torch device
     resume: bool = True  # continue from <out>.partial/checkpoint.pt when present
     overwrite: bool = False  # replace an existing <out>
+    allow_incomplete: bool = False  # use the prefix of an interrupted (incomplete) --synthetic buffer
 
 
 def partial_dir(out: Path) -> Path:
@@ -109,8 +115,46 @@ def _check_config(cfg: TrainPolicyConfig) -> None:
             raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
     if cfg.model is not None and (cfg.horizon < 1 or cfg.rollout_starts < 1):
         raise LogoError("--horizon / rollout starts: must be at least 1")
-    if cfg.out.exists() and not cfg.overwrite:
-        raise LogoError(f"{cfg.out}: already exists (pass --overwrite to replace it)")
+    _check_numbers(cfg)
+    from logo_cli.outputs import check_target
+
+    check_target(cfg.out, "train-policy", cfg.overwrite)
+
+
+def _check_numbers(cfg: TrainPolicyConfig) -> None:
+    """Float options finite and inside their ranges (NaN / inf would train to NaN weights); network
+    sizes bounded before anything is allocated."""
+    from logo_cli.checks import MAX_LAYERS, MAX_WIDTH, integer, number
+
+    number("--lr", cfg.lr, lo=0.0, lo_open=True)
+    number("--gamma", cfg.gamma, lo=0.0, hi=1.0)
+    number("--synthetic-ratio", cfg.synthetic_ratio, lo=0.0, hi=1.0)
+    number("--c", cfg.c, lo=0.0, allow_none=True)
+    number("--penalty-lambda", cfg.penalty_lambda, lo=0.0)
+    number("--cql-alpha", cfg.cql_alpha, lo=0.0)
+    number("--target-tau", cfg.target_tau, lo=0.0, hi=1.0, lo_open=True)
+    number("--rollout-epsilon", cfg.rollout_epsilon, lo=0.0, hi=1.0)
+    integer("--hidden", cfg.hidden, hi=MAX_WIDTH)
+    integer("--layers", cfg.layers, hi=MAX_LAYERS)
+    integer("--cql-samples", cfg.cql_samples)
+    integer("--target-update-every", cfg.target_update_every)
+    integer("--refresh-every", cfg.refresh_every, lo=0)
+    if cfg.model is not None:
+        integer("--bc-steps", cfg.bc_steps)
+
+
+def _check_work(work: Path) -> None:
+    """`<out>.partial` is discarded only when it is a train-policy work directory (its own files and
+    hidden temporary files only)."""
+    known = {CHECKPOINT, METRICS, "policy.pt", "manifest.json"}
+    try:
+        names = {p.name for p in work.iterdir()} if work.is_dir() and not work.is_symlink() else None
+    except OSError:
+        names = None
+    if names is None or any(n not in known and not n.startswith(".") for n in names):
+        raise LogoError(
+            f"{work}: not a train-policy work directory (holds other files); refusing to remove it"
+        )
 
 
 def _load_data(cfg: TrainPolicyConfig) -> tuple[Transitions, dict]:
@@ -247,6 +291,7 @@ class _Trainer:
         assert self.sampler is not None
         return {
             "format": "logo-train-policy-state",
+            "format_version": 1,
             "version": 1,
             "config": _config_dict(self.cfg),
             "step": self.step,
@@ -262,6 +307,20 @@ class _Trainer:
         }
 
     def restore(self, state: dict, source: str) -> None:
+        from logo_cli.artifacts import check_format_version, format_version
+
+        check_format_version(format_version(state, "version"), 1, "train-policy checkpoint", source)
+        try:
+            self._restore(state, source)
+            scratch = np.random.default_rng()  # RNG states are applied later: check them now
+            for key in ("sampler_rng", "rollout_rng", "rollout_rng_at_refresh"):
+                if state[key] is not None or key != "rollout_rng_at_refresh":
+                    scratch.bit_generator.state = state[key]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise LogoError(f"{source}: garbled train-policy checkpoint ({detail})") from None
+
+    def _restore(self, state: dict, source: str) -> None:
         saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
         now = {k: v for k, v in _config_dict(self.cfg).items() if k not in RESUMABLE_CHANGES}
         diffs = [f"{k} {saved.get(k)!r} vs {now[k]!r}" for k in now if saved.get(k) != now[k]]
@@ -311,10 +370,11 @@ def _synthetic(t: _Trainer, state: dict | None) -> tuple[tuple | None, dict]:
     if cfg.synthetic is not None:
         from logo_cli.data.zarr_store import open_synthetic
 
-        buf = open_synthetic(cfg.synthetic)
+        buf = open_synthetic(cfg.synthetic, allow_incomplete=cfg.allow_incomplete)
         t.dims.check_same(buf.dims, f"{cfg.synthetic} vs {cfg.data}")
         syn = (buf.transitions(), buf.uncertainty, buf.branch, buf.step)
-        return syn, {"kind": "buffer", "path": str(cfg.synthetic)}
+        info = {"kind": "buffer", "path": str(cfg.synthetic), "complete": buf.complete, "rows": buf.n}
+        return syn, info
     assert cfg.model is not None
     mr = load_model_run(cfg.model, cfg.device)
     t.dims.check_same(mr.model.dims, f"model {cfg.model} vs {cfg.data}")
@@ -396,6 +456,14 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
     if state is not None:
         t.sampler.set_state(t._sampler_state)
 
+    from logo_cli.checks import LossGuard
+
+    guard = LossGuard()
+    kept = (
+        f"the last good checkpoint stays in {ckpt} (pass --no-resume to start over)"
+        if ckpt.is_file()
+        else "no checkpoint was written yet"
+    )
     metrics_path = work / METRICS
     lines = _read_metrics(metrics_path, t.step)
     metrics_path.write_text("".join(line + "\n" for line in lines))
@@ -406,11 +474,13 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
         while t.step < cfg.steps:
             t0 = time.perf_counter()
             parts = t.update()
+            guard.observe(parts["loss"], t.step)  # on the loss's device: no sync per step
             dt = time.perf_counter() - t0
             timers["update_s"] += dt
             window_t, window_steps = window_t + dt, window_steps + 1
             s = t.step
             if s % cfg.log_every == 0 or s == cfg.steps:
+                guard.check(s, str(cfg.out), kept)
                 final = {k: float(v) for k, v in parts.items()}
                 final["steps_per_s"] = window_steps / max(window_t, 1e-9)
                 window_t, window_steps = 0.0, 0
@@ -432,23 +502,50 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
                 if progress is not None:
                     progress("eval", s, cfg.steps, t.evals[-1])
             if s % cfg.checkpoint_every == 0 and s < cfg.steps:
+                guard.check(s, str(cfg.out), kept)
+                _check_weights(t, cfg.out, kept)  # a checkpoint never holds a diverged model
                 log.flush()
                 save_checkpoint(ckpt, t.state())
+                kept = f"the last good checkpoint (step {s}) stays in {ckpt} (pass --no-resume to start over)"
+    guard.check(t.step, str(cfg.out), kept)
+    _check_weights(t, cfg.out, kept)
     return t, resumed_from, final, timers, syn_info
 
 
+def _check_weights(t: _Trainer, out: Path, kept: str) -> None:
+    from logo_cli.checks import nonfinite_tensors
+
+    bad = nonfinite_tensors(t.nets.state_dict())
+    if bad:
+        raise LogoError(
+            f"{out}: weights became NaN or inf ({bad[0]}) by step {t.step}; training stopped, {kept}"
+        )
+
+
 def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicyResult:
-    """Train, evaluate and checkpoint; on completion write policy.pt + manifest.json into cfg.out."""
+    """Train, evaluate and checkpoint; on completion write policy.pt + manifest.json into cfg.out.
+
+    Holds cfg.out's lock for the whole run."""
+    from logo_cli.outputs import exclusive
+
+    _check_config(cfg)
+    with exclusive(cfg.out):
+        return _run(cfg, progress)
+
+
+def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult:
     from logo_cli.artifacts import make_manifest, write_json_atomic
+    from logo_cli.outputs import check_target, swap_in
     from logo_cli.policies.torch_policy import save_policy
 
     wall0 = time.perf_counter()
-    _check_config(cfg)
+    check_target(cfg.out, "train-policy", cfg.overwrite)  # again, now that the lock is held
     real, data_attrs = _load_data(cfg)
     work = partial_dir(cfg.out)
     ckpt = work / CHECKPOINT
     resuming = cfg.resume and ckpt.is_file()
-    if work.exists() and not resuming:
+    if (work.exists() or work.is_symlink()) and not resuming:
+        _check_work(work)
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
 
@@ -507,10 +604,11 @@ def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicy
         wall_time_s=time.perf_counter() - wall0,
     )
     write_json_atomic(work / "manifest.json", manifest)
-    ckpt.unlink(missing_ok=True)
-    if cfg.out.exists():  # --overwrite was checked up front
-        shutil.rmtree(cfg.out) if cfg.out.is_dir() else cfg.out.unlink()
-    work.rename(cfg.out)
+    try:  # checked again just before the swap; a refusal keeps the finished run in `work`
+        swap_in(work, cfg.out, "train-policy", cfg.overwrite)
+    except LogoError as e:
+        raise LogoError(f"{e} [the finished run is kept in {work}]") from None
+    (cfg.out / CHECKPOINT).unlink(missing_ok=True)  # only once published: a refusal can still resume
     return TrainPolicyResult(
         cfg.out, cfg.steps, resumed_from, steps_per_s, t.sampler.c, final, t.evals, manifest
     )
