@@ -57,7 +57,7 @@ class MacqlConfig:
     target_update_every: int = 200  # steps between target-network updates
     target_tau: float = 1.0  # Polyak factor of each target update (1 = hard copy)
     grad_clip: float = 10.0  # max global gradient norm (pymarl default); 0 disables clipping
-    cql_synthetic: CqlSynthetic = "combo"  # CQL on synthetic rows: as data, COMBO-style, or not at all
+    cql_synthetic: CqlSynthetic = "none"  # CQL on synthetic rows: as data, COMBO-style, or not at all
 
 
 class MacqlNets(nn.Module):

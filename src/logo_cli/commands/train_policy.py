@@ -101,10 +101,11 @@ def command(
         "only the sampled ones (CFCQL's raw MACQL).",
     ),
     cql_synthetic: str = typer.Option(
-        "combo",
+        "none",
         "--cql-synthetic",
-        help="How the CQL term treats synthetic rows: 'combo' pushes Q down on them and up only on real "
-        "data actions (COMBO); 'data' treats them like real data; 'none' leaves them out of the term.",
+        help="How the CQL term treats synthetic rows: 'none' leaves them out of it (they only enter the TD "
+        "loss); 'data' treats them like real data; 'combo' pushes Q down on them and up only on real "
+        "data actions (COMBO).",
     ),
     n_step: int = typer.Option(
         1, "--n-step", help="Steps of the TD target, over real episodes and synthetic branches (1: one-step)."

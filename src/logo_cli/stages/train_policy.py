@@ -67,7 +67,7 @@ class TrainPolicyConfig:
     cql_alpha: float = 1.0  # weight of the CQL term
     cql_samples: int = 32  # sampled joint actions per state in the CQL term
     cql_include_data: bool = True  # the data joint action is one of the CQL logsumexp terms
-    cql_synthetic: CqlSynthetic = "combo"  # CQL on synthetic rows: "data", "combo" (COMBO) or "none"
+    cql_synthetic: CqlSynthetic = "none"  # CQL on synthetic rows: "data", "combo" (COMBO) or "none"
     n_step: int = 1  # steps of the TD target (over real episodes and synthetic branches)
     normalise_state: bool = True  # standardise the mixer's state input with the real data's statistics
     target_update_every: int = 200  # steps between target-network updates
