@@ -181,7 +181,7 @@ def aggregate(runs: list[Run], qualities: list[str], methods: list[str], seeds: 
 
 def paired_differences(runs: list[Run], reference: str = "logo-weight") -> list[dict]:
     """Win rate of `reference` minus each other method's, seed by seed (same data, same evaluation
-    seeds), over the seeds both have: the comparison the issue's target is about."""
+    seeds), over the seeds both have: the comparison the paper's claim is about."""
     out = []
     by = {(r.quality, r.method, r.seed): r.win_rate for r in runs}
     for q in dict.fromkeys(r.quality for r in runs):

@@ -1,6 +1,6 @@
 """Behaviour cloning: a per-agent softmax policy fitted to the dataset's actions.
 
-Used as the first rollout policy (logo-method.md decision 7) and as a baseline in its own right.
+Used as the first rollout policy (docs/method.md decision 7) and as a baseline in its own right.
 The policy is an AgentNet in "logits" mode (shared parameters, one-hot agent id), trained with a
 cross-entropy restricted to each agent's available actions: unavailable actions get no probability
 mass, so the network never spends capacity on actions the environment forbids, and a policy that

@@ -1,4 +1,4 @@
-"""LOGO: the Local-to-Global world model (arXiv 2601.07463), as logo-method.md's "[ours]" decisions
+"""LOGO: the Local-to-Global world model (arXiv 2601.07463), as docs/method.md's "[ours]" decisions
 read it; deviations and interpretations are listed in docs/world-model.md.
 
 Three parts, all in normalised units:
