@@ -398,9 +398,12 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
                     color=colors[j % 10],
                     label=METHOD_LABELS.get(m, m) if i == 0 else None,
                 )
+                if abs(mean * scale) < 0.5:  # a zero-height bar is invisible: mark it in its colour
+                    ax.plot([pos[i] - width / 2, pos[i] + width / 2], [0, 0], color=colors[j % 10], lw=4,
+                            solid_capstyle="butt", clip_on=False)
                 if sd is not None:
                     ax.errorbar(pos[i], mean * scale, yerr=sd * scale, color="black", capsize=3, lw=1)
-                note = f"{mean * scale:.0f}" if key == "win_rate" else f"{mean:.2f}"
+                note = f"{mean * scale:.0f}%" if key == "win_rate" else f"{mean:.2f}"
                 if c.n < c.expected:
                     note += f"\nn={c.n}"
                 top = (mean + (sd or 0.0)) * scale

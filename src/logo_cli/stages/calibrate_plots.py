@@ -24,6 +24,28 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+def _count(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def _wants_log(arrays: list[np.ndarray]) -> bool:
+    values = [a for a in arrays if len(a)]
+    if not values or not all(np.all(a > 0) for a in values):
+        return False
+    return max(float(a.max()) for a in values) / min(float(a.min()) for a in values) > 20
+
+
+def _log_axis(axis, set_scale) -> None:
+    """Log scale with ticks at 1, 2 and 5 per decade, all labelled in plain numbers: the default
+    labels only powers of ten, which leaves a narrow log axis with a single label."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    set_scale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_calibration(
     models: list[tuple[str, np.ndarray, np.ndarray, dict]], path: Path, seed: int = 0
 ) -> Path:
@@ -32,8 +54,10 @@ def plot_calibration(
     models: (label, uncertainty [T], error [T], one-step summary with spearman/pearson/auroc/bins).
     """
     plt = _pyplot()
-    from matplotlib.ticker import NullFormatter
-
+    # One scale for every panel (mixed log and linear panels invite wrong comparisons): log when all
+    # values are positive and they span more than a factor of 20 pooled over the models.
+    log_x = _wants_log([m[1] for m in models])
+    log_y = _wants_log([m[2] for m in models])
     n = len(models)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
@@ -54,13 +78,10 @@ def plot_calibration(
             ms=5,
             label="mean error per uncertainty decile",
         )
-        positive = bool(np.all(unc > 0) and np.all(err > 0))
-        if positive and unc.max() / unc.min() > 20:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
-        if positive and err.max() / err.min() > 20:
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_formatter(NullFormatter())
+        if log_x:
+            _log_axis(ax.xaxis, ax.set_xscale)
+        if log_y:
+            _log_axis(ax.yaxis, ax.set_yscale)
         ax.set_title(
             f"{label}\nSpearman {_fmt(s['spearman'])}, Pearson {_fmt(s['pearson'])}, "
             f"AUROC(worst 10%) {_fmt(s['auroc_worst10'])}",
@@ -80,10 +101,12 @@ def plot_calibration(
 
 
 def plot_horizon(models: list[dict], path: Path) -> Path:
-    """Left: open-loop state error vs rollout depth, one line per model (mean solid, median dashed).
-    Right: the model's mean uncertainty at each depth."""
+    """Left: open-loop state error vs rollout depth, one line per model (mean solid, median dashed),
+    with the number of scored states per depth under the axis. Right: each model's mean uncertainty
+    relative to its own depth-1 value, so models whose uncertainties have different units share an
+    axis (the depth-1 values are in the legend)."""
     plt = _pyplot()
-    fig, (ax_e, ax_u) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    fig, (ax_e, ax_u) = plt.subplots(1, 2, figsize=(11.5, 4.8))
     for i, m in enumerate(models):
         rows = [r for r in m["multi_step"] if r["n"]]
         k = [r["horizon"] for r in rows]
@@ -92,8 +115,17 @@ def plot_horizon(models: list[dict], path: Path) -> Path:
         ax_e.plot(
             k, [r["error_median"] for r in rows], "--", color=color, alpha=0.8, label=f"{m['label']} median"
         )
-        ax_u.plot(k, [r["uncertainty_mean"] for r in rows], "o-", color=color, ms=4, label=m["label"])
-    if models:  # the models share the scored states; the first one's baseline stands for all
+        u = [r["uncertainty_mean"] for r in rows]
+        if u and u[0] > 0:
+            ax_u.plot(
+                k,
+                [v / u[0] for v in u],
+                "o-",
+                color=color,
+                ms=4,
+                label=f"{m['label']} (u at k=1: {u[0]:.3g})",
+            )
+    if models:  # the models share the scored states; the first one's baseline and counts stand for all
         rows = [r for r in models[0]["multi_step"] if r["n"] and r.get("no_change_error_mean") is not None]
         ax_e.plot(
             [r["horizon"] for r in rows],
@@ -103,16 +135,22 @@ def plot_horizon(models: list[dict], path: Path) -> Path:
             lw=2,
             label="no-change baseline (s_t+k = s_t)",
         )
+        counted = [r for r in models[0]["multi_step"] if r["n"]]
+        ax_e.set_xticks(
+            [r["horizon"] for r in counted],
+            [f"{r['horizon']}\n{_count(r['n'])}" for r in counted],
+            fontsize=7,
+        )
     ax_e.set_title("Open-loop state error along recorded actions")
-    ax_e.set_xlabel("rollout depth k (model steps)")
+    ax_e.set_xlabel("rollout depth k (model steps)\nbelow each depth: scored states n")
     ax_e.set_ylabel("state error at depth k\n(RMS over state dims, units of state std)")
-    ax_u.set_title("Mean uncertainty along the same rollouts")
+    ax_u.set_title("Growth of the mean uncertainty along the same rollouts")
     ax_u.set_xlabel("rollout depth k (model steps)")
-    ax_u.set_ylabel(UNC_LABEL)
+    ax_u.set_ylabel("mean uncertainty at depth k / at depth 1")
+    ax_u.xaxis.get_major_locator().set_params(integer=True)
     for ax in (ax_e, ax_u):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
