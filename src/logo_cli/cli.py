@@ -11,6 +11,22 @@ import typer
 from logo_cli import __version__
 from logo_cli.errors import DEBUG_ENV, set_debug
 
+
+def _flag_type_hidden() -> None:
+    """Typer's help shows every option's type, so a flag reads `--json <bool>` as if it took a value.
+    Flags get no type column; every other option keeps Typer's rendering."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flag_type_hidden()
+
 app = typer.Typer(
     name="logo",
     help=(
@@ -21,7 +37,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     epilog="Every expected failure ends in one line naming the file and the problem (exit code 2).",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
     pretty_exceptions_enable=False,
 )
 

@@ -39,14 +39,14 @@ class EvaluateConfig:
     device: str = "cpu"  # resolved torch device
 
 
-def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
+def wilson_interval(wins: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (scipy's), sound near 0 and 1; (0, 1) for n = 0."""
+    from scipy.stats import binomtest
+
     if n == 0:
         return (0.0, 1.0)
-    p = wins / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(wins, n).proportion_ci(confidence_level=level, method="wilson")
+    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
 
 
 def mean_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
