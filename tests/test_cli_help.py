@@ -44,3 +44,47 @@ def test_flags_show_no_value_type_but_valued_options_do():
 def test_completion_is_offered():
     out = _plain(CliRunner().invoke(app, ["--help"], terminal_width=200).output)
     assert "--install-completion" in out and "--show-completion" in out
+
+
+def test_enumerated_options_list_exactly_the_values_the_stages_accept():
+    from logo_cli.algos.macql import CQL_SYNTHETIC
+    from logo_cli.commands._common import CHOICES
+    from logo_cli.commands.train_policy import ALGOS
+    from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY
+    from logo_cli.models.world_model import KINDS
+    from logo_cli.stages.collect import QUALITIES
+    from logo_cli.stages.rollout import TERMINATION
+
+    accepted = {
+        "quality": QUALITIES,
+        "world_model": tuple(KINDS),
+        "termination": TERMINATION,
+        "algo": ALGOS,
+        "mode": SAMPLER_MODES,
+        "weight_by": WEIGHT_BY,
+        "cql_synthetic": CQL_SYNTHETIC,
+    }
+    assert set(CHOICES) == set(accepted)
+    for name, values in accepted.items():
+        assert set(CHOICES[name]) == set(values), name
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train-policy", "--mode", "bogus"], "--mode bogus"),
+        (["train-policy", "--cql-synthetic", "bogus"], "--cql-synthetic bogus"),
+        (["rollout", "--termination", "bogus"], "--termination bogus"),
+        (["pretrain", "--model", "bogus"], "--model bogus"),
+    ],
+)
+def test_enumerated_options_show_their_values_and_refuse_others_in_one_line(argv, needle, tmp_path):
+    runner = CliRunner()
+    help_text = _plain(runner.invoke(app, [argv[0], "-h"], terminal_width=250).output)
+    name = argv[1]
+    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?{name}\s", x))
+    assert re.search(r"<[a-z_-]+\|", line), line  # the values, e.g. <weight|penalty|...>
+    result = runner.invoke(app, [*argv, "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "expected one of" in lines[0], result.output

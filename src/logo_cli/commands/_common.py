@@ -176,3 +176,22 @@ def open_workspace(root):
 
     ws = Workspace(root, say)
     return ws, Defaults(ws)
+
+
+# The enumerated options' values, spelt out here so `--help` lists them without importing the heavy
+# modules that define them (tests/test_cli_help.py checks that both lists agree). The commands keep
+# validating the value themselves, so a wrong one gets the usual one-line error.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "quality": ("expert", "medium", "medium_replay", "mixed", "random"),
+    "world_model": ("logo", "global", "ensemble"),
+    "termination": ("sample", "threshold"),
+    "algo": ("macql", "bc"),
+    "mode": ("weight", "penalty", "uniform", "real-only"),
+    "weight_by": ("cumulative", "step"),
+    "cql_synthetic": ("none", "data", "combo"),
+}
+
+
+def one_of(name: str) -> str:
+    """The metavar of an enumerated option, e.g. `<macql|bc>`."""
+    return "<" + "|".join(CHOICES[name]) + ">"

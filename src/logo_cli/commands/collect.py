@@ -8,6 +8,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    one_of,
     open_workspace,
     out,
     print_json,
@@ -23,6 +24,7 @@ def command(
     quality: str = typer.Option(
         ...,
         "--quality",
+        metavar=one_of("quality"),
         help="expert | medium | medium_replay | mixed | random (see the command help for what each is).",
         show_default=False,
     ),

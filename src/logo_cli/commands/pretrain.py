@@ -10,6 +10,7 @@ import typer
 from logo_cli.commands._common import (
     DEVICE_HELP,
     err,
+    one_of,
     open_workspace,
     out,
     print_json,
@@ -34,7 +35,10 @@ def command(
         show_default=False,
     ),
     model: str = typer.Option(
-        "logo", "--model", help="World model: logo (local-to-global), global (one MLP) or ensemble (7 MLPs)."
+        "logo",
+        "--model",
+        metavar=one_of("world_model"),
+        help="World model: logo (local-to-global), global (one MLP) or ensemble (7 MLPs).",
     ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="Run directory. Default: <workspace>/pretrain/<dataset stem>-<model>-s<seed>."

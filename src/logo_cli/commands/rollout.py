@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 
 from logo_cli.commands._common import (
+    CHOICES,
     DEVICE_HELP,
     err,
+    one_of,
     open_workspace,
     out,
     print_json,
@@ -71,6 +73,7 @@ def command(
     termination: str = typer.Option(
         "sample",
         "--termination",
+        metavar=one_of("termination"),
         help="How a branch ends: 'sample' draws the end from the model's predicted termination "
         "probability at every step; 'threshold' ends it when that probability exceeds 0.5.",
     ),
@@ -101,6 +104,8 @@ def command(
         raise LogoError("--n-starts / --transitions: give one, not both")
     if n_starts is None and transitions is None:
         n_starts = DEFAULT_N_STARTS
+    if termination not in CHOICES["termination"]:  # before the workspace defaults: bad input first
+        raise LogoError(f"--termination {termination}: expected one of {', '.join(CHOICES['termination'])}")
     ws, defaults = open_workspace(workspace)
     model, data = rollout_defaults(ws, defaults, model, data)
     if out_path is None:

@@ -10,6 +10,7 @@ import typer
 from logo_cli.commands._common import (
     DEVICE_HELP,
     err,
+    one_of,
     open_workspace,
     out,
     print_json,
@@ -52,10 +53,11 @@ def command(
         "its newest finished pretrain run.",
         show_default=False,
     ),
-    algo: str = typer.Option("macql", "--algo", help="Policy learner: macql or bc."),
+    algo: str = typer.Option("macql", "--algo", metavar=one_of("algo"), help="Policy learner: macql or bc."),
     mode: str | None = typer.Option(
         None,
         "--mode",
+        metavar=one_of("mode"),
         help="Synthetic sampling: weight (∝ exp(P_u), LOGO), penalty (reward r - λu), uniform, or "
         "real-only. Default: weight with a synthetic buffer or world model, else real-only.",
     ),
@@ -82,6 +84,7 @@ def command(
     weight_by: str = typer.Option(
         "cumulative",
         "--weight-by",
+        metavar=one_of("weight_by"),
         help="Score u the weight mode ranks synthetic rows by: 'cumulative' (uncertainty summed along the "
         "branch up to the row) or 'step' (the row's own uncertainty).",
     ),
@@ -103,6 +106,7 @@ def command(
     cql_synthetic: str = typer.Option(
         "none",
         "--cql-synthetic",
+        metavar=one_of("cql_synthetic"),
         help="How the CQL term treats synthetic rows: 'none' leaves them out of it (they only enter the TD "
         "loss); 'data' treats them like real data; 'combo' pushes Q down on them and up only on real "
         "data actions (COMBO).",
@@ -148,6 +152,7 @@ def command(
     termination: str = typer.Option(
         "sample",
         "--termination",
+        metavar=one_of("termination"),
         help="With --model: branch ends drawn from the predicted termination probability ('sample') or "
         "when it exceeds 0.5 ('threshold').",
     ),
