@@ -12,4 +12,5 @@ COMMANDS: list[tuple[str, str]] = [
     ("calibrate", "calibrate"),
     ("train-policy", "train_policy"),
     ("evaluate", "evaluate"),
+    ("export", "export"),
 ]
