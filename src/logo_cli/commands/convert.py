@@ -21,7 +21,7 @@ def command(
         ...,
         "--from",
         help="Source format: omiga (OMIGA MaMuJoCo .hdf5) or ogmarl (OG-MARL flashbax vault; needs "
-        "the ogmarl extra: pip install 'logo-cli[ogmarl]').",
+        "flashbax, installed by the package's ogmarl extra).",
         show_default=False,
     ),
     out_path: Path = typer.Option(
@@ -55,8 +55,10 @@ def command(
         False, "--json", help="Print the summary as JSON on stdout (nothing else goes to stdout)."
     ),
 ) -> None:
-    """Convert an OMIGA or OG-MARL dataset to the canonical h5 layout, validated before it is written.
-    See docs/export-convert.md."""
+    """Convert an OMIGA file or OG-MARL vault to the canonical h5 layout (validated before writing).
+
+    See docs/export-convert.md for the mapping of each source.
+    """
     from logo_cli.stages.convert import ConvertConfig, run
 
     cfg = ConvertConfig(

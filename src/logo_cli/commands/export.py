@@ -29,8 +29,11 @@ def command(
         False, "--json", help="Print the summary as JSON on stdout (nothing else goes to stdout)."
     ),
 ) -> None:
-    """Export a policy to TorchScript: agent network (and, for MACQL, the QMIX mixer with its state
-    standardisation), checked against the original before it is written. See docs/export-convert.md."""
+    """Export a policy to TorchScript (agent network; for MACQL also the mixer), loadable without logo-cli.
+
+    The QMIX mixer carries its state standardisation; both are checked against the original networks
+    before anything is written. See docs/export-convert.md for the signatures.
+    """
     from logo_cli.stages.export import ExportConfig, run
 
     with err.status(f"exporting {source}", spinner="dots"):
