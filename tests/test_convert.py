@@ -170,3 +170,86 @@ def test_omiga_refusals(runner, tmp_path):
         f["o"][...] = o
     one_line(runner.invoke(app, ["convert", str(src2), *args]), "y-expert.hdf5", "fails validation")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".o.h5")]
+
+
+def _vault_from_dataset(root, episodes):
+    """The shipped SMAX sample recorded the way OG-MARL records: one row per step (o_t, a_t, r_t for
+    every agent, the episode's end flagged on its last step), episodes back to back."""
+    flashbax = pytest.importorskip("flashbax")
+    from flashbax.vault import Vault
+
+    rows = {
+        k: [] for k in ("observations", "actions", "rewards", "terminals", "truncations", "legals", "state")
+    }
+    for i in range(episodes.n_episodes):
+        ell = int(episodes.lengths[i])
+        n = episodes.obs.shape[2]
+        ended = bool(episodes.terminated[i, ell - 1, 0])
+        flag = np.zeros((ell, n), np.float32)
+        flag[-1] = 1
+        rows["observations"].append(episodes.obs[i, :ell])
+        rows["actions"].append(episodes.actions[i, :ell, :, 0].astype(np.int32))
+        rows["rewards"].append(np.repeat(episodes.reward[i, :ell], n, axis=1))
+        rows["terminals"].append(flag if ended else 0 * flag)
+        rows["truncations"].append(0 * flag if ended else flag)
+        rows["legals"].append(episodes.avail_actions[i, :ell].astype(np.float32))
+        rows["state"].append(episodes.state[i, :ell])
+    exp = {k: np.concatenate(v)[None] for k, v in rows.items()}
+    exp["infos"] = {"legals": exp.pop("legals"), "state": exp.pop("state")}
+    first = {
+        k: ({kk: vv[0, 0] for kk, vv in v.items()} if isinstance(v, dict) else v[0, 0])
+        for k, v in exp.items()
+    }
+    steps = exp["actions"].shape[1]
+    buffer = flashbax.make_trajectory_buffer(
+        add_batch_size=1,
+        max_length_time_axis=steps + 1,
+        min_length_time_axis=1,
+        sample_batch_size=1,
+        sample_sequence_length=1,
+        period=1,
+    )
+    state = buffer.add(buffer.init(first), exp)
+    vault = Vault("3m.vlt", experience_structure=state.experience, rel_dir=str(root), vault_uid="Replay")
+    assert vault.write(state) == steps
+    return root / "3m.vlt" / "Replay"
+
+
+def test_ogmarl_round_trip_of_the_smax_sample(runner, tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "datasets" / "smax_3m_medium.h5"
+    with open_dataset(sample) as ds:
+        picked = np.arange(12)
+        original = ds.episode_arrays(picked)
+        real = ds.transitions(picked)
+        lengths, ended = ds.lengths[picked], ds.terminated_mask[picked]
+    original.terminated[3] = 0  # one time-out, so both kinds of episode end are exercised
+    ended = ended.copy()
+    ended[3] = False
+    vault = _vault_from_dataset(tmp_path, original)
+    out = tmp_path / "back.h5"
+    res = runner.invoke(
+        app, ["convert", str(vault), "--from", "ogmarl", "--out", str(out), "--env", "smax:3m"]
+    )
+    assert res.exit_code == 0, res.output
+    with open_dataset(out) as back:
+        assert back.quality == "medium_replay" and back.attrs["env"] == "smax:3m"
+        # a time-out loses its last step (no successor stored), a real end keeps every step
+        np.testing.assert_array_equal(back.lengths, lengths - ~ended)
+        np.testing.assert_array_equal(back.terminated_mask, ended)
+        tr = back.transitions()
+    # Row by row the same transitions, except the successor of a real end's last step.
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    keep = np.ones(len(real), bool)
+    keep[starts[3] + lengths[3] - 1] = False  # the time-out's dropped step
+    kept = real.select(keep)
+    last_of_real_end = np.concatenate(
+        [[s + n - 1 for s, n, e in zip(starts, lengths, ended, strict=True) if e]]
+    )
+    for name in ("state", "obs", "actions", "avail_actions", "reward"):
+        np.testing.assert_array_equal(getattr(tr, name), getattr(kept, name), err_msg=name)
+    succ = np.ones(len(real), bool)
+    succ[last_of_real_end] = False
+    np.testing.assert_array_equal(tr.next_obs[succ[keep]], kept.next_obs[succ[keep]])
+    np.testing.assert_array_equal(tr.terminated, np.isin(np.nonzero(keep)[0], last_of_real_end))
