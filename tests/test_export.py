@@ -147,6 +147,11 @@ def test_export_from_a_policy_file_and_overwrite(runner, runs, tmp_path):
     res = runner.invoke(app, ["export", str(runs["bc"] / "policy.pt"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert (out / "agent.pt").is_file()
+    res = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    described = json.loads(res.stdout)
+    assert described["stage"] == "export" and described["extra"]["export"]["files"] == ["agent.pt"]
+    assert [c["format"] for c in described["checkpoints"]] == ["torchscript"]
     res = runner.invoke(app, ["export", str(runs["macql"]), "--out", str(out)])
     assert res.exit_code == 2 and "already exists" in res.output
     res = runner.invoke(app, ["export", str(runs["macql"]), "--out", str(out), "--overwrite"])

@@ -178,8 +178,9 @@ def export_meta(policy: AgentNetPolicy, has_mixer: bool, source_meta: dict | Non
     """What a user of the exported files needs to feed them (stored inside each archive and beside)."""
     d = policy.dims
     greedy_rule = (
-        "actions[b,i] = argmax_a values[b,i,a] over the actions with avail[b,i,a] != 0 (all actions "
-        "when avail is None); ties go to the lowest index; an agent with no available action gets 0"
+        "each agent's action is the argmax of its values over the actions whose avail entry is nonzero "
+        "(all actions when avail is None); ties go to the lowest index; an agent with no available "
+        "action gets 0"
     )
     return {
         "format": EXPORT_FORMAT,
