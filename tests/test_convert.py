@@ -158,6 +158,9 @@ def test_omiga_refusals(runner, tmp_path):
     one_line(runner.invoke(app, ["convert", str(text), *args]), "notes.hdf5", "not an HDF5 file")
     src = tmp_path / "x-expert.hdf5"
     _omiga_file(src)
+    one_line(runner.invoke(app, ["convert", str(src), *args, "--episode-limit", "0"]), "--episode-limit 0")
+    one_line(runner.invoke(app, ["convert", str(src), *args, "--env", "hopper"]), "--env hopper")
+    one_line(runner.invoke(app, ["convert", str(src), "--from", "omiga", "--out", str(src)]), "same path")
     with h5py.File(src, "r+") as f:
         del f["r"]
         f["r"] = np.array([b"a"] * 13)

@@ -30,8 +30,10 @@ class ConvertConfig:
 def _check(cfg: ConvertConfig) -> None:
     if cfg.kind not in SOURCES:
         raise LogoError(f"--from {cfg.kind}: expected {' or '.join(SOURCES)}")
-    if cfg.episode_limit is not None and not 1 <= cfg.episode_limit <= 100_000:
-        raise LogoError(f"--episode-limit {cfg.episode_limit}: expected an integer in 1..100000")
+    from logo_cli.checks import integer
+    from logo_cli.data.transitions import MAX_DIM
+
+    integer("--episode-limit", cfg.episode_limit, hi=MAX_DIM)
     if not cfg.source.exists():
         raise LogoError(f"{cfg.source}: no such file or folder")
     if cfg.source.resolve() == cfg.out.resolve():
