@@ -3,7 +3,8 @@
 One format serves every discrete policy here (the collector's behaviour policies, behaviour cloning,
 MACQL): `{"format": "logo-policy", "version": 1, "mode": "logits"|"q", "dims": {...},
 "hparams": {"hidden", "layers"}, "state_dict": {...}, "meta": {...}}`, plain data for
-`torch.load(weights_only=True)`.
+`torch.load(weights_only=True)`. A MACQL policy adds `"mixer": {...}` (MacqlNets.mixer_payload):
+acting ignores it, `logo export` ships it; the format version stays 1, as older readers ignore it.
 """
 
 from __future__ import annotations
