@@ -256,3 +256,22 @@ def test_ogmarl_round_trip_of_the_smax_sample(runner, tmp_path):
     succ[last_of_real_end] = False
     np.testing.assert_array_equal(tr.next_obs[succ[keep]], kept.next_obs[succ[keep]])
     np.testing.assert_array_equal(tr.terminated, np.isin(np.nonzero(keep)[0], last_of_real_end))
+
+
+def test_a_failed_write_leaves_nothing(runner, tmp_path, monkeypatch):
+    import errno
+
+    from logo_cli.data.h5_write import DatasetWriter
+
+    def full_disk(self, episodes):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    src = tmp_path / "src" / "Hopper-v2-3x1-expert.hdf5"
+    src.parent.mkdir()
+    _omiga_file(src)
+    monkeypatch.setattr(DatasetWriter, "add", full_disk)
+    res = runner.invoke(
+        app, ["convert", str(src), "--from", "omiga", "--out", str(tmp_path / "out" / "h.h5")]
+    )
+    one_line(res, "No space left on device", "nothing was written")
+    assert [p.name for p in (tmp_path / "out").iterdir() if not p.name.endswith(".lock")] == []

@@ -187,3 +187,18 @@ def test_bad_inputs_are_one_line(runner, runs, tmp_path):
     (tmp_path / "other" / "x.txt").write_text("x")
     one_line(["export", str(runs["bc"]), "--out", str(tmp_path / "other"), "--overwrite"], "not an export")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".e.")]
+
+
+def test_a_failed_write_leaves_nothing(runner, runs, tmp_path, monkeypatch):
+    import errno
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.jit, "save", full_disk)
+    out = tmp_path / "e"
+    res = runner.invoke(app, ["export", str(runs["macql"]), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "nothing was written" in lines[0]
+    assert list(tmp_path.iterdir()) == [] or all(p.name.endswith(".lock") for p in tmp_path.iterdir())
