@@ -202,3 +202,19 @@ def test_a_failed_write_leaves_nothing(runner, runs, tmp_path, monkeypatch):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "No space left on device" in lines[0] and "nothing was written" in lines[0]
     assert list(tmp_path.iterdir()) == [] or all(p.name.endswith(".lock") for p in tmp_path.iterdir())
+
+
+def test_source_defaults_to_the_newest_train_policy_run(runner, tmp_path):
+    out = tmp_path / "e"
+    res = runner.invoke(app, ["export", "--out", str(out)])
+    assert res.exit_code == 2 and "no finished train-policy run" in res.output, res.output
+    data = write_data(tmp_path / "toy_medium.h5")
+    run_dir = tmp_path / "runs" / "mine"
+    res = runner.invoke(
+        app, ["train-policy", "--data", str(data), "--steps", "2", "--out", str(run_dir), *TINY]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["export", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "newest train-policy run" in res.stderr
+    assert json.loads(res.stdout)["policy"].endswith("mine/policy.pt")

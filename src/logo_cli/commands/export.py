@@ -6,14 +6,23 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import err, out, print_json, say, user_errors
+from logo_cli.commands._common import (
+    err,
+    open_workspace,
+    out,
+    print_json,
+    say,
+    user_errors,
+    workspace_option,
+)
 
 
 @user_errors
 def command(
-    source: Path = typer.Argument(
-        ...,
-        help="A train-policy run directory (its policy.pt is exported) or a policy .pt file.",
+    source: Path | None = typer.Argument(
+        None,
+        help="A train-policy run directory (its policy.pt is exported) or a policy .pt file. "
+        "Default: the workspace's newest finished train-policy run.",
         show_default=False,
     ),
     out_dir: Path = typer.Option(
@@ -28,6 +37,7 @@ def command(
     as_json: bool = typer.Option(
         False, "--json", help="Print the summary as JSON on stdout (nothing else goes to stdout)."
     ),
+    workspace: Path | None = workspace_option(),
 ) -> None:
     """Export a policy to TorchScript (agent network; for MACQL also the mixer), loadable without logo-cli.
 
@@ -35,7 +45,11 @@ def command(
     before anything is written. See docs/export-convert.md for the signatures.
     """
     from logo_cli.stages.export import ExportConfig, run
+    from logo_cli.workspace import export_defaults
 
+    if source is None:
+        ws, defaults = open_workspace(workspace)
+        source = export_defaults(ws, defaults, source)
     with err.status(f"exporting {source}", spinner="dots"):
         summary = run(ExportConfig(source=source, out=out_dir, overwrite=overwrite))
     say(f"wrote {out_dir}")
