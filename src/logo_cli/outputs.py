@@ -46,6 +46,7 @@ KIND_TEXT = {
     "calibrate": "a calibrate run directory",
     "evaluate": "an evaluate result (.json)",
     "behaviour": "a behaviour-ladder directory",
+    "export": "an export directory (TorchScript policy)",
 }
 STAGING_SUFFIX = ".tmp"
 OLD_SUFFIX = ".old"

@@ -826,6 +826,17 @@ def evaluate_defaults(ws: Workspace, d: Defaults, policy: str | None, env: str |
     return policy, env
 
 
+def export_defaults(ws: Workspace, d: Defaults, source: Path | None) -> Path:
+    """SOURCE of `logo export`: the newest finished train-policy run."""
+    if source is not None:
+        return source
+    entry, skipped = ws.newest("train-policy")
+    if entry is None:
+        raise _none_found(ws, "finished train-policy run", MAKE["train-policy"], None, "SOURCE")
+    d.use("SOURCE", entry.path, "newest train-policy run" + d.skipped(skipped))
+    return entry.path
+
+
 @contextlib.contextmanager
 def tracking(
     ws: Workspace, stage: str, out: Path, d: Defaults | None, inputs: dict[str, Path] | None = None

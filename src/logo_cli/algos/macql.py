@@ -68,6 +68,7 @@ class MacqlNets(nn.Module):
     ):
         super().__init__()
         self.agent = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers)
+        self.mixer_embed, self.hypernet_embed = mixer_embed, hypernet_embed
         self.mixer = QMixer(dims.n_agents, dims.state_dim, embed=mixer_embed, hypernet_embed=hypernet_embed)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
@@ -85,6 +86,17 @@ class MacqlNets(nn.Module):
 
     def norm_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.state_mean) / self.state_std
+
+    def mixer_payload(self) -> dict:
+        """The online mixer and its state standardisation as plain data (saved beside the agent in
+        policy.pt, so `logo export` can ship Q_tot too)."""
+        return {
+            "embed": self.mixer_embed,
+            "hypernet_embed": self.hypernet_embed,
+            "state_dict": {k: v.detach().cpu() for k, v in self.mixer.state_dict().items()},
+            "state_mean": self.state_mean.detach().cpu().clone(),
+            "state_std": self.state_std.detach().cpu().clone(),
+        }
 
     def online_parameters(self) -> list[nn.Parameter]:
         return [*self.agent.parameters(), *self.mixer.parameters()]

@@ -5,6 +5,7 @@ Add a command by writing `commands/<module>.py` with a function named `command` 
 
 COMMANDS: list[tuple[str, str]] = [
     ("collect", "collect"),
+    ("convert", "convert"),
     ("inspect", "inspect"),
     ("status", "status"),
     ("pretrain", "pretrain"),
@@ -12,4 +13,5 @@ COMMANDS: list[tuple[str, str]] = [
     ("calibrate", "calibrate"),
     ("train-policy", "train_policy"),
     ("evaluate", "evaluate"),
+    ("export", "export"),
 ]

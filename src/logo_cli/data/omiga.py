@@ -66,7 +66,20 @@ def convert_omiga(
             raise LogoError(
                 f"{src}: missing OMIGA key(s) {', '.join(missing)} (found: {', '.join(f.keys())})"
             )
+        not_numeric = [
+            f"{k} ({'a group' if not isinstance(f[k], h5py.Dataset) else f[k].dtype})"
+            for k in _KEYS
+            if not isinstance(f[k], h5py.Dataset) or f[k].dtype.kind not in "biuf"
+        ]
+        if not_numeric:
+            raise LogoError(f"{src}: OMIGA key(s) not numeric arrays: {', '.join(not_numeric)}")
         T = f["o"].shape[0]
+        s_ok = f["s"].ndim == 2 or (f["s"].ndim == 3 and f["s"].shape[1] == f["o"].shape[1])
+        if not s_ok or f["r"].ndim not in (1, 2) or f["d"].ndim not in (1, 2):
+            shapes = {k: f[k].shape for k in _KEYS}
+            raise LogoError(
+                f"{src}: OMIGA keys of unexpected ranks: {shapes} (s [T,N,S] or [T,S], r/d [T] or [T,k])"
+            )
         if f["o"].ndim != 3 or f["a"].ndim != 3 or any(f[k].shape[0] != T for k in _KEYS):
             shapes = {k: f[k].shape for k in _KEYS}
             raise LogoError(f"{src}: OMIGA keys disagree: {shapes} (expected o [T,N,O], a [T,N,Ad])")

@@ -3,7 +3,8 @@
 One format serves every discrete policy here (the collector's behaviour policies, behaviour cloning,
 MACQL): `{"format": "logo-policy", "version": 1, "mode": "logits"|"q", "dims": {...},
 "hparams": {"hidden", "layers"}, "state_dict": {...}, "meta": {...}}`, plain data for
-`torch.load(weights_only=True)`.
+`torch.load(weights_only=True)`. A MACQL policy adds `"mixer": {...}` (MacqlNets.mixer_payload):
+acting ignores it, `logo export` ships it; the format version stays 1, as older readers ignore it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ POLICY_FORMAT = "logo-policy"
 POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
 Mode = Literal["logits", "q"]
 MODES = ("logits", "q")
+# Optional key of a MACQL policy file: its QMIX mixer, as MacqlNets.mixer_payload() writes it.
+# Acting never reads it; `logo export` does.
+MIXER_KEY = "mixer"
 
 
 class AgentNetPolicy:
@@ -63,9 +67,15 @@ class AgentNetPolicy:
 
 
 def policy_payload(
-    net: AgentNet, mode: Mode, dims: Dims, hidden: int, layers: int, meta: dict | None = None
+    net: AgentNet,
+    mode: Mode,
+    dims: Dims,
+    hidden: int,
+    layers: int,
+    meta: dict | None = None,
+    mixer: dict | None = None,
 ) -> dict:
-    return {
+    payload = {
         "format": POLICY_FORMAT,
         "format_version": POLICY_VERSION,
         "version": POLICY_VERSION,
@@ -75,12 +85,22 @@ def policy_payload(
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "meta": meta or {},
     }
+    if mixer is not None:
+        payload[MIXER_KEY] = mixer
+    return payload
 
 
 def save_policy(
-    path: str | Path, net: AgentNet, mode: Mode, dims: Dims, hidden: int, layers: int, meta=None
+    path: str | Path,
+    net: AgentNet,
+    mode: Mode,
+    dims: Dims,
+    hidden: int,
+    layers: int,
+    meta=None,
+    mixer: dict | None = None,
 ) -> None:
-    save_checkpoint(path, policy_payload(net, mode, dims, hidden, layers, meta))
+    save_checkpoint(path, policy_payload(net, mode, dims, hidden, layers, meta, mixer))
 
 
 def policy_from_payload(

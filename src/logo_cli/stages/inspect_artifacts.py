@@ -158,7 +158,13 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
         for role, spec in (manifest.get("inputs") or {}).items()
         if isinstance(spec, dict)
     }
-    checkpoints = [_checkpoint_info(p) for p in sorted(path.glob("*.pt"))]
+    if manifest.get("stage") == "export":  # TorchScript archives, not checkpoints: listed, not loaded
+        checkpoints = [
+            {"file": p.name, "size_bytes": p.stat().st_size, "format": "torchscript"}
+            for p in sorted(path.glob("*.pt"))
+        ]
+    else:
+        checkpoints = [_checkpoint_info(p) for p in sorted(path.glob("*.pt"))]
     files = {
         str(p.relative_to(path)): _size_bytes(p) for p in sorted(path.iterdir()) if not p.name.startswith(".")
     }

@@ -560,7 +560,8 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
     steps_per_s = done / max(timers["update_s"], 1e-9) if done else 0.0
     mode = t.mode
     meta = {"algo": cfg.algo, "stage": "train-policy", "data": str(cfg.data), "steps": cfg.steps}
-    save_policy(work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta)
+    mixer = t.nets.mixer_payload() if isinstance(t.nets, MacqlNets) else None
+    save_policy(work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta, mixer)
     inputs: dict[str, str | Path] = {"data": cfg.data}
     if syn_info["kind"] == "buffer" and cfg.synthetic is not None:
         inputs["synthetic"] = cfg.synthetic
