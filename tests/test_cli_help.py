@@ -10,7 +10,18 @@ from typer.testing import CliRunner
 from logo_cli import __version__
 from logo_cli.cli import app
 
-COMMANDS = ["collect", "inspect", "status", "pretrain", "rollout", "calibrate", "train-policy", "evaluate"]
+COMMANDS = [
+    "collect",
+    "inspect",
+    "status",
+    "pretrain",
+    "rollout",
+    "calibrate",
+    "train-policy",
+    "evaluate",
+    "convert",
+    "export",
+]
 
 
 def _plain(text: str) -> str:
@@ -53,6 +64,7 @@ def test_enumerated_options_list_exactly_the_values_the_stages_accept():
     from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY
     from logo_cli.models.world_model import KINDS
     from logo_cli.stages.collect import QUALITIES
+    from logo_cli.stages.convert import SOURCES as CONVERT_SOURCES
     from logo_cli.stages.rollout import TERMINATION
 
     accepted = {
@@ -63,6 +75,7 @@ def test_enumerated_options_list_exactly_the_values_the_stages_accept():
         "mode": SAMPLER_MODES,
         "weight_by": WEIGHT_BY,
         "cql_synthetic": CQL_SYNTHETIC,
+        "convert_from": CONVERT_SOURCES,
     }
     assert set(CHOICES) == set(accepted)
     for name, values in accepted.items():

@@ -189,6 +189,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("weight", "penalty", "uniform", "real-only"),
     "weight_by": ("cumulative", "step"),
     "cql_synthetic": ("none", "data", "combo"),
+    "convert_from": ("omiga", "ogmarl"),
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import err, out, print_json, say, user_errors
+from logo_cli.commands._common import err, one_of, out, print_json, say, user_errors
 
 
 @user_errors
@@ -20,6 +20,7 @@ def command(
     kind: str = typer.Option(
         ...,
         "--from",
+        metavar=one_of("convert_from"),
         help="Source format: omiga (OMIGA MaMuJoCo .hdf5) or ogmarl (OG-MARL flashbax vault; needs "
         "flashbax, installed by the package's ogmarl extra).",
         show_default=False,
