@@ -23,6 +23,7 @@ ARTIFACTS=${ARTIFACTS:-$OUT}                # datasets, world models and rollout
 TAG=${TAG:-$(basename "$OUT")}              # names this run's block in RESULTS_MD and its figure
 RESULTS_MD=${RESULTS_MD:-docs/results.md}   # markdown page that gets the results table
 FIGURE=${FIGURE:-docs/figures/$TAG.png}     # grouped bar chart of the results
+RESULTS_JSON=${RESULTS_JSON:-docs/results/smax_3m.json}   # per quality x method x seed, with the commit
 ENV=${ENV:-smax:3m}                         # simulator:scenario (collection and evaluation)
 BEHAVIOUR=${BEHAVIOUR:-datasets/behaviour/smax_3m}   # behaviour ladder that defines the qualities
 SEEDS=${SEEDS:-"0 1 2"}                     # seeds of world model, rollout, policy and evaluation
@@ -233,6 +234,5 @@ fi
 log_step session run "$(secs $(($(now_ms) - T0)))" "done"
 SESSION_LOGGED=1
 say "all steps done in $((($(now_ms) - T0) / 1000)) s; aggregating"
-RESULTS_JSON=${RESULTS_JSON:-docs/results/smax_3m.json}   # machine-readable per-seed results
 python scripts/aggregate_results.py --out "$OUT" --markdown "$RESULTS_MD" --figure "$FIGURE" --tag "$TAG" \
   --results-json "$RESULTS_JSON"
