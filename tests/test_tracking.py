@@ -187,3 +187,5 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(data, tmp_path):
     found = [pattern.match(line) for line in log.read_text().splitlines()]
     steps = [int(m.group(1)) for m in found if m]
     assert len(steps) >= 3 and steps == sorted(steps) and steps[0] < 40, log.read_text()
+    command = json.loads((tmp_path / "run" / "manifest.json").read_text())["provenance"]["command"]
+    assert command[1:4] == ["pretrain", "--data", str(data)]  # the real process's command line

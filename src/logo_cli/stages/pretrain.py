@@ -456,6 +456,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
             "history": history,
         },
         wall_time_s=time.perf_counter() - started,
+        artifact=cfg.out,
     )
     write_json_atomic(work / MANIFEST, manifest)
     return PretrainResult(cfg.out, cfg.model, metrics, t["step"], t["best_step"], stopped_early, resumed_from)

@@ -630,6 +630,7 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
         metrics,
         extra,
         wall_time_s=time.perf_counter() - wall0,
+        artifact=cfg.out,
     )
     write_json_atomic(work / "manifest.json", manifest)
     try:  # checked again just before the swap; a refusal keeps the finished run in `work`
