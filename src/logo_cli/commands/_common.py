@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -223,6 +224,27 @@ def workspace_option():
     from logo_cli.workspace import ENV_VAR, WORKSPACE_HELP
 
     return typer.Option(None, "--workspace", envvar=ENV_VAR, help=WORKSPACE_HELP, show_default=False)
+
+
+def config_option():
+    """The --config option every stage shares: options from a file (or a run's manifest), read
+    before the others so that it only changes their defaults (logo_cli.config_file)."""
+    from logo_cli.config_file import CONFIG_HELP
+
+    def load(ctx: typer.Context, value: Path | None) -> Path | None:
+        from logo_cli.config_file import apply
+
+        try:
+            apply(ctx, value)
+        except LogoError as e:  # parsing runs outside the command's boundary: the same one line
+            _error_line(str(e))
+            raise typer.Exit(code=e.exit_code) from None
+        return value
+
+    return typer.Option(
+        None, "--config", help=CONFIG_HELP, callback=load, is_eager=True, show_default=False,
+        dir_okay=True, exists=False,
+    )  # fmt: skip
 
 
 def open_workspace(root):

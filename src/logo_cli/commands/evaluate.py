@@ -8,6 +8,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     open_workspace,
     out,
     print_json,
@@ -58,6 +59,7 @@ def command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing --out file (only an earlier evaluate result)."
     ),
+    config: Path | None = config_option(),
 ) -> None:
     """Evaluate a policy: win rate (Wilson 95% interval), mean return (t 95% interval), episode length."""
     import platform

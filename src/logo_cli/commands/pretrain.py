@@ -9,6 +9,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     err,
     open_workspace,
     out,
@@ -86,6 +87,7 @@ def command(
         100, "--log-every", help="Train steps between metrics.jsonl lines (and tracker points)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON on stdout."),
+    config: Path | None = config_option(),
 ) -> None:
     """Train a world model with an episode-wise held-out split and early stopping.
 

@@ -9,6 +9,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     err,
     open_workspace,
     out,
@@ -168,6 +169,7 @@ def command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     logger: str = typer.Option("none", "--logger", help=LOGGER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    config: Path | None = config_option(),
 ) -> None:
     """Train a policy offline (MACQL with a QMIX mixer, or BC) on real and synthetic transitions.
 
