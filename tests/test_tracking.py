@@ -97,6 +97,17 @@ def test_pretrain_resume_drops_lines_after_the_checkpoint(data, tmp_path):
     assert [v for _, v in tb["train/loss"]] == pytest.approx([x["loss"] for x in lines(cut, "train")])
 
 
+def test_a_pretrain_killed_before_its_first_checkpoint_starts_afresh(runner, data, tmp_path):
+    out = tmp_path / "run"
+    (out / "tb").mkdir(parents=True)  # what a run killed (kill -9) before its first checkpoint leaves
+    (out / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"")
+    (out / "metrics.jsonl").write_text(json.dumps({"step": 3, "kind": "train", "loss": 9.0}) + "\n")
+    res = runner.invoke(app, ["pretrain", "--data", str(data), "--out", str(out), "--max-steps", "4",
+                              "--log-every", "2", *SMALL])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert [x["step"] for x in lines(out, "train")] == [2, 4] and not (out / "tb").exists()
+
+
 def test_pretrain_tensorboard_event_files(runner, data, tmp_path):
     out = tmp_path / "run"
     res = runner.invoke(

@@ -156,6 +156,8 @@ def _prepare_out(cfg: PretrainConfig) -> tuple[dict | None, Path]:
     if out.exists() and not out.is_dir():
         raise LogoError(f"{out}: exists and is not a directory")
     is_run = out.is_dir() and ((out / CHECKPOINT).exists() or (out / MANIFEST).exists())
+    if out.is_dir() and not is_run and _only_logs(out):
+        _remove_logs(out)  # a run killed before its first checkpoint: nothing to resume
     if out.is_dir() and any(out.iterdir()) and not is_run:
         raise LogoError(f"{out}: not empty and not a pretrain run; refusing to write into it")
     if is_run and (out / MANIFEST).exists() and artifact_kind(out) != "pretrain":
@@ -261,6 +263,14 @@ def _remove_logs(work: Path) -> None:
     (work / METRICS).unlink(missing_ok=True)
     for name in TRACKER_FILES:
         shutil.rmtree(work / name, ignore_errors=True)
+
+
+def _only_logs(out: Path) -> bool:
+    """The folder holds nothing but a run's metrics and tracker files (and hidden files)."""
+    from logo_cli.tracking import TRACKER_FILES
+
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    return bool(names) and names <= {METRICS, *TRACKER_FILES}
 
 
 def _read_metrics(path: Path, up_to: int) -> list[str]:
