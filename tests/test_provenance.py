@@ -136,3 +136,25 @@ def test_evaluate_result_embeds_the_same_provenance(runner, tmp_path, monkeypatc
     assert record["provenance"]["versions"]["logo-cli"] == __version__
     assert record["package"]["version"] == __version__ and record["wall_time_s"] >= 0
     assert set(record["provenance"]) == {"command", "cwd", "git_commit", "git_dirty", "versions"}
+
+
+def test_a_rollout_buffer_records_its_inputs_and_provenance(runner, tmp_path, monkeypatch):
+    from logo_cli.data.zarr_store import open_synthetic
+    from logo_cli.workspace import artifact_inputs
+
+    run = pretrain_from(runner, monkeypatch, tmp_path / "a")
+    args = ["rollout", "--model", "runs/wm", "--data", "toy.h5", "--out", "buf.zarr", "--n-starts", "20",
+            "--horizon", "3", "--batch-size", "16", "--bc-steps", "5", "--device", "cpu"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    attrs = open_synthetic(tmp_path / "a" / "buf.zarr").attrs
+    assert attrs["inputs"]["data"] == {"path": str(tmp_path / "a" / "toy.h5"), "relative": "../toy.h5",
+                                       "hash": file_hash(tmp_path / "a" / "toy.h5")}  # fmt: skip
+    assert attrs["inputs"]["model"]["path"] == str(run / "model.pt")
+    assert attrs["inputs"]["model"]["relative"] == "../runs/wm/model.pt"
+    assert attrs["provenance"]["versions"]["logo-cli"] == __version__
+    assert attrs["source_data"]["path"] == "toy.h5"  # as given: what a continued rollout compares
+    monkeypatch.chdir(tmp_path)
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    found = artifact_inputs("rollout", tmp_path / "moved" / "buf.zarr")
+    assert found["data"]["path"] == str(tmp_path / "moved" / "toy.h5")
+    assert found["model"]["path"] == str(tmp_path / "moved" / "runs" / "wm" / "model.pt")

@@ -22,7 +22,7 @@ TRACKER_FILES = (TB_DIR, WANDB_DIR)
 LOGGER_HELP = (
     "Experiment tracker fed the same numbers as metrics.jsonl: none, tensorboard (event files in "
     "<run>/tb/) or wandb (offline unless WANDB_MODE is set; files in <run>/wandb/). The last two "
-    "need `pip install 'logo-cli[tracking]'`."
+    "need the packages of logo-cli's `tracking` extra."
 )
 
 
@@ -72,7 +72,7 @@ class _TensorBoard:
 
 
 class _Wandb:
-    def __init__(self, run_dir: Path, stage: str, config: dict[str, Any], resumed_from: int | None):
+    def __init__(self, run_dir: Path, name: str, stage: str, config: dict, resumed_from: int | None):
         try:
             import wandb
         except ImportError:
@@ -82,11 +82,18 @@ class _Wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
         (run_dir / WANDB_DIR).mkdir(parents=True, exist_ok=True)
-        self.wandb = wandb
-        self.run = wandb.init(
+        try:
+            self.run = self._init(wandb, run_dir, name, stage, config, resumed_from)
+        except Exception as e:  # W&B's own errors (a bad WANDB_* setting, its service not starting)
+            detail = " ".join(str(e).split())[:160] or type(e).__name__
+            raise LogoError(f"--logger wandb: could not start a W&B run ({detail})") from None
+
+    @staticmethod
+    def _init(wandb, run_dir: Path, name: str, stage: str, config: dict, resumed_from: int | None):
+        return wandb.init(
             dir=str(run_dir),
             project=os.environ.get("WANDB_PROJECT", "logo-cli"),
-            name=run_dir.name.removesuffix(".partial"),
+            name=name,
             job_type=stage,
             config=config,
             # A resumed session is a new W&B run whose steps start after the checkpoint step.
@@ -117,12 +124,13 @@ def check_logger(kind: str) -> None:
 
 
 def open_tracker(
-    kind: str, run_dir: Path, stage: str, config: dict[str, Any], resumed_from: int | None = None
+    kind: str, run_dir: Path, name: str, stage: str, config: dict[str, Any], resumed_from: int | None = None
 ) -> Tracker:
-    """The tracker `kind` writing into run_dir (the run's working directory)."""
+    """The tracker `kind` writing into run_dir (the run's working directory); `name` is the
+    finished run's (the working directory may be a staging name)."""
     check_logger(kind)
     if kind == "tensorboard":
         return _TensorBoard(run_dir, resumed_from)
     if kind == "wandb":
-        return _Wandb(run_dir, stage, config, resumed_from)
+        return _Wandb(run_dir, name, stage, config, resumed_from)
     return _Null()

@@ -386,7 +386,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     metrics_path.write_text("".join(line + "\n" for line in kept_lines))
     from logo_cli.tracking import open_tracker
 
-    tracker = open_tracker(cfg.logger, work, "pretrain", _config_dict(cfg), resumed_from)
+    tracker = open_tracker(cfg.logger, work, cfg.out.name, "pretrain", _config_dict(cfg), resumed_from)
 
     def record(kind: str, values: dict) -> None:
         line = {"step": t["step"], "kind": kind, "wall_time": time.time(), **values}

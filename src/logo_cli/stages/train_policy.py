@@ -480,7 +480,7 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
     from logo_cli.tracking import open_tracker
 
     # resumed_from None on a fresh run: no events to purge
-    tracker = open_tracker(cfg.logger, work, "train-policy", _config_dict(cfg), t.step or None)
+    tracker = open_tracker(cfg.logger, work, cfg.out.name, "train-policy", _config_dict(cfg), t.step or None)
 
     def record(kind: str, step: int, values: dict) -> None:
         log.write(json.dumps({"step": step, "kind": kind, "wall_time": time.time(), **values}) + "\n")
