@@ -142,6 +142,33 @@ def test_train_policy_tensorboard_event_files(runner, tmp_path):
     assert [v for _, v in tb["train/td_loss"]] == pytest.approx([x["td_loss"] for x in train], rel=1e-6)
 
 
+def test_train_policy_resumed_with_tensorboard_logs_each_step_once(tmp_path):
+    """Interrupted at step 20 (after its step-16 checkpoint) and resumed: the event files and
+    metrics.jsonl hold steps 4..24 once each, with an uninterrupted run's losses."""
+    from test_train_policy_resume import base_cfg
+
+    from logo_cli.stages.train_policy import partial_dir, run
+
+    data = write_data(tmp_path / "toy.h5")
+    run(base_cfg(data, tmp_path / "whole"))
+
+    def interrupt(phase, done, total, info):
+        if phase == "train" and done == 20:
+            raise KeyboardInterrupt
+
+    run_ = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run(base_cfg(data, run_, logger="tensorboard"), progress=interrupt)
+    assert list((partial_dir(run_) / "tb").glob("events.out.tfevents.*"))  # written in <out>.partial
+    run(base_cfg(data, run_, logger="tensorboard"))
+    assert not partial_dir(run_).exists()
+    tb = scalars(run_ / "tb")
+    steps = [x["step"] for x in lines(run_, "train")]
+    assert steps == [4, 8, 12, 16, 20, 24] and [s for s, _ in tb["train/loss"]] == steps
+    whole = lines(tmp_path / "whole", "train")
+    assert [v for _, v in tb["train/loss"]] == pytest.approx([x["loss"] for x in whole], rel=1e-6)
+
+
 def test_wandb_offline_run_files(runner, data, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_MODE", raising=False)
