@@ -76,6 +76,8 @@ def test_toml_and_yaml_options_and_the_command_line_wins(runner, data, tmp_path)
          "'eval_size' = 3 cannot be set from the command line (it is always 20000)"),
         ("hidden = [\n", "c.toml", "not valid TOML ("),  # then the parser's own words
         ("hidden = [1, 2]\n", "c.toml", "'hidden' is a list, expected one value"),
+        ('hidden = "abc"\n', "c.toml", "--hidden 'abc': "),
+        ("share_local = 3\n", "c.toml", "--share-local 3: "),
         ("[1, 2]", "c.json", "expected a table of options, found list"),
         ("hidden: 3", "c.ini", "expected a .toml, .yaml, .yml or .json file"),
         ('{"stage": "evaluate", "config": {"episodes": 3}}', "manifest.json",

@@ -159,4 +159,25 @@ def apply(ctx: Any, path: Path | None) -> None:
     if path is None or getattr(ctx, "resilient_parsing", False):
         return
     stage = ctx.info_name or ctx.command.name or ""
-    ctx.default_map = {**(ctx.default_map or {}), **default_map(ctx.command, stage, path)}
+    mapping = default_map(ctx.command, stage, path)
+    params = {p.name: p for p in ctx.command.params}
+    for name, value in mapping.items():
+        _check_value(ctx, params[name], value, path)
+    ctx.default_map = {**(ctx.default_map or {}), **mapping}
+
+
+def _check_value(ctx: Any, param: Any, value: Any, path: Path) -> None:
+    """Convert a value as the option would, so a wrong type is one line naming the file (not the
+    command line's usage error, which would name only the option)."""
+    if value is None:
+        return
+    try:
+        if hasattr(param, "get_runtime_param"):  # the copy of click that typer ships
+            if not (isinstance(value, bool) and param.type_descriptor.annotation is bool):
+                param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+        elif hasattr(param, "type_cast_value"):  # click
+            param.type_cast_value(ctx, value)
+    except Exception as e:  # each type reports its own error: all mean a value of the wrong kind
+        detail = " ".join(str(getattr(e, "message", None) or e).split())[:160]
+        option = max(param.opts, key=len)
+        raise LogoError(f"--config {path}: {option} {value!r}: {detail}") from None
