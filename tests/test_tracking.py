@@ -62,6 +62,9 @@ def test_pretrain_writes_metrics_jsonl(runner, data, tmp_path):
         (h["step"], h["heldout_loss"]) for h in manifest["history"]
     ]
     assert evals[-1]["best_heldout_loss"] == min(x["heldout_loss"] for x in evals)
+    (final,) = lines(out, "final")  # the best weights' held-out metrics, as the manifest has them
+    assert final["step"] == total and final["next_state_rmse"] == manifest["metrics"]["next_state_rmse"]
+    assert final["reward_mae"] == manifest["metrics"]["reward_mae"] and final["parameters"] > 0
 
 
 def test_pretrain_resume_drops_lines_after_the_checkpoint(data, tmp_path):
@@ -118,6 +121,7 @@ def test_pretrain_tensorboard_event_files(runner, data, tmp_path):
     assert list((out / "tb").glob("events.out.tfevents.*"))
     tb = scalars(out / "tb")
     assert {"train/loss", "train/steps_per_s", "eval/heldout_loss", "eval/best_heldout_loss"} <= set(tb)
+    assert {"final/next_state_rmse", "final/reward_mae", "final/termination_accuracy"} <= set(tb)
     train = lines(out, "train")
     assert [s for s, _ in tb["train/loss"]] == [x["step"] for x in train]
     assert [v for _, v in tb["train/loss"]] == pytest.approx([x["loss"] for x in train], rel=1e-6)

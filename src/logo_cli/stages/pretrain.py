@@ -4,8 +4,9 @@ Episode-wise held-out split, Adam on minibatches drawn with replacement, an eval
 (ceil(train transitions / batch size) steps) with early stopping on the held-out loss, and the whole
 trainer state in `checkpoint.pt` after every evaluation (and on Ctrl-C), so rerunning the same
 command resumes. A finished run holds `model.pt` (best weights, world_model_payload format),
-`metrics.jsonl` (a train line every `log_every` steps and an eval line per evaluation, each with its
-wall-clock time; a resumed run drops the lines after its checkpoint step), any tracker's files
+`metrics.jsonl` (a train line every `log_every` steps, an eval line per evaluation and a final line
+of the best weights' metrics, each with its wall-clock time; a resumed run drops the lines after its
+checkpoint step), any tracker's files
 (`tb/`, `wandb/`) and `manifest.json`, written last: its presence is what marks the run finished.
 
 The run directory is locked while a run works on it (a second run into it gets one line). A fresh
@@ -395,6 +396,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
 
     running, n_running, tick = 0.0, 0, time.perf_counter()
     log_n, log_tick = 0, time.perf_counter()
+    finished = False
     with _deferred_sigint() as sigint, open(metrics_path, "a") as log:
         try:
             while t["step"] < total and t["bad_evals"] < cfg.patience:
@@ -423,6 +425,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
                     if history:
                         info.update(heldout=history[-1]["heldout_loss"], best=t["best_score"])
                     progress(t["step"], total, info)
+            finished = True
         except KeyboardInterrupt:
             if not sigint.forced:
                 if n_running:
@@ -431,25 +434,33 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
             raise
         finally:
             log.flush()
-            tracker.close()
+            if not finished:  # a finished run closes its tracker after the final line below
+                tracker.close()
     stopped_early = t["bad_evals"] >= cfg.patience
 
-    model.load_state_dict(best_state)
-    metrics = heldout_metrics(model, ho if len(hold) else tr)
-    metrics.update(
-        {
-            "metrics_on": "heldout" if len(hold) else "train",
-            "heldout_loss": t["best_score"] if len(hold) else None,
-            "parameters": param_count(model),
-            "train_steps": t["step"],
-            "best_step": t["best_step"],
-            "train_steps_per_s": t["step"] / max(t["train_seconds"], 1e-9),
-            "n_train": len(train),
-            "stopped_early": stopped_early,
-        }
-    )
-    if isinstance(model, EnsembleModel):
-        metrics["elites"] = model.elite_idx.tolist()
+    try:
+        model.load_state_dict(best_state)
+        metrics = heldout_metrics(model, ho if len(hold) else tr)
+        metrics.update(
+            {
+                "metrics_on": "heldout" if len(hold) else "train",
+                "heldout_loss": t["best_score"] if len(hold) else None,
+                "parameters": param_count(model),
+                "train_steps": t["step"],
+                "best_step": t["best_step"],
+                "train_steps_per_s": t["step"] / max(t["train_seconds"], 1e-9),
+                "n_train": len(train),
+                "stopped_early": stopped_early,
+            }
+        )
+        if isinstance(model, EnsembleModel):
+            metrics["elites"] = model.elite_idx.tolist()
+        # the best weights' metrics (the manifest's), as the log's last line and the tracker's points
+        final = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        with open(metrics_path, "a") as log:  # `record` writes to `log`
+            record("final", final)
+    finally:
+        tracker.close()
     meta = {"data": str(cfg.data), "data_hash": data_hash, "step": t["step"], "best_step": t["best_step"]}
     save_checkpoint(work / MODEL, world_model_payload(model, meta))
     manifest = make_manifest(
