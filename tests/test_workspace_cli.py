@@ -158,7 +158,10 @@ def test_the_three_lines_then_train_policy_and_evaluate_in_an_empty_folder(runne
         (work / "runs" / "evaluate" / "smax_3m_medium-macql-weight-s0-smax_3m-s0.json").read_text()
     )
     assert ev["stage"] == "evaluate" and ev["env"] == "smax:3m" and ev["episodes"] == 2 == ev["wins"]
-    assert ev["inputs"]["policy"]["path"] == "runs/policy/smax_3m_medium-macql-weight-s0/policy.pt"
+    # inputs are recorded absolute and relative to the result's folder (found from any directory)
+    policy_pt = "policy/smax_3m_medium-macql-weight-s0/policy.pt"
+    assert ev["inputs"]["policy"]["path"] == str(work / "runs" / policy_pt)
+    assert ev["inputs"]["policy"]["relative"] == f"../{policy_pt}"
     assert ev["defaults"] == {"policy": "runs/policy/smax_3m_medium-macql-weight-s0", "env": "smax:3m"}
 
     rows = status(runner)

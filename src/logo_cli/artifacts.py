@@ -1,7 +1,8 @@
 """Run directories, manifests and checkpoints.
 
 Every stage run writes a directory holding `manifest.json` (stage, format version, resolved config,
-inputs with content hashes, package version, seed, wall time, metrics) beside its payload. Files are
+inputs with content hashes, package version, provenance: command line, git commit, library
+versions; seed, wall time, metrics) beside its payload. Files are
 written to a temporary name and renamed into place, so a crash never leaves a half-written artifact
 under the final name. Checkpoints are plain tensors and containers, loaded with
 `torch.load(weights_only=True)`: a checkpoint is data, never code to unpickle.
@@ -42,6 +43,7 @@ _MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
     "created": (str, type(None)),
     "package": (dict, type(None)),
     "host": (dict, type(None)),
+    "provenance": (dict, type(None)),  # absent in manifests written before it was recorded
 }
 
 
@@ -133,8 +135,14 @@ def make_manifest(
     metrics: dict | None = None,
     extra: dict | None = None,
     wall_time_s: float | None = None,
+    artifact: str | Path | None = None,
 ) -> dict:
-    """A manifest dict; `inputs` maps a role ("data", "model") to a path whose hash is recorded."""
+    """A manifest dict; `inputs` maps a role ("data", "model") to a path whose hash is recorded.
+
+    `artifact` is the run directory the manifest will end up in (its final name, not a staging one):
+    inputs are recorded both absolute and relative to it (see logo_cli.provenance)."""
+    from logo_cli.provenance import input_record, provenance_block
+
     return {
         "stage": stage,
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -143,7 +151,10 @@ def make_manifest(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
         "config": _jsonable(config),
-        "inputs": {role: {"path": str(p), "hash": file_hash(p)} for role, p in (inputs or {}).items()},
+        "inputs": {
+            role: {**input_record(p, artifact), "hash": file_hash(p)} for role, p in (inputs or {}).items()
+        },
+        "provenance": provenance_block(),
         "seed": seed,
         "wall_time_s": wall_time_s,
         "metrics": _jsonable(metrics or {}),

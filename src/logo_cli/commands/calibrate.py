@@ -8,6 +8,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     err,
     open_workspace,
     out,
@@ -58,6 +59,7 @@ def command(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json's content on stdout."),
+    config: Path | None = config_option(),
 ) -> None:
     """Does a world model's uncertainty rank its real errors, and how fast do errors grow over a rollout?
 

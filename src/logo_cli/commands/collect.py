@@ -8,6 +8,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     one_of,
     open_workspace,
     out,
@@ -62,6 +63,7 @@ def command(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     workspace: Path | None = workspace_option(),
+    config: Path | None = config_option(),
 ) -> None:
     """Collect an offline dataset (canonical .h5) from a simulator with a behaviour policy."""
     from logo_cli.artifacts import resolve_device

@@ -8,6 +8,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     open_workspace,
     out,
     print_json,
@@ -58,12 +59,16 @@ def command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing --out file (only an earlier evaluate result)."
     ),
+    config: Path | None = config_option(),
 ) -> None:
     """Evaluate a policy: win rate (Wilson 95% interval), mean return (t 95% interval), episode length."""
+    import platform
     import time
 
+    from logo_cli import __version__
     from logo_cli.artifacts import resolve_device, write_json_atomic
     from logo_cli.outputs import building, check_target
+    from logo_cli.provenance import input_record, provenance_block
     from logo_cli.stages.evaluate import EvaluateConfig
     from logo_cli.workspace import evaluate_defaults, tracking
 
@@ -85,17 +90,25 @@ def command(
     with tracking(ws, "evaluate", out_path, defaults):
         # Locked until written; the file is built beside --out and swapped in at the end.
         with building(out_path, "evaluate", overwrite, directory=False) as staged:
+            started = time.perf_counter()
             result = _play(cfg)
             info = result.get("policy") or {}
-            inputs = {"policy": {"path": info["path"], "hash": info["hash"]}} if info.get("hash") else {}
+            inputs = {}
+            if info.get("hash"):  # absolute, and relative to the folder holding the result
+                inputs["policy"] = {**input_record(info["path"], out_path.parent), "hash": info["hash"]}
+            # The other stages' manifest fields, embedded: the result file is its own manifest.
             record = {
                 "format": "logo-evaluate",
                 "format_version": 1,
                 "stage": "evaluate",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "package": {"name": "logo-cli", "version": __version__},
+                "host": {"python": platform.python_version(), "machine": platform.machine()},
+                "provenance": provenance_block(),
                 "config": cfg,
                 "inputs": inputs,
                 "defaults": defaults.used,
+                "wall_time_s": time.perf_counter() - started,
                 **result,
             }
             write_json_atomic(staged, record)

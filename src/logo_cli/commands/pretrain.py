@@ -9,6 +9,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     err,
     one_of,
     open_workspace,
@@ -18,6 +19,7 @@ from logo_cli.commands._common import (
     user_errors,
     workspace_option,
 )
+from logo_cli.tracking import LOGGER_HELP
 
 
 def default_name(data: Path, model: str, seed: int) -> str:
@@ -84,11 +86,17 @@ def command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Discard any run in the run directory and start afresh."
     ),
+    logger: str = typer.Option("none", "--logger", help=LOGGER_HELP),
+    log_every: int = typer.Option(
+        100, "--log-every", help="Train steps between metrics.jsonl lines (and tracker points)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON on stdout."),
+    config: Path | None = config_option(),
 ) -> None:
     """Train a world model with an episode-wise held-out split and early stopping.
 
     Rerunning the same command on an unfinished run directory resumes it (Ctrl-C saves first).
+    Writes model.pt, metrics.jsonl (losses, held-out scores, wall-clock times) and manifest.json.
     """
     from logo_cli.artifacts import resolve_device
     from logo_cli.errors import LogoError
@@ -120,6 +128,8 @@ def command(
         device=resolve_device(device),
         resume=resume,
         overwrite=overwrite,
+        logger=logger,
+        log_every=log_every,
     )
     with tracking(ws, "pretrain", cfg.out, defaults, {"data": data}), progress_bar() as bar:
         tasks: list[int] = []  # added at the first report, so an input error prints only its one line

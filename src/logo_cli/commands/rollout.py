@@ -9,6 +9,7 @@ import typer
 from logo_cli.commands._common import (
     CHOICES,
     DEVICE_HELP,
+    config_option,
     err,
     one_of,
     open_workspace,
@@ -88,6 +89,7 @@ def command(
         "Without it, an interrupted buffer made with the same options is continued.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    config: Path | None = config_option(),
 ) -> None:
     """Roll a world model out from dataset states with a policy; write a zarr synthetic buffer.
 

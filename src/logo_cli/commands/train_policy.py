@@ -9,6 +9,7 @@ import typer
 
 from logo_cli.commands._common import (
     DEVICE_HELP,
+    config_option,
     err,
     one_of,
     open_workspace,
@@ -19,6 +20,7 @@ from logo_cli.commands._common import (
     workspace_option,
 )
 from logo_cli.errors import LogoError
+from logo_cli.tracking import LOGGER_HELP
 
 ALGOS = ("macql", "bc")
 
@@ -170,7 +172,9 @@ def command(
         True, "--resume/--no-resume", help="Continue an interrupted run from <out>.partial/checkpoint.pt."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    logger: str = typer.Option("none", "--logger", help=LOGGER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    config: Path | None = config_option(),
 ) -> None:
     """Train a policy offline (MACQL with a QMIX mixer, or BC) on real and synthetic transitions.
 
@@ -215,7 +219,7 @@ def command(
         eval_env=eval_env, eval_every=eval_every, eval_episodes=eval_episodes, refresh_every=refresh_every,
         horizon=horizon, rollout_starts=rollout_starts, rollout_epsilon=rollout_epsilon, bc_steps=bc_steps,
         log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=resolve_device(device),
-        resume=resume, overwrite=overwrite, allow_incomplete=allow_incomplete,
+        resume=resume, overwrite=overwrite, allow_incomplete=allow_incomplete, logger=logger,
     )  # fmt: skip
     inputs = {
         "data": data,

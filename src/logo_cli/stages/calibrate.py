@@ -299,6 +299,7 @@ def _run(cfg: CalibrateConfig, progress: Progress | None) -> CalibrateResult:
             seed=cfg.seed,
             metrics=headline,
             wall_time_s=time.perf_counter() - started,
+            artifact=cfg.out,
         )
         write_json_atomic(tmp / "manifest.json", manifest)
         swap_in(tmp, cfg.out, "calibrate", cfg.overwrite)  # checked again just before

@@ -118,6 +118,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
     from logo_cli.envs import make_env
     from logo_cli.outputs import building
     from logo_cli.policies.random_policy import RandomPolicy
+    from logo_cli.provenance import provenance_block
     from logo_cli.stages.collect_episodes import run_episodes
 
     check_config(cfg)
@@ -146,6 +147,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
             "behaviour_policy": "+".join(n for n, _ in sources),
             "behaviour_hash": "+".join(u.get("hash", "") for u in used),
             "behaviour": used,
+            "provenance": provenance_block(),  # the code and command that made the dataset
         }
         t0 = time.time()
         returns, wins, lengths = [], [], []

@@ -24,6 +24,8 @@ _PROVENANCE = (
     "sample",
     "source_data",
     "data_matches_pretrain",
+    "inputs",
+    "provenance",
 )
 
 
@@ -151,13 +153,14 @@ def _checkpoint_info(path: Path) -> dict[str, Any]:
 def describe_run_dir(path: Path) -> dict[str, Any]:
     """A stage run directory: its manifest (stage, config, inputs, metrics) and checkpoints."""
     from logo_cli.artifacts import read_manifest
+    from logo_cli.provenance import resolve_input
 
     manifest = read_manifest(path)
-    inputs = {
-        role: {**spec, "exists": Path(spec.get("path", "")).exists()}
-        for role, spec in (manifest.get("inputs") or {}).items()
-        if isinstance(spec, dict)
-    }
+    inputs = {}
+    for role, spec in (manifest.get("inputs") or {}).items():
+        if isinstance(spec, dict):  # found from any directory: absolute, or relative to the run
+            found = resolve_input(spec, path)
+            inputs[role] = {**spec, "resolved": str(found), "exists": found.exists()}
     if manifest.get("stage") == "export":  # TorchScript archives, not checkpoints: listed, not loaded
         checkpoints = [
             {"file": p.name, "size_bytes": p.stat().st_size, "format": "torchscript"}
@@ -169,7 +172,7 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
         str(p.relative_to(path)): _size_bytes(p) for p in sorted(path.iterdir()) if not p.name.startswith(".")
     }
     known = {"stage", "schema_version", "package", "created", "host", "config", "inputs", "seed"}
-    known |= {"wall_time_s", "metrics"}
+    known |= {"wall_time_s", "metrics", "provenance"}
     return {
         "kind": "run_dir",
         "path": str(path),
@@ -180,6 +183,7 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
         "wall_time_s": manifest.get("wall_time_s"),
         "config": manifest.get("config"),
         "inputs": inputs,
+        "provenance": manifest.get("provenance"),
         "metrics": manifest.get("metrics"),
         "checkpoints": checkpoints,
         "files": files,
@@ -351,7 +355,17 @@ def render_run_dir(d: dict[str, Any]):
     ]
     for role, spec in d["inputs"].items():
         missing = "" if spec["exists"] else " [red](missing)[/]"
-        rows.append((f"input {role}", f"{spec.get('path')} {str(spec.get('hash', ''))[:19]}{missing}"))
+        rows.append((f"input {role}", f"{spec.get('resolved')} {str(spec.get('hash', ''))[:19]}{missing}"))
+    prov = d.get("provenance") or {}
+    if prov:
+        commit = prov.get("git_commit")
+        dirty = " (uncommitted changes)" if prov.get("git_dirty") else ""
+        from rich.markup import escape  # a command line may hold brackets
+
+        rows.append(("command", escape(" ".join(map(str, prov.get("command") or []))) or "n/a"))
+        rows.append(("git commit", f"{commit}{dirty}" if commit else "n/a"))
+        versions = prov.get("versions") or {}
+        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "n/a"))
     for ck in d["checkpoints"]:
         desc = str(ck.get("kind", ck.get("format")))
         if "parameters" in ck:

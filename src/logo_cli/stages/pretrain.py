@@ -3,8 +3,11 @@
 Episode-wise held-out split, Adam on minibatches drawn with replacement, an evaluation every epoch
 (ceil(train transitions / batch size) steps) with early stopping on the held-out loss, and the whole
 trainer state in `checkpoint.pt` after every evaluation (and on Ctrl-C), so rerunning the same
-command resumes. A finished run holds `model.pt` (best weights, world_model_payload format) and
-`manifest.json`, written last: its presence is what marks the run finished.
+command resumes. A finished run holds `model.pt` (best weights, world_model_payload format),
+`metrics.jsonl` (a train line every `log_every` steps, an eval line per evaluation and a final line
+of the best weights' metrics, each with its wall-clock time; a resumed run drops the lines after its
+checkpoint step), any tracker's files
+(`tb/`, `wandb/`) and `manifest.json`, written last: its presence is what marks the run finished.
 
 The run directory is locked while a run works on it (a second run into it gets one line). A fresh
 run trains in place (an interrupted one is resumable there); `--overwrite` of an existing run trains
@@ -15,7 +18,9 @@ with non-finite weights, so the last one on disk is the last good one.
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -38,10 +43,13 @@ from logo_cli.artifacts import (
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 
-CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+CHECKPOINT, MODEL, METRICS = "checkpoint.pt", "model.pt", "metrics.jsonl"
 STATE_FORMAT = "logo-pretrain-state"
 # Options that may change when a run is resumed (budget and placement); any other change is refused.
-RESUMABLE = {"out", "max_epochs", "max_steps", "patience", "device", "resume", "overwrite"}
+# Logging options are among them: how a run is watched does not change what it computes.
+RESUMABLE = {
+    "out", "max_epochs", "max_steps", "patience", "device", "resume", "overwrite", "logger", "log_every"
+}  # fmt: skip
 
 # progress(step, total_steps, info): after every few train steps and after each evaluation.
 Progress = Callable[[int, int, dict], None]
@@ -69,6 +77,8 @@ class PretrainConfig:
     device: str = "cpu"  # resolved torch device
     resume: bool = True  # continue an unfinished run found in `out`
     overwrite: bool = False  # start `out` afresh even if it holds a run
+    logger: str = "none"  # experiment tracker: none, tensorboard or wandb (see logo_cli.tracking)
+    log_every: int = 100  # train steps between metrics.jsonl train lines (and tracker points)
 
 
 @dataclass
@@ -80,6 +90,10 @@ class PretrainResult:
     best_step: int
     stopped_early: bool
     resumed_from: int | None  # the step a resumed run continued from
+
+
+def _config_dict(cfg: PretrainConfig) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
 
 
 def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
@@ -117,6 +131,7 @@ def _check(cfg: PretrainConfig) -> None:
         "layers",
         "members",
         "eval_size",
+        "log_every",
     ):
         if getattr(cfg, name) < 1:
             raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
@@ -126,6 +141,9 @@ def _check(cfg: PretrainConfig) -> None:
         raise LogoError(f"--elites {cfg.elites}: must lie in 1..--members ({cfg.members})")
     if cfg.lr <= 0:
         raise LogoError(f"--lr {cfg.lr}: must be positive")
+    from logo_cli.tracking import check_logger
+
+    check_logger(cfg.logger)
 
 
 def _prepare_out(cfg: PretrainConfig) -> tuple[dict | None, Path]:
@@ -139,6 +157,8 @@ def _prepare_out(cfg: PretrainConfig) -> tuple[dict | None, Path]:
     if out.exists() and not out.is_dir():
         raise LogoError(f"{out}: exists and is not a directory")
     is_run = out.is_dir() and ((out / CHECKPOINT).exists() or (out / MANIFEST).exists())
+    if out.is_dir() and not is_run and _only_logs(out):
+        _remove_logs(out)  # a run killed before its first checkpoint: nothing to resume
     if out.is_dir() and any(out.iterdir()) and not is_run:
         raise LogoError(f"{out}: not empty and not a pretrain run; refusing to write into it")
     if is_run and (out / MANIFEST).exists() and artifact_kind(out) != "pretrain":
@@ -227,12 +247,38 @@ def _run(cfg: PretrainConfig, progress: Progress | None) -> PretrainResult:
             remove(work)  # a replacement that did not finish: the old run stays as it was
             if isinstance(e, OSError):
                 raise LogoError(os_error_line(e, cfg.out, f"{cfg.out} is unchanged")) from None
-        elif fresh_dir and work.is_dir() and not any(work.iterdir()):
-            work.rmdir()  # nothing worth resuming: leave no trace
+        elif not (work / CHECKPOINT).exists():  # nothing worth resuming: leave no trace
+            _remove_logs(work)
+            if fresh_dir and work.is_dir() and not any(work.iterdir()):
+                work.rmdir()
         raise
     if work != cfg.out:
         swap_in(work, cfg.out, "pretrain", overwrite=True)
     return result
+
+
+def _remove_logs(work: Path) -> None:
+    """What a run writes before its first checkpoint besides it: the metrics and tracker files."""
+    from logo_cli.tracking import TRACKER_FILES
+
+    (work / METRICS).unlink(missing_ok=True)
+    for name in TRACKER_FILES:
+        shutil.rmtree(work / name, ignore_errors=True)
+
+
+def _only_logs(out: Path) -> bool:
+    """The folder holds nothing but a run's metrics and tracker files (and hidden files)."""
+    from logo_cli.tracking import TRACKER_FILES
+
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    return bool(names) and names <= {METRICS, *TRACKER_FILES}
+
+
+def _read_metrics(path: Path, up_to: int) -> list[str]:
+    """Lines of metrics.jsonl up to a step: a resumed run drops what came after its checkpoint."""
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to]
 
 
 def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_ep, hold_ep, data_hash):
@@ -288,6 +334,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     )
 
     def save_state() -> None:
+        log.flush()  # the lines up to the checkpoint step are on disk before it
         bad = nonfinite_tensors(model.state_dict())
         if bad:  # never checkpoint a diverged model: the one on disk stays the last good one
             raise LogoError(f"{cfg.out}: weights became NaN or inf ({bad[0]}) at step {t['step']}; "
@@ -298,7 +345,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
                 "format": STATE_FORMAT,
                 "format_version": 1,
                 "version": 1,
-                "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                "config": _config_dict(cfg),
                 "dims": dims.to_dict(),
                 "data_hash": data_hash,
                 "kind": cfg.model,
@@ -329,11 +376,28 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             t["bad_evals"] += 1
+        if len(hold):
+            best = t["best_score"]
+            record("eval", {"train_loss": train_loss, "heldout_loss": score, "best_heldout_loss": best})
         save_state()
 
     work.mkdir(parents=True, exist_ok=True)
+    metrics_path = work / METRICS
+    kept_lines = _read_metrics(metrics_path, t["step"])
+    metrics_path.write_text("".join(line + "\n" for line in kept_lines))
+    from logo_cli.tracking import open_tracker
+
+    tracker = open_tracker(cfg.logger, work, cfg.out.name, "pretrain", _config_dict(cfg), resumed_from)
+
+    def record(kind: str, values: dict) -> None:
+        line = {"step": t["step"], "kind": kind, "wall_time": time.time(), **values}
+        log.write(json.dumps(line) + "\n")
+        tracker.log(t["step"], {f"{kind}/{k}": v for k, v in values.items()})
+
     running, n_running, tick = 0.0, 0, time.perf_counter()
-    with _deferred_sigint() as sigint:
+    log_n, log_tick = 0, time.perf_counter()
+    finished = False
+    with _deferred_sigint() as sigint, open(metrics_path, "a") as log:
         try:
             while t["step"] < total and t["bad_evals"] < cfg.patience:
                 if sigint.requested:  # only between steps, so the saved state is a consistent one
@@ -343,6 +407,14 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
                 guard.observe(parts["loss"], t["step"])  # a float here: checked at once
                 guard.check(t["step"], str(cfg.out), kept)
                 running, n_running = running + parts["loss"], n_running + 1
+                log_n += 1
+                if t["step"] % cfg.log_every == 0 or t["step"] == total:
+                    # this step's losses (not a window mean): a resumed run logs the same numbers
+                    now = time.perf_counter()
+                    values = {k: float(v) for k, v in parts.items()}
+                    values["steps_per_s"] = log_n / max(now - log_tick, 1e-9)
+                    record("train", values)
+                    log_n, log_tick = 0, now
                 if t["step"] % per_epoch == 0 or t["step"] == total:
                     t["train_seconds"] += time.perf_counter() - tick
                     evaluate(running / n_running)
@@ -353,30 +425,42 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
                     if history:
                         info.update(heldout=history[-1]["heldout_loss"], best=t["best_score"])
                     progress(t["step"], total, info)
+            finished = True
         except KeyboardInterrupt:
             if not sigint.forced:
                 if n_running:
                     t["train_seconds"] += time.perf_counter() - tick
                 save_state()  # resume continues from this exact step
             raise
+        finally:
+            log.flush()
+            if not finished:  # a finished run closes its tracker after the final line below
+                tracker.close()
     stopped_early = t["bad_evals"] >= cfg.patience
 
-    model.load_state_dict(best_state)
-    metrics = heldout_metrics(model, ho if len(hold) else tr)
-    metrics.update(
-        {
-            "metrics_on": "heldout" if len(hold) else "train",
-            "heldout_loss": t["best_score"] if len(hold) else None,
-            "parameters": param_count(model),
-            "train_steps": t["step"],
-            "best_step": t["best_step"],
-            "train_steps_per_s": t["step"] / max(t["train_seconds"], 1e-9),
-            "n_train": len(train),
-            "stopped_early": stopped_early,
-        }
-    )
-    if isinstance(model, EnsembleModel):
-        metrics["elites"] = model.elite_idx.tolist()
+    try:
+        model.load_state_dict(best_state)
+        metrics = heldout_metrics(model, ho if len(hold) else tr)
+        metrics.update(
+            {
+                "metrics_on": "heldout" if len(hold) else "train",
+                "heldout_loss": t["best_score"] if len(hold) else None,
+                "parameters": param_count(model),
+                "train_steps": t["step"],
+                "best_step": t["best_step"],
+                "train_steps_per_s": t["step"] / max(t["train_seconds"], 1e-9),
+                "n_train": len(train),
+                "stopped_early": stopped_early,
+            }
+        )
+        if isinstance(model, EnsembleModel):
+            metrics["elites"] = model.elite_idx.tolist()
+        # the best weights' metrics (the manifest's), as the log's last line and the tracker's points
+        final = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        with open(metrics_path, "a") as log:  # `record` writes to `log`
+            record("final", final)
+    finally:
+        tracker.close()
     meta = {"data": str(cfg.data), "data_hash": data_hash, "step": t["step"], "best_step": t["best_step"]}
     save_checkpoint(work / MODEL, world_model_payload(model, meta))
     manifest = make_manifest(
@@ -393,6 +477,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
             "history": history,
         },
         wall_time_s=time.perf_counter() - started,
+        artifact=cfg.out,
     )
     write_json_atomic(work / MANIFEST, manifest)
     return PretrainResult(cfg.out, cfg.model, metrics, t["step"], t["best_step"], stopped_early, resumed_from)

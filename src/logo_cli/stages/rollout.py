@@ -294,6 +294,7 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
     from logo_cli.artifacts import file_hash
     from logo_cli.data.h5 import open_dataset
     from logo_cli.data.zarr_store import open_synthetic
+    from logo_cli.provenance import input_record, provenance_block
     from logo_cli.stages.inspect_artifacts import buffer_stats
 
     mr = load_model_run(cfg.model, cfg.device)
@@ -327,6 +328,13 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
         "source_data": {"path": str(cfg.data), "hash": data_hash},
         "data_matches_pretrain": data_hash == pretrain_hash,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()},
+        # the inputs as every stage records them (absolute, and relative to the buffer), and the
+        # code and command that made it; source_data / model above keep the paths as given
+        "inputs": {
+            "data": {**input_record(cfg.data, cfg.out), "hash": data_hash},
+            "model": {**input_record(mr.path, cfg.out), "hash": mr.hash},
+        },
+        "provenance": provenance_block(),
     }
     rng = np.random.default_rng(cfg.seed)
     target = cfg.transitions

@@ -42,7 +42,8 @@ Progress = Callable[[str, int, int, dict], None]
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 # Config fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device", "allow_incomplete")
+# The tracker is among them: how a run is watched does not change what it computes.
+RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device", "allow_incomplete", "logger")
 Algo = Literal["macql", "bc"]
 
 
@@ -93,6 +94,7 @@ class TrainPolicyConfig:
     resume: bool = True  # continue from <out>.partial/checkpoint.pt when present
     overwrite: bool = False  # replace an existing <out>
     allow_incomplete: bool = False  # use the prefix of an interrupted (incomplete) --synthetic buffer
+    logger: str = "none"  # experiment tracker: none, tensorboard or wandb (see logo_cli.tracking)
 
 
 def partial_dir(out: Path) -> Path:
@@ -117,6 +119,9 @@ def _check_config(cfg: TrainPolicyConfig) -> None:
         raise LogoError("--horizon / rollout starts: must be at least 1")
     _check_numbers(cfg)
     from logo_cli.outputs import check_target
+    from logo_cli.tracking import check_logger
+
+    check_logger(cfg.logger)
 
     check_target(cfg.out, "train-policy", cfg.overwrite)
 
@@ -146,7 +151,9 @@ def _check_numbers(cfg: TrainPolicyConfig) -> None:
 def _check_work(work: Path) -> None:
     """`<out>.partial` is discarded only when it is a train-policy work directory (its own files and
     hidden temporary files only)."""
-    known = {CHECKPOINT, METRICS, "policy.pt", "manifest.json"}
+    from logo_cli.tracking import TRACKER_FILES
+
+    known = {CHECKPOINT, METRICS, "policy.pt", "manifest.json", *TRACKER_FILES}
     try:
         names = {p.name for p in work.iterdir()} if work.is_dir() and not work.is_symlink() else None
     except OSError:
@@ -470,43 +477,64 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
     timers = {"update_s": 0.0, "eval_s": 0.0, "rollout_s": 0.0}
     final: dict = {}
     window_t, window_steps = 0.0, 0
+    from logo_cli.tracking import open_tracker
+
+    # resumed_from None on a fresh run: no events to purge
+    tracker = open_tracker(cfg.logger, work, cfg.out.name, "train-policy", _config_dict(cfg), t.step or None)
+
+    def record(kind: str, step: int, values: dict) -> None:
+        log.write(json.dumps({"step": step, "kind": kind, "wall_time": time.time(), **values}) + "\n")
+        tracker.log(step, {f"{kind}/{k}": v for k, v in values.items() if k != "step"})
+
     with open(metrics_path, "a") as log:
-        while t.step < cfg.steps:
-            t0 = time.perf_counter()
-            parts = t.update()
-            guard.observe(parts["loss"], t.step)  # on the loss's device: no sync per step
-            dt = time.perf_counter() - t0
-            timers["update_s"] += dt
-            window_t, window_steps = window_t + dt, window_steps + 1
-            s = t.step
-            if s % cfg.log_every == 0 or s == cfg.steps:
-                guard.check(s, str(cfg.out), kept)
-                final = {k: float(v) for k, v in parts.items()}
-                final["steps_per_s"] = window_steps / max(window_t, 1e-9)
-                window_t, window_steps = 0.0, 0
-                log.write(json.dumps({"step": s, "kind": "train", **final}) + "\n")
-                if progress is not None:
-                    progress("train", s, cfg.steps, final)
-            if t.model is not None and cfg.refresh_every > 0 and s % cfg.refresh_every == 0 and s < cfg.steps:
+        try:
+            while t.step < cfg.steps:
                 t0 = time.perf_counter()
-                syn_rows, unc, branch, step = t.rollouts(t.payload(t.agent(), t.mode))
-                t.sampler.set_synthetic(syn_rows, unc, branch, step)
-                timers["rollout_s"] += time.perf_counter() - t0
-                info = {"synthetic": len(syn_rows), "c": t.sampler.c, "temperature": t.sampler.temperature}
-                log.write(json.dumps({"step": s, "kind": "refresh", **info}) + "\n")
-            if env is not None and (s % cfg.eval_every == 0 or s == cfg.steps):
-                t0 = time.perf_counter()
-                t.evals.append(_evaluate(t, env))
-                timers["eval_s"] += time.perf_counter() - t0
-                log.write(json.dumps({"kind": "eval", **t.evals[-1]}) + "\n")
-                if progress is not None:
-                    progress("eval", s, cfg.steps, t.evals[-1])
-            if s % cfg.checkpoint_every == 0 and s < cfg.steps:
-                guard.check(s, str(cfg.out), kept)
-                _check_weights(t, cfg.out, kept)  # a checkpoint never holds a diverged model
-                log.flush()
-                save_checkpoint(ckpt, t.state())
-                kept = f"the last good checkpoint (step {s}) stays in {ckpt} (pass --no-resume to start over)"
+                parts = t.update()
+                guard.observe(parts["loss"], t.step)  # on the loss's device: no sync per step
+                dt = time.perf_counter() - t0
+                timers["update_s"] += dt
+                window_t, window_steps = window_t + dt, window_steps + 1
+                s = t.step
+                if s % cfg.log_every == 0 or s == cfg.steps:
+                    guard.check(s, str(cfg.out), kept)
+                    final = {k: float(v) for k, v in parts.items()}
+                    final["steps_per_s"] = window_steps / max(window_t, 1e-9)
+                    window_t, window_steps = 0.0, 0
+                    record("train", s, final)
+                    if progress is not None:
+                        progress("train", s, cfg.steps, final)
+                if (
+                    t.model is not None
+                    and cfg.refresh_every > 0
+                    and s % cfg.refresh_every == 0
+                    and s < cfg.steps
+                ):
+                    t0 = time.perf_counter()
+                    syn_rows, unc, branch, step = t.rollouts(t.payload(t.agent(), t.mode))
+                    t.sampler.set_synthetic(syn_rows, unc, branch, step)
+                    timers["rollout_s"] += time.perf_counter() - t0
+                    info = {
+                        "synthetic": len(syn_rows),
+                        "c": t.sampler.c,
+                        "temperature": t.sampler.temperature,
+                    }
+                    record("refresh", s, info)
+                if env is not None and (s % cfg.eval_every == 0 or s == cfg.steps):
+                    t0 = time.perf_counter()
+                    t.evals.append(_evaluate(t, env))
+                    timers["eval_s"] += time.perf_counter() - t0
+                    record("eval", s, t.evals[-1])
+                    if progress is not None:
+                        progress("eval", s, cfg.steps, t.evals[-1])
+                if s % cfg.checkpoint_every == 0 and s < cfg.steps:
+                    guard.check(s, str(cfg.out), kept)
+                    _check_weights(t, cfg.out, kept)  # a checkpoint never holds a diverged model
+                    log.flush()
+                    save_checkpoint(ckpt, t.state())
+                    kept = f"the last good checkpoint (step {s}) stays in {ckpt} (pass --no-resume to start over)"  # noqa: E501
+        finally:
+            tracker.close()
     guard.check(t.step, str(cfg.out), kept)
     _check_weights(t, cfg.out, kept)
     return t, resumed_from, final, timers, syn_info
@@ -603,6 +631,7 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
         metrics,
         extra,
         wall_time_s=time.perf_counter() - wall0,
+        artifact=cfg.out,
     )
     write_json_atomic(work / "manifest.json", manifest)
     try:  # checked again just before the swap; a refusal keeps the finished run in `work`
