@@ -101,3 +101,15 @@ def test_enumerated_options_show_their_values_and_refuse_others_in_one_line(argv
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "expected one of" in lines[0], result.output
+
+
+def test_train_policy_takes_the_same_env_option_as_evaluate():
+    import typer.main
+
+    command = typer.main.get_command(app)
+    train = command.commands["train-policy"]
+    evaluate = command.commands["evaluate"]
+    eval_env = next(p for p in train.params if p.name == "eval_env")
+    env = next(p for p in evaluate.params if p.name == "env")
+    assert "--env" in eval_env.opts and "--env" in env.opts
+    assert "--eval-env" in eval_env.opts  # the older name keeps working

@@ -130,7 +130,11 @@ def command(
     hidden: int = typer.Option(128, "--hidden", help="Agent network width."),
     layers: int = typer.Option(2, "--layers", help="Agent network hidden layers."),
     eval_env: str | None = typer.Option(
-        None, "--eval-env", help="Simulator for periodic evaluation (e.g. smax:3m); none by default."
+        None,
+        "--env",
+        "--eval-env",
+        help="Simulator for periodic evaluation (e.g. smax:3m), the same option as evaluate's --env "
+        "(--eval-env is its older name); none by default.",
     ),
     eval_every: int = typer.Option(
         2000, "--eval-every", help="Steps between evaluations (and one at the end)."
