@@ -118,7 +118,7 @@ def episodes_to_transitions(
 ) -> Transitions:
     """Flatten episode-major arrays in the canonical layout into transitions.
 
-    Shapes as in data-formats.md: state [E,L,S], obs [E,L,N,O], actions [E,L,N,1] (discrete, int) or
+    Shapes as in docs/data.md: state [E,L,S], obs [E,L,N,O], actions [E,L,N,1] (discrete, int) or
     [E,L,N,Ad] (continuous), avail_actions [E,L,N,A] or None, reward/terminated/filled [E,L,1].
     Row t of an episode of length l (l = filled.sum() - 1) gives the transition t -> t+1 for t < l.
     """

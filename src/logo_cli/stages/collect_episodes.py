@@ -6,7 +6,7 @@ Unbiased episode counts: env b records exactly quota[b] episodes (the counts dif
 and then runs on unrecorded. Taking "the first n episodes to finish" instead would over-represent
 short episodes (quick losses or quick wins) and bias the dataset's statistics.
 
-Rows follow data-formats.md: row t holds s_t, o_t, avail_t (before acting), the action executed and
+Rows follow docs/data.md: row t holds s_t, o_t, avail_t (before acting), the action executed and
 r_t; row l holds the final state/obs/avail (the terminal observation, never the next episode's
 start) with reward 0 and a dummy action. The dummy action is the env's no-op (SMAX: stop), which is
 always available, so a reader that checks every filled row still sees a legal action.
