@@ -149,14 +149,30 @@ def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def aggregate(runs: list[Run], qualities: list[str], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """One cell per quality x method of the grid (planned, plus any found in the runs)."""
-    # Qualities or methods found but not planned (an earlier invocation's) join the grid after the
-    # planned ones, so their missing seeds are reported too.
-    qualities = list(dict.fromkeys(qualities + [r.quality for r in runs]))
-    methods = list(dict.fromkeys(methods + [r.method for r in runs]))
+def planned_cells(plans: list[dict], runs: list[Run]) -> list[tuple[str, str]]:
+    """The (quality, method) cells of the grid: the union of every invocation's qualities x methods,
+    plus any cell found in the runs; ordered by quality (first seen), then method (first seen).
+    A cell no invocation asked for and no run has is not part of the grid (not "missing")."""
+    wanted = {(q, m) for plan in plans for q in plan["qualities"] for m in plan["methods"]}
+    wanted |= {(r.quality, r.method) for r in runs}
+    qualities = [q for plan in plans for q in plan["qualities"]] + [r.quality for r in runs]
+    methods = [m for plan in plans for m in plan["methods"]] + [r.method for r in runs]
+    return [(q, m) for q in dict.fromkeys(qualities) for m in dict.fromkeys(methods) if (q, m) in wanted]
+
+
+def aggregate(
+    runs: list[Run],
+    qualities: list[str],
+    methods: list[str],
+    seeds: list[int],
+    plans: list[dict] | None = None,
+) -> list[Cell]:
+    """One cell per quality x method of the grid (planned, plus any found in the runs). `plans` (one
+    per invocation of the script: its qualities and methods) replaces the single qualities x methods
+    plan when several invocations filled different parts of the grid."""
+    plans = plans or [{"qualities": qualities, "methods": methods}]
     cells = []
-    for q, m in [(q, m) for q in qualities for m in methods]:
+    for q, m in planned_cells(plans, runs):
         mine = sorted((r for r in runs if r.quality == q and r.method == m), key=lambda r: r.seed)
         wr_mean, wr_sd = mean_sd([r.win_rate for r in mine])
         ret_mean, ret_sd = mean_sd([r.return_mean for r in mine])
@@ -399,8 +415,14 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
                     label=METHOD_LABELS.get(m, m) if i == 0 else None,
                 )
                 if abs(mean * scale) < 0.5:  # a zero-height bar is invisible: mark it in its colour
-                    ax.plot([pos[i] - width / 2, pos[i] + width / 2], [0, 0], color=colors[j % 10], lw=4,
-                            solid_capstyle="butt", clip_on=False)
+                    ax.plot(
+                        [pos[i] - width / 2, pos[i] + width / 2],
+                        [0, 0],
+                        color=colors[j % 10],
+                        lw=4,
+                        solid_capstyle="butt",
+                        clip_on=False,
+                    )
                 if sd is not None:
                     ax.errorbar(pos[i], mean * scale, yerr=sd * scale, color="black", capsize=3, lw=1)
                 note = f"{mean * scale:.0f}%" if key == "win_rate" else f"{mean:.2f}"
@@ -458,12 +480,15 @@ def main(argv: list[str] | None = None) -> dict:
     qualities = list(params.get("qualities") or dict.fromkeys(r.quality for r in runs))
     methods = list(params.get("methods") or dict.fromkeys(r.method for r in runs))
     seeds = [int(s) for s in params.get("seeds") or sorted({r.seed for r in runs})]
-    cells = aggregate(runs, qualities, methods, seeds)
+    plans_path = args.out / "plans.json"  # every invocation's grid, when there were several
+    plans = json.loads(plans_path.read_text()) if plans_path.is_file() else None
+    cells = aggregate(runs, qualities, methods, seeds, plans)
     walls = wall_times(args.out / "logs" / "steps.tsv")
     found_qualities = list(dict.fromkeys(c.quality for c in cells))
     data_rates = dataset_win_rates(Path(params.get("artifacts") or args.out), found_qualities)
     result = {
         "params": params,
+        "plans": plans,
         "cells": [asdict(c) for c in cells],
         "runs": [asdict(r) for r in runs],
         "missing": [f"{c.quality}/{c.method}/s{s}" for c in cells for s in c.missing_seeds],

@@ -165,6 +165,17 @@ params = dict(env="$ENV", behaviour="$BEHAVIOUR", seeds="$SEEDS".split(), qualit
               synthetic="$SYNTHETIC", refresh_every=$REFRESH_EVERY,
               threads=$THREADS, artifacts="$ARTIFACTS", commit=commit)
 json.dump(params, open(sys.argv[1], "w"), indent=2)
+# Every invocation's part of the grid (qualities x methods), so the aggregation knows which cells
+# were asked for when several invocations filled different parts of one OUT.
+plans_path = sys.argv[1].replace("params.json", "plans.json")
+try:
+    plans = json.load(open(plans_path))
+except FileNotFoundError:
+    plans = []
+plan = dict(qualities=params["qualities"], methods=params["methods"])
+if plan not in plans:
+    plans.append(plan)
+json.dump(plans, open(plans_path, "w"), indent=2)
 EOF
 
 for q in $QUALITIES; do

@@ -29,7 +29,7 @@ def fabricate(out: Path, quality: str, method: str, seed: int, win_rate: float, 
     """An evaluate --out JSON and the policy run's manifest, as the pipeline writes them."""
     run = out / "policies" / f"{quality}-{method}-s{seed}"
     run.mkdir(parents=True, exist_ok=True)
-    algo, mode = over.pop("algo_mode", MODES[method])
+    algo, mode = over.pop("algo_mode", None) or MODES[method]
     manifest = {
         "stage": "train-policy",
         "config": {"algo": algo, "mode": mode, "steps": 500, "seed": over.pop("train_seed", seed)},
@@ -246,3 +246,37 @@ def test_results_json_lists_every_seed_with_its_commit(agg, grid: Path, tmp_path
     s1 = medium["logo-weight"]["s1"]
     assert s1 == {"win_rate": 0.7, "return_mean": 1.6, "episodes": 100, "commit": "abc1234"}
     assert "expert" not in saved["results"]  # planned but never run: no fabricated cells
+
+
+def test_plans_of_several_invocations_make_the_grid(agg, tmp_path: Path) -> None:
+    # One invocation ran three methods on two qualities, another two more methods on one quality:
+    # the grid is their union, and a cell no invocation asked for is neither a row nor "missing".
+    out = tmp_path / "run"
+    for q in ("medium", "expert"):
+        for m in ("logo-weight", "macql", "bc"):
+            for s in (0, 1):
+                fabricate(out, q, m, s, 0.5, 1.0)
+    fabricate(out, "medium", "logo-penalty", 0, 0.4, 0.9, algo_mode=("macql", "penalty"))
+    plans = [
+        {"qualities": ["medium", "expert"], "methods": ["logo-weight", "macql", "bc"]},
+        {"qualities": ["medium"], "methods": ["logo-penalty", "logo-uniform"]},
+    ]
+    (out / "plans.json").write_text(json.dumps(plans))
+    write_params(out, ["medium"], ["logo-penalty", "logo-uniform"], [0, 1])  # the last invocation's
+    result = agg.main(["--out", str(out)])
+    cells = {(c["quality"], c["method"]): c for c in result["cells"]}
+    assert set(cells) == {
+        ("medium", "logo-weight"), ("medium", "macql"), ("medium", "bc"),
+        ("medium", "logo-penalty"), ("medium", "logo-uniform"),
+        ("expert", "logo-weight"), ("expert", "macql"), ("expert", "bc"),
+    }  # fmt: skip
+    assert cells[("medium", "logo-penalty")]["n"] == 1 and cells[("medium", "logo-penalty")][
+        "missing_seeds"
+    ] == [1]
+    assert cells[("medium", "logo-uniform")]["n"] == 0
+    assert cells[("expert", "bc")]["n"] == 2 and cells[("expert", "bc")]["missing_seeds"] == []
+    assert sorted(result["missing"]) == [
+        "medium/logo-penalty/s1",
+        "medium/logo-uniform/s0",
+        "medium/logo-uniform/s1",
+    ]
