@@ -122,7 +122,7 @@ def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
     runs = {}
     for kind in KINDS:
         run_dir = work / kind
-        args = ["pretrain", "--data", str(data), "--model", kind, "--out", str(run_dir), "--overwrite"]
+        args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir), "--overwrite"]
         args += ["--max-steps", str(a.steps), "--max-epochs", "100000", "--patience", "100000"]
         args += ["--hidden", str(a.hidden), "--batch-size", str(a.batch_size), "--device", a.device, "--json"]
         print(f"[{data.stem}] pretrain {kind} ({a.steps} steps)", file=sys.stderr, flush=True)

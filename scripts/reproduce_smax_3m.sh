@@ -204,7 +204,7 @@ for k in $KINDS; do
     for s in $SEEDS; do
       wm=$ARTIFACTS/wm/$q-$k-s$s
       spawn run_step "pretrain-$q-$k-s$s" "[ -f '$wm/model.pt' ] && [ -f '$wm/manifest.json' ]" \
-        logo pretrain --data "$ARTIFACTS/data/smax_3m_$q.h5" --model "$k" --max-steps "$WM_STEPS" \
+        logo pretrain --data "$ARTIFACTS/data/smax_3m_$q.h5" --kind "$k" --max-steps "$WM_STEPS" \
         --seed "$s" --device cpu --out "$wm"
     done
   done

@@ -88,14 +88,15 @@ def test_enumerated_options_list_exactly_the_values_the_stages_accept():
         (["train-policy", "--mode", "bogus"], "--mode bogus"),
         (["train-policy", "--cql-synthetic", "bogus"], "--cql-synthetic bogus"),
         (["rollout", "--termination", "bogus"], "--termination bogus"),
-        (["pretrain", "--model", "bogus"], "--model bogus"),
+        (["pretrain", "--kind", "bogus"], "--kind bogus"),
+        (["pretrain", "--model", "bogus"], "--kind bogus"),  # the older name of the same option
     ],
 )
 def test_enumerated_options_show_their_values_and_refuse_others_in_one_line(argv, needle, tmp_path):
     runner = CliRunner()
     help_text = _plain(runner.invoke(app, [argv[0], "-h"], terminal_width=250).output)
     name = argv[1]
-    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?{name}\s", x))
+    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?(--[a-z-]+,)?{name}[\s,]", x))
     assert re.search(r"<[a-z_-]+\|", line), line  # the values, e.g. <weight|penalty|...>
     result = runner.invoke(app, [*argv, "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 2

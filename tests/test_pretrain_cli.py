@@ -102,7 +102,7 @@ def test_pretrain_refuses_bad_inputs_in_one_line(runner, data, tmp_path):
         pretrain(runner, "--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r")), "nope.h5"
     )
     one_line_error(
-        pretrain(runner, "--data", str(path), "--model", "mlp", "--out", str(tmp_path / "r")), "--model"
+        pretrain(runner, "--data", str(path), "--model", "mlp", "--out", str(tmp_path / "r")), "--kind"
     )
     one_line_error(
         pretrain(runner, "--data", str(path), "--holdout", "1.5", "--out", str(tmp_path / "r")), "--holdout"

@@ -38,9 +38,11 @@ def command(
     ),
     model: str = typer.Option(
         "logo",
+        "--kind",
         "--model",
         metavar=one_of("world_model"),
-        help="World model: logo (local-to-global), global (one MLP) or ensemble (7 MLPs).",
+        help="World model kind: logo (local-to-global), global (one MLP) or ensemble (7 MLPs). "
+        "--model is its older name (everywhere else --model names a pretrain run).",
     ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="Run directory. Default: <workspace>/pretrain/<dataset stem>-<model>-s<seed>."
@@ -105,7 +107,7 @@ def command(
 
     kinds: tuple[Literal["logo", "global", "ensemble"], ...] = ("logo", "global", "ensemble")
     if model not in kinds:
-        raise LogoError(f"--model {model}: expected one of {', '.join(kinds)}")
+        raise LogoError(f"--kind {model}: expected one of {', '.join(kinds)}")
     ws, defaults = open_workspace(workspace)
     data = pretrain_defaults(ws, defaults, data)
     cfg = PretrainConfig(

@@ -119,7 +119,7 @@ def _check(cfg: PretrainConfig) -> None:
     ):
         integer(option, value, hi=top)  # before anything is allocated  # fmt: skip
     if cfg.model not in ("logo", "global", "ensemble"):
-        raise LogoError(f"--model {cfg.model}: expected logo, global or ensemble")
+        raise LogoError(f"--kind {cfg.model}: expected logo, global or ensemble")
     if not 0.0 <= cfg.holdout < 1.0:
         raise LogoError(f"--holdout {cfg.holdout}: must lie in [0, 1)")
     for name in (
