@@ -157,6 +157,8 @@ def planned_cells(plans: list[dict], runs: list[Run]) -> list[tuple[str, str]]:
     wanted |= {(r.quality, r.method) for r in runs}
     qualities = [q for plan in plans for q in plan["qualities"]] + [r.quality for r in runs]
     methods = [m for plan in plans for m in plan["methods"]] + [r.method for r in runs]
+    if len(plans) > 1:  # several invocations: the known methods in their usual order, then the rest
+        methods = [m for m in METHOD_LABELS if m in methods] + methods
     return [(q, m) for q in dict.fromkeys(qualities) for m in dict.fromkeys(methods) if (q, m) in wanted]
 
 
@@ -214,7 +216,7 @@ def paired_differences(runs: list[Run], reference: str = "logo-weight") -> list[
 
 
 def wall_times(steplog: Path) -> dict:
-    """Total wall time = sum of the script's sessions (a resumed run has several, redone work
+    """Total wall time = sum of the script's invocations (a resumed run has several, redone work
     included). Per stage: the time of each step's last completed run, the one whose artifact is
     used (a step redone after its artifact was deleted counts once there)."""
     if not steplog.is_file():
@@ -339,7 +341,7 @@ def markdown_block(
     if walls.get("total_s") is not None:
         stages = ", ".join(f"{k} {v / 60:.1f}" for k, v in sorted(walls["by_stage_s"].items()))
         lines.append(
-            f"Wall time: {walls['total_s'] / 60:.1f} min over {walls['sessions']} session(s) of the script "
+            f"Wall time: {walls['total_s'] / 60:.1f} min over {walls['sessions']} invocation(s) of the script "
             f"(step time summed per stage, min: {stages}; steps overlap when JOBS > 1)."
         )
     if params:

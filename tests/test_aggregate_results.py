@@ -153,7 +153,7 @@ def test_markdown_rows_and_rerun_replaces_only_the_block(agg, grid: Path, tmp_pa
     assert "| medium | BC | 22.5% ± 3.5 | 0.925 ± 0.035 | 2/3 (missing s2) | s0: 20.0%, s1: 25.0% |" in text
     assert "| expert | MACQL (real only) | missing | missing | 0/3 (missing s0, s1, s2) | - |" in text
     assert "Missing runs: medium/bc/s2, expert/" in text
-    assert "Wall time: 10.0 min over 2 session(s)" in text  # 400 s + 200 s of sessions
+    assert "Wall time: 10.0 min over 2 invocation(s)" in text  # 400 s + 200 s of sessions
     assert "](figures/r.png)" in text
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A rerun with one more run replaces the block in place.
