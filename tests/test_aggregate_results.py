@@ -274,6 +274,8 @@ def test_plans_of_several_invocations_make_the_grid(agg, tmp_path: Path) -> None
         "missing_seeds"
     ] == [1]
     assert cells[("medium", "logo-uniform")]["n"] == 0
+    medium_order = [c["method"] for c in result["cells"] if c["quality"] == "medium"]
+    assert medium_order == ["logo-weight", "logo-penalty", "logo-uniform", "macql", "bc"]
     assert cells[("expert", "bc")]["n"] == 2 and cells[("expert", "bc")]["missing_seeds"] == []
     assert sorted(result["missing"]) == [
         "medium/logo-penalty/s1",
