@@ -263,9 +263,10 @@ def dataset_win_rates(out: Path, qualities: list[str]) -> dict[str, float]:
     return rates
 
 
-def compact_results(runs: list[Run], params: dict) -> dict:
+def compact_results(runs: list[Run], params: dict, plans: list[dict] | None = None) -> dict:
     """The machine-readable results: per quality x method x seed the win rate, mean return, evaluation
-    episodes and the commit that trained it."""
+    episodes and the commit that trained it; `params` are the last invocation's, `plans` every
+    invocation's qualities x methods (when there were several)."""
     commit = params.get("commit")
     table: dict = {}
     for r in sorted(runs, key=lambda r: (r.quality, r.method, r.seed)):
@@ -279,6 +280,7 @@ def compact_results(runs: list[Run], params: dict) -> dict:
         "env": params.get("env", "smax:3m"),
         "methods": {m: METHOD_LABELS.get(m, m) for m in dict.fromkeys(r.method for r in runs)},
         "params": params,
+        "plans": plans or [{"qualities": params.get("qualities"), "methods": params.get("methods")}],
         "results": table,
     }
 
@@ -341,7 +343,8 @@ def markdown_block(
     if walls.get("total_s") is not None:
         stages = ", ".join(f"{k} {v / 60:.1f}" for k, v in sorted(walls["by_stage_s"].items()))
         lines.append(
-            f"Wall time: {walls['total_s'] / 60:.1f} min over {walls['sessions']} invocation(s) of the script "
+            f"Wall time: {walls['total_s'] / 60:.1f} min over {walls['sessions']} invocation(s) of the "
+            "script "
             f"(step time summed per stage, min: {stages}; steps overlap when JOBS > 1)."
         )
     if params:
@@ -403,9 +406,10 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
             for i, q in enumerate(qualities):
                 c = by.get((q, m))
                 mean = getattr(c, f"{key}_mean") if c else None
-                if mean is None:
+                if mean is None:  # asked for but absent: "missing"; never asked for: "not run"
+                    absent = "missing" if c else "not run"
                     ax.text(
-                        pos[i], 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="grey"
+                        pos[i], 0, absent, rotation=90, ha="center", va="bottom", fontsize=7, color="grey"
                     )
                     continue
                 sd = getattr(c, f"{key}_sd")
@@ -506,7 +510,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.results_json is not None:
         args.results_json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.results_json.with_name(f".{args.results_json.name}.tmp")
-        tmp.write_text(json.dumps(compact_results(runs, params), indent=1, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(compact_results(runs, params, plans), indent=1, allow_nan=False) + "\n")
         tmp.replace(args.results_json)
     if args.markdown is not None:
         figure = None
