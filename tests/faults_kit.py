@@ -210,3 +210,18 @@ def model_copy(kit: Kit, dest: Path, fn=None) -> Path:
     if fn is not None:
         edit_checkpoint(kit.wm / "model.pt", dest / "model.pt", fn)
     return dest
+
+
+def interrupt_stream(monkeypatch, after: int, exc: BaseException = KeyboardInterrupt()):
+    """Rollout's generator raises `exc` after `after` model steps (rows already handed to the writer)."""
+    from logo_cli.stages import rollout as stage
+
+    real = stage.generate_rollouts
+
+    def failing(*args, **kwargs):
+        for i, item in enumerate(real(*args, **kwargs)):
+            if i == after:
+                raise exc
+            yield item
+
+    monkeypatch.setattr(stage, "generate_rollouts", failing)

@@ -12,6 +12,7 @@ import os
 import pytest
 from faults_kit import (
     WM,
+    interrupt_stream,
     invoke,
     leftovers,
     one_line_fault,
@@ -93,21 +94,6 @@ def interrupt_after(monkeypatch, module, name: str, calls: int, exc: BaseExcepti
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, name, wrapper)
-
-
-def interrupt_stream(monkeypatch, after: int, exc: BaseException = KeyboardInterrupt()):
-    """Rollout's generator raises `exc` after `after` model steps (rows already handed to the writer)."""
-    from logo_cli.stages import rollout as stage
-
-    real = stage.generate_rollouts
-
-    def failing(*args, **kwargs):
-        for i, item in enumerate(real(*args, **kwargs)):
-            if i == after:
-                raise exc
-            yield item
-
-    monkeypatch.setattr(stage, "generate_rollouts", failing)
 
 
 def test_interrupted_rollout_overwrite_keeps_the_old_buffer(kit, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ import torch
 from faults_kit import (
     WM,
     error_lines,
+    interrupt_stream,
     invoke,
     leftovers,
     one_line_fault,
@@ -136,17 +137,7 @@ def test_a_model_that_predicts_nan_never_reaches_the_buffer(kit, tmp_path, monke
 
 
 def interrupted_buffer(kit, out: Path, monkeypatch, after: int = 5, *extra: str) -> None:
-    from logo_cli.stages import rollout as stage
-
-    real = stage.generate_rollouts
-
-    def failing(*args, **kwargs):
-        for i, item in enumerate(real(*args, **kwargs)):
-            if i == after:
-                raise KeyboardInterrupt
-            yield item
-
-    monkeypatch.setattr(stage, "generate_rollouts", failing)
+    interrupt_stream(monkeypatch, after)
     assert invoke(*rollout_args(kit, out, *extra)).exit_code == 130
     monkeypatch.undo()
 
