@@ -279,7 +279,9 @@ def compact_results(runs: list[Run], params: dict, plans: list[dict] | None = No
     return {
         "env": params.get("env", "smax:3m"),
         "methods": {m: METHOD_LABELS.get(m, m) for m in dict.fromkeys(r.method for r in runs)},
-        "params": params,
+        # Where this machine kept the artifacts says nothing about the results and would point
+        # outside the repository: the published file leaves it out.
+        "params": {k: v for k, v in params.items() if k != "artifacts"},
         "plans": plans or [{"qualities": params.get("qualities"), "methods": params.get("methods")}],
         "results": table,
     }

@@ -282,3 +282,13 @@ def test_plans_of_several_invocations_make_the_grid(agg, tmp_path: Path) -> None
         "medium/logo-uniform/s0",
         "medium/logo-uniform/s1",
     ]
+
+
+def test_results_json_leaves_out_where_the_artifacts_were_kept(agg, grid: Path, tmp_path: Path) -> None:
+    params = json.loads((grid / "params.json").read_text())
+    (grid / "params.json").write_text(json.dumps({**params, "artifacts": "/scratch/machine/art"}))
+    path = tmp_path / "smax_3m.json"
+    agg.main(["--out", str(grid), "--results-json", str(path)])
+    saved = json.loads(path.read_text())
+    assert "artifacts" not in saved["params"] and "/scratch/" not in path.read_text()
+    assert saved["params"]["commit"] == "abc1234"

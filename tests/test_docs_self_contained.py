@@ -11,14 +11,19 @@ OUTSIDE = re.compile(r"/work/|/home/\w|/root/|shared/design|\.\./shared|logo-met
 
 
 def _texts():
-    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "src").rglob("*.py"))]
+    files = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").rglob("*.md")),
+        *sorted((ROOT / "docs").rglob("*.json")),
+    ]
+    files += sorted((ROOT / "src").rglob("*.py"))
     for path in files:
         yield path, path.read_text(encoding="utf-8")
 
 
 def test_the_scan_sees_the_docs_and_the_code():
     names = {p.name for p, _ in _texts()}
-    assert {"README.md", "method.md", "cli.py"} <= names
+    assert {"README.md", "method.md", "smax_3m.json", "cli.py"} <= names
 
 
 def test_no_path_outside_the_repository():
