@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from logo_cli.commands._common import (
-    CHOICES,
     DEVICE_HELP,
     config_option,
     err,
@@ -99,15 +98,15 @@ def command(
     Every transition carries the model's uncertainty; Ctrl-C keeps the rows so far, marked incomplete.
     """
     from logo_cli.artifacts import resolve_device
-    from logo_cli.stages.rollout import RolloutConfig, run
+    from logo_cli.stages.rollout import TERMINATION, RolloutConfig, run
     from logo_cli.workspace import rollout_defaults, tracking
 
     if n_starts is not None and transitions is not None:
         raise LogoError("--n-starts / --transitions: give one, not both")
     if n_starts is None and transitions is None:
         n_starts = DEFAULT_N_STARTS
-    if termination not in CHOICES["termination"]:  # before the workspace defaults: bad input first
-        raise LogoError(f"--termination {termination}: expected one of {', '.join(CHOICES['termination'])}")
+    if termination not in TERMINATION:  # the stage checks it too, but bad input goes before the defaults
+        raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
     ws, defaults = open_workspace(workspace)
     model, data = rollout_defaults(ws, defaults, model, data)
     if out_path is None:
