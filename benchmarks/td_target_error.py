@@ -61,6 +61,12 @@ class QTot:
         best = masked_greedy(q, avail)
         return self.mixer(q.gather(-1, best.unsqueeze(-1)).squeeze(-1), (state - self.mean) / self.std)
 
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_tot of the dataset's joint action."""
+        q = self.net(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return self.mixer(q, (state - self.mean) / self.std)
+
 
 def difference(y: torch.Tensor, y_real: torch.Tensor) -> dict[str, float]:
     d = (y - y_real).double()
@@ -148,12 +154,21 @@ def main() -> None:
         t0 = time.perf_counter()
         errors, y_real = target_errors(q, run.model, rows, reward_range, args.seed)
         results[run_dir.name] = {"kind": run.kind, **errors, "seconds": round(time.perf_counter() - t0, 2)}
-    reference = {"target_mean": float(y_real.mean()), "target_std": float(y_real.std()), "rows": len(idx)}
+    # The learner's own TD residual on the same rows: a model's target error is noise of this size
+    # added on top of what the Q function has not fitted yet.
+    residual = difference(q.value(rows["obs"], rows["state"], rows["actions"]), y_real)
+    reference = {
+        "target_mean": float(y_real.mean()),
+        "target_std": float(y_real.std()),
+        "q_residual": residual,
+        "rows": len(idx),
+    }
     out = {
         "commit": commit(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "data": str(args.data),
-        "policy": str(args.policy),
+        # names only: the artifact folders are this machine's, not the repository's
+        "data": args.data.name,
+        "policy": args.policy.name,
         "reference": reference,
         "models": results,
     }
@@ -161,7 +176,8 @@ def main() -> None:
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(
         f"real target: mean {reference['target_mean']:.3f}, sd {reference['target_std']:.3f}",
-        f"({len(idx)} rows)",
+        f"({len(idx)} rows); the policy's own TD residual: bias {residual['bias']:+.3f},",
+        f"rmse {residual['rmse']:.3f}",
     )
     parts = [k for k in next(iter(results.values())) if k not in ("kind", "seconds")]
     print("model | " + " | ".join(f"{p} (bias / rmse)" for p in parts))
