@@ -25,6 +25,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("logo", "global", "ensemble")
+# Benchmarked variants: name -> (pretrain --kind, extra pretrain options). --with-shared adds LOGO
+# with one local network shared by all agents (plus an agent id), the route to many agents.
+SHARED_VARIANT = {"logo-shared": ("logo", ["--share-local"])}
+
+
+def variants(a: argparse.Namespace) -> dict[str, tuple[str, list[str]]]:
+    out = {kind: (kind, []) for kind in KINDS}
+    if a.with_shared:
+        out.update(SHARED_VARIANT)
+    return out
+
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 CHILD_ENV = dict(os.environ)  # --threads sets the children's intra-op thread count here
 
@@ -118,20 +130,23 @@ def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str, 
 def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
     work = a.work / data.stem
     work.mkdir(parents=True, exist_ok=True)
-    res: dict = {"data": str(data), "models": {}}
+    # a dataset outside the repository is named by its file name only (no machine paths in results)
+    shown = data.resolve().relative_to(ROOT) if data.resolve().is_relative_to(ROOT) else Path(data.name)
+    res: dict = {"data": str(shown), "models": {}}
     runs = {}
-    for kind in KINDS:
-        run_dir = work / kind
-        args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir), "--overwrite"]
+    models = variants(a)
+    for name, (kind, extra) in models.items():
+        run_dir = work / name
+        args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir), "--overwrite", *extra]
         args += ["--max-steps", str(a.steps), "--max-epochs", "100000", "--patience", "100000"]
         args += ["--hidden", str(a.hidden), "--batch-size", str(a.batch_size), "--device", a.device, "--json"]
-        print(f"[{data.stem}] pretrain {kind} ({a.steps} steps)", file=sys.stderr, flush=True)
+        print(f"[{data.stem}] pretrain {name} ({a.steps} steps)", file=sys.stderr, flush=True)
         _, wall, rss, _ = run_child(logo(*args))
         manifest = json.loads((run_dir / "manifest.json").read_text())
         m = manifest["metrics"]
         res["dims"] = manifest["dims"]
         res["n_train"] = m.get("n_train")
-        res["models"][kind] = {
+        res["models"][name] = {
             "parameters": m["parameters"],
             "train_steps": m["train_steps"],
             "best_step": m.get("best_step"),
@@ -140,16 +155,16 @@ def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
             "pretrain_peak_rss_mib": rss,
             "hparams": manifest.get("hparams"),
         }
-        runs[kind] = run_dir
+        runs[name] = run_dir
 
     print(f"[{data.stem}] calibrate", file=sys.stderr, flush=True)
     cal_dir = work / "calibrate"
     args = ["calibrate", "--data", str(data), "--out", str(cal_dir), "--overwrite", "--horizon", "15"]
-    for kind in KINDS:
-        args += ["--model", str(runs[kind])]
+    for name in models:
+        args += ["--model", str(runs[name])]
     cal, wall, rss, _ = run_child(logo(*args, "--device", a.device, "--json"))
     res["calibration"] = {"episodes": cal["data"], "n_transitions": cal["n_transitions"], "wall_s": wall}
-    for kind, mm in zip(KINDS, cal["models"], strict=True):
+    for kind, mm in zip(models, cal["models"], strict=True):
         one, deep = mm["one_step"], {r["horizon"]: r for r in mm["multi_step"]}
         res["no_change"] = {  # the trivial prediction s' = s, for scale (same scored states for all)
             "one_step_error": one["no_change_error_mean"],
@@ -171,7 +186,7 @@ def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
         for png in cal_dir.glob("*.png"):
             shutil.copy(png, a.plots / f"{data.stem}-{png.name}")
 
-    for kind in KINDS:
+    for kind in models:
         print(f"[{data.stem}] rollout speed {kind} (batch {a.rollout_batch})", file=sys.stderr, flush=True)
         child = [sys.executable, __file__, "--rollout-speed", str(runs[kind]), "--data", str(data)]
         child += ["--rollout-batch", str(a.rollout_batch), "--rollout-steps", str(a.rollout_steps)]
@@ -319,6 +334,9 @@ def main() -> None:
     )
     p.add_argument(
         "--big-only", action="store_true", help="only the long rollout (reuses the first --data's runs)"
+    )
+    p.add_argument(
+        "--with-shared", action="store_true", help="also LOGO with one shared local network (--share-local)"
     )
     p.add_argument("--keep-buffer", action="store_true", help="keep the long rollout's zarr buffer")
     p.add_argument("--device", default="cpu", help="torch device for every phase")
