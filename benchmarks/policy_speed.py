@@ -6,7 +6,9 @@ actions), `cfcql_update` (the counterfactual term: N·A mixer evaluations per ro
 behaviour net's forward pass) and `bc_loss` steps, for a few torch thread counts, real-only and
 half-synthetic batches.
 Writes benchmarks/results/policy_speed.json and prints a markdown table. On a shared CPU the figures
-are noisy: each configuration is timed `--repeats` times and the best is kept.
+are noisy: each configuration is timed `--repeats` times and the best is kept, and the repeats of a
+map's configurations take turns (round robin) so that a change in the machine's load hits all of them
+alike rather than whichever happened to run during it.
 
     python benchmarks/policy_speed.py [--steps 200] [--batch-size 256] [--threads 1 2] [--device cpu]
 """
@@ -126,16 +128,22 @@ def main() -> None:
         for threads in args.threads:
             torch.set_num_threads(threads)
             variants = [("macql", "real-only", 1), ("macql", "weight", 1), ("macql", "weight", args.n_step)]
-            for algo, mode, n_step in [*variants, ("cfcql", "real-only", 1), ("bc", "real-only", 1)]:
+            configs = [*variants, ("cfcql", "real-only", 1), ("bc", "real-only", 1)]
+            steps = []
+            for algo, mode, n_step in configs:
                 sampler = MixedSampler(
                     real, syn, unc, mode=mode, n_step=n_step, rng=np.random.default_rng(0), device=args.device
                 )
-                step = make_step(algo, dims, sampler, args)
-                timings = [time_steps(step, args.steps) for _ in range(args.repeats)]
+                steps.append(make_step(algo, dims, sampler, args))
+            timings: list[list[tuple[float, float]]] = [[] for _ in configs]
+            for _ in range(args.repeats):
+                for i, step in enumerate(steps):
+                    timings[i].append(time_steps(step, args.steps))
+            for (algo, mode, n_step), timing in zip(configs, timings, strict=True):
                 rows.append({"map": name, "algo": algo, "mode": mode, "n_step": n_step, "threads": threads,
                              "batch_size": args.batch_size,
-                             "steps_per_s": round(max(t[0] for t in timings), 1),
-                             "steps_per_cpu_s": round(max(t[1] for t in timings), 1)})  # fmt: skip
+                             "steps_per_s": round(max(t[0] for t in timing), 1),
+                             "steps_per_cpu_s": round(max(t[1] for t in timing), 1)})  # fmt: skip
                 print(rows[-1], flush=True)
 
     result = {
