@@ -23,6 +23,9 @@ Deviations from CFCQL, all forced by LOGO sampling individual transitions rather
   the raw state started Q_tot far above any return and kept the offset through the TD targets;
 - n-step targets are precomputed per row (`reward_n`, `gamma_n`, `done_n`, `boot_*`, see
   data/nstep.py); with n = 1 they are the plain one-step target.
+The conservative term is a function handed to `conservative_q_loss` (`sampled_cql_term` here,
+CFCQL's counterfactual term in algos/cfcql.py), so both learners share the TD part, the synthetic-row
+treatment and `apply_update`.
 How CQL treats synthetic rows (`cql_synthetic`): "data" pushes their model-made actions up like real
 ones (plain CQL on the mixed batch); "combo" pushes Q down on every row but up only on real rows'
 actions, as COMBO does; "none" applies the CQL term to real rows only.
