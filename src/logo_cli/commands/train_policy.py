@@ -107,7 +107,10 @@ def command(
         help="Weight α of the CQL term (CFCQL's counterfactual term with --algo cfcql; 0: plain QMIX).",
     ),
     cql_samples: int = typer.Option(
-        32, "--cql-samples", help="Joint actions sampled per state (available actions only) for the CQL term."
+        32,
+        "--cql-samples",
+        help="MACQL: joint actions sampled per state (available actions only) for the CQL term (CFCQL "
+        "enumerates its counterfactual actions exactly).",
     ),
     cql_include_data: bool = typer.Option(
         True,
