@@ -1,10 +1,14 @@
-"""Policy-learning speed: MACQL and BC gradient steps per second, sampler included.
+"""Policy-learning speed: MACQL, CFCQL and BC gradient steps per second, sampler included.
 
 Builds random transitions with SMAX dims (3m: N=3, O=75, S=72, A=8; 5m_vs_6m: N=5, O=140, S=132,
 A=11), then times `MixedSampler.sample` + `macql_update` (QMIX mixer, CQL term over sampled joint
-actions) and `bc_loss` steps, for a few torch thread counts, real-only and half-synthetic batches.
+actions), `cfcql_update` (the counterfactual term: N·A mixer evaluations per row, plus the frozen
+behaviour net's forward pass) and `bc_loss` steps, for a few torch thread counts, real-only and
+half-synthetic batches.
 Writes benchmarks/results/policy_speed.json and prints a markdown table. On a shared CPU the figures
-are noisy: each configuration is timed `--repeats` times and the best is kept.
+are noisy: each configuration is timed `--repeats` times and the best is kept, and the repeats of a
+map's configurations take turns (round robin) so that a change in the machine's load hits all of them
+alike rather than whichever happened to run during it.
 
     python benchmarks/policy_speed.py [--steps 200] [--batch-size 256] [--threads 1 2] [--device cpu]
 """
@@ -24,6 +28,7 @@ import numpy as np
 import torch
 
 from logo_cli.algos.bc import bc_loss
+from logo_cli.algos.cfcql import CfcqlConfig, CfcqlNets, cfcql_update
 from logo_cli.algos.macql import MacqlConfig, MacqlNets, macql_update
 from logo_cli.data.sampler import MixedSampler
 from logo_cli.data.transitions import Transitions
@@ -78,6 +83,17 @@ def make_step(algo: str, dims: tuple[int, int, int, int], sampler: MixedSampler,
             macql_update(nets, opt, sampler.sample(args.batch_size), cfg, counter[0], gen)
 
         return macql_step
+    if algo == "cfcql":  # β left at its random init: the cost per step does not depend on its weights
+        cf_nets = CfcqlNets(sampler.dims).to(args.device)
+        cf_opt = torch.optim.Adam(cf_nets.online_parameters(), lr=5e-4)
+        cf_cfg = CfcqlConfig()
+        cf_counter = [0]
+
+        def cfcql_step() -> None:
+            cf_counter[0] += 1
+            cfcql_update(cf_nets, cf_opt, sampler.sample(args.batch_size), cf_cfg, cf_counter[0])
+
+        return cfcql_step
     net = AgentNet(dims[1], dims[0], dims[3]).to(args.device)
     bc_opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -112,16 +128,22 @@ def main() -> None:
         for threads in args.threads:
             torch.set_num_threads(threads)
             variants = [("macql", "real-only", 1), ("macql", "weight", 1), ("macql", "weight", args.n_step)]
-            for algo, mode, n_step in [*variants, ("bc", "real-only", 1)]:
+            configs = [*variants, ("cfcql", "real-only", 1), ("bc", "real-only", 1)]
+            steps = []
+            for algo, mode, n_step in configs:
                 sampler = MixedSampler(
                     real, syn, unc, mode=mode, n_step=n_step, rng=np.random.default_rng(0), device=args.device
                 )
-                step = make_step(algo, dims, sampler, args)
-                timings = [time_steps(step, args.steps) for _ in range(args.repeats)]
+                steps.append(make_step(algo, dims, sampler, args))
+            timings: list[list[tuple[float, float]]] = [[] for _ in configs]
+            for _ in range(args.repeats):
+                for i, step in enumerate(steps):
+                    timings[i].append(time_steps(step, args.steps))
+            for (algo, mode, n_step), timing in zip(configs, timings, strict=True):
                 rows.append({"map": name, "algo": algo, "mode": mode, "n_step": n_step, "threads": threads,
                              "batch_size": args.batch_size,
-                             "steps_per_s": round(max(t[0] for t in timings), 1),
-                             "steps_per_cpu_s": round(max(t[1] for t in timings), 1)})  # fmt: skip
+                             "steps_per_s": round(max(t[0] for t in timing), 1),
+                             "steps_per_cpu_s": round(max(t[1] for t in timing), 1)})  # fmt: skip
                 print(rows[-1], flush=True)
 
     result = {

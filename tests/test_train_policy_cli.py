@@ -55,11 +55,53 @@ def test_train_then_evaluate_on_smax(runner, tmp_path):
     assert 0.0 <= ev["return_mean"] < 1.0
 
 
+def test_cfcql_train_evaluate_export(runner, tmp_path):
+    """A CFCQL run is a q-mode policy with a mixer: evaluate and export treat it as MACQL's."""
+    pytest.importorskip("jaxmarl")
+    data = write_data(tmp_path / "smax_3m_medium.h5", 3, 75, 72, 8, 20)  # SMAX 3m dims
+    run_dir = tmp_path / "cfcql"
+    args = ["train-policy", "--data", str(data), "--algo", "cfcql", "--steps", "8", "--log-every", "4"]
+    args += ["--cfcql-bc-steps", "6", "--cfcql-temperature", "2", "--out", str(run_dir), "--json", *TINY]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["algo"] == "cfcql" and summary["steps"] == 8
+    assert {"td_loss", "cql_gap", "lambda_max", "behaviour_kl"} <= set(summary["final"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["policy"] == {"file": "policy.pt", "mode": "q", "algo": "cfcql"}
+    assert manifest["config"]["cfcql_temperature"] == 2.0 and manifest["config"]["cfcql_bc_steps"] == 6
+    assert manifest["timers"]["behaviour_s"] > 0
+    payload = torch.load(run_dir / "policy.pt", weights_only=True)
+    assert payload["mode"] == "q" and payload["meta"]["algo"] == "cfcql" and "mixer" in payload
+    assert not any(k.startswith("behaviour") for k in payload["state_dict"])  # β stays out of the policy
+
+    res = runner.invoke(app, ["evaluate", "--policy", str(run_dir), "--env", "smax:3m", "--episodes", "3",
+                              "--num-envs", "3", "--json", "--device", "cpu"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.stdout)
+    assert ev["episodes"] == 3 and 0.0 <= ev["win_rate"] <= 1.0
+
+    res = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "exported"), "--json"])
+    assert res.exit_code == 0, res.output
+    exported = json.loads(res.stdout)
+    assert exported["mode"] == "q" and exported["algo"] == "cfcql" and exported["mixer"] is True
+    assert exported["round_trip"]["greedy_actions_equal"]
+    assert {p.name for p in (tmp_path / "exported").iterdir()} == {
+        "agent.pt", "mixer.pt", "export.json", "manifest.json"
+    }  # fmt: skip
+
+
 def test_cli_refusals(runner, tmp_path):
     data = write_data(tmp_path / "toy_medium.h5", 2, 4, 6, 5, 8)
     base = ["train-policy", "--data", str(data), "--out", str(tmp_path / "r"), "--steps", "2", *TINY]
     one_line_error(runner.invoke(app, [*base, "--mode", "weight"]), "--mode weight", "--synthetic or --model")
     one_line_error(runner.invoke(app, [*base, "--algo", "sac"]), "--algo sac")
+    one_line_error(
+        runner.invoke(app, [*base, "--algo", "cfcql", "--cfcql-temperature", "-1"]), "--cfcql-temperature"
+    )
+    one_line_error(
+        runner.invoke(app, [*base, "--algo", "cfcql", "--cfcql-bc-steps", "0"]), "--cfcql-bc-steps"
+    )
     one_line_error(
         runner.invoke(app, [*base, "--synthetic", "x.zarr", "--model", "m"]), "--synthetic / --model"
     )

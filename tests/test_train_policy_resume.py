@@ -76,8 +76,10 @@ def train_lines(run_dir) -> list[dict]:
         dict(mode="real-only"),
         dict(mode="weight", synthetic=True),
         dict(mode="penalty", synthetic=True, algo="bc"),
+        dict(mode="real-only", algo="cfcql", cfcql_bc_steps=5),
+        dict(mode="weight", synthetic=True, algo="cfcql", cfcql_bc_steps=5, cql_synthetic="data"),
     ],
-    ids=["macql-real-only", "macql-weight", "bc-penalty"],
+    ids=["macql-real-only", "macql-weight", "bc-penalty", "cfcql-real-only", "cfcql-weight"],
 )
 def test_interrupted_run_resumes_to_identical_weights(data, tmp_path, kw):
     data_path, buf = data
@@ -98,6 +100,10 @@ def test_interrupted_run_resumes_to_identical_weights(data, tmp_path, kw):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert train_lines(tmp_path / "full") == train_lines(out)  # the log has no gap and no repeats
     assert resumed.c == full.c
+    if kw.get("algo") == "cfcql":  # β came from the checkpoint, not a second fit: the same in both runs
+        ckpt_nets = torch.load(out / "policy.pt", weights_only=True)
+        assert ckpt_nets["mode"] == "q" and ckpt_nets["meta"]["algo"] == "cfcql" and "mixer" in ckpt_nets
+        assert resumed.manifest["timers"]["behaviour_s"] == 0.0 and full.manifest["timers"]["behaviour_s"] > 0
     if kw["mode"] == "real-only":  # another seed differs: the equality above is not vacuous
         other = run(base_cfg(data_path, tmp_path / "other", seed=1, **kw))
         assert not all(torch.equal(wa[k], weights(other.out)[k]) for k in wa)
@@ -141,6 +147,33 @@ def test_resume_refuses_another_configuration_and_no_resume_starts_over(data, tm
         run(base_cfg(data_path, out, lr=1e-2))
     res = run(base_cfg(data_path, out, lr=1e-2, resume=False))
     assert res.resumed_from == 0 and (out / "policy.pt").is_file()
+
+
+def test_a_checkpoint_without_newer_config_fields_resumes_with_their_defaults(data, tmp_path):
+    """A checkpoint written before a config field existed (here the CFCQL options) still resumes."""
+    data_path, _ = data
+    out = tmp_path / "old"
+
+    def interrupt(phase, done, total, info):
+        if phase == "train" and done == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(base_cfg(data_path, out), progress=interrupt)
+    ckpt = partial_dir(out) / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=False)
+    for key in ("cfcql_temperature", "cfcql_bc_steps"):
+        del state["config"][key]
+    torch.save(state, ckpt)
+    assert run(base_cfg(data_path, out)).resumed_from == 8
+    with pytest.raises(KeyboardInterrupt):  # a field at a non-default value is still a different config
+        run(base_cfg(data_path, tmp_path / "old2"), progress=interrupt)
+    ckpt = partial_dir(tmp_path / "old2") / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=False)
+    del state["config"]["cfcql_temperature"]
+    torch.save(state, ckpt)
+    with pytest.raises(LogoError, match="another configuration.*cfcql_temperature"):
+        run(base_cfg(data_path, tmp_path / "old2", cfcql_temperature=1.0))
 
 
 def test_bad_inputs_are_refused(data, tmp_path):

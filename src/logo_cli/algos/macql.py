@@ -23,6 +23,9 @@ Deviations from CFCQL, all forced by LOGO sampling individual transitions rather
   the raw state started Q_tot far above any return and kept the offset through the TD targets;
 - n-step targets are precomputed per row (`reward_n`, `gamma_n`, `done_n`, `boot_*`, see
   data/nstep.py); with n = 1 they are the plain one-step target.
+The conservative term is a function handed to `conservative_q_loss` (`sampled_cql_term` here,
+CFCQL's counterfactual term in algos/cfcql.py), so both learners share the TD part, the synthetic-row
+treatment and `apply_update`.
 How CQL treats synthetic rows (`cql_synthetic`): "data" pushes their model-made actions up like real
 ones (plain CQL on the mixed batch); "combo" pushes Q down on every row but up only on real rows'
 actions, as COMBO does; "none" applies the CQL term to real rows only.
@@ -31,6 +34,7 @@ actions, as COMBO does; "none" applies the CQL term to real rows only.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -182,6 +186,71 @@ def td_target(nets: MacqlNets, batch: dict[str, torch.Tensor], gamma: float) -> 
     return reward + discount * not_done * q_tot_next
 
 
+# A conservative term: (nets, per-agent Q [B,N,A], standardised state [B,S], batch, config, generator)
+# -> (Q_tot of the data joint action [B], the per-row "push down" value [B], extra detached parts).
+# The loss adds α · mean(push down − Q_tot(data)) (by `cql_synthetic` for synthetic rows), so MACQL's
+# sampled joint-action logsumexp and CFCQL's counterfactual one share the TD part, the synthetic-row
+# treatment and the update step (algos/cfcql.py).
+ConservativeTerm = Callable[
+    [MacqlNets, torch.Tensor, torch.Tensor, dict, MacqlConfig, torch.Generator | None],
+    tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]],
+]
+
+
+def sampled_cql_term(
+    nets: MacqlNets,
+    q_agents: torch.Tensor,
+    state: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    cfg: MacqlConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """MACQL's term: logsumexp of Q_tot over K sampled joint actions (and the data one)."""
+    # One mixer pass for the data action and the sampled ones: row 0 of `joint` is the data action.
+    joint = torch.cat(
+        [
+            batch["actions"].unsqueeze(0),
+            sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator),
+        ]
+    )
+    q_joint = q_agents.unsqueeze(0).expand(joint.shape[0], -1, -1, -1)
+    q_all = nets.mixer(q_joint.gather(-1, joint.unsqueeze(-1)).squeeze(-1), state)  # [1+K,B]
+    lse = torch.logsumexp(q_all if cfg.cql_include_data else q_all[1:], dim=0)  # [B]
+    return q_all[0], lse, {}
+
+
+def conservative_q_loss(
+    nets: MacqlNets,
+    batch: dict[str, torch.Tensor],
+    cfg: MacqlConfig,
+    term: ConservativeTerm,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """½ (Q_tot(s, a) − y)² + α · conservative term, on one batch of transitions.
+
+    Returns (loss, parts) with parts detached: td_loss, cql_gap (before α), q_tot, target, plus the
+    term's own parts.
+    """
+    q_agents = nets.agent(batch["obs"])  # [B,N,A]
+    state = nets.norm_state(batch["state"])
+    target = td_target(nets, batch, cfg.gamma)
+    if cfg.cql_alpha > 0:
+        q_tot, push_down, extra = term(nets, q_agents, state, batch, cfg, generator)
+    else:
+        q_data = q_agents.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+        q_tot = nets.mixer(q_data, state)  # [B]
+    td_loss = 0.5 * (q_tot - target).pow(2).mean()
+    loss = td_loss
+    parts = {"td_loss": td_loss.detach(), "q_tot": q_tot.detach().mean(), "target": target.mean()}
+    if cfg.cql_alpha > 0:
+        gap = _conservative_term(push_down, q_tot, batch.get("synthetic"), cfg.cql_synthetic)
+        loss = loss + cfg.cql_alpha * gap
+        parts["cql_gap"] = gap.detach()
+        parts.update(extra)
+    parts["loss"] = loss.detach()
+    return loss, parts
+
+
 def macql_loss(
     nets: MacqlNets,
     batch: dict[str, torch.Tensor],
@@ -192,33 +261,7 @@ def macql_loss(
 
     Returns (loss, parts) with parts detached: td_loss, cql_gap (before α), q_tot, target.
     """
-    q_agents = nets.agent(batch["obs"])  # [B,N,A]
-    state = nets.norm_state(batch["state"])
-    target = td_target(nets, batch, cfg.gamma)
-    if cfg.cql_alpha > 0:
-        # One mixer pass for the data action and the sampled ones: row 0 of `joint` is the data action.
-        joint = torch.cat(
-            [
-                batch["actions"].unsqueeze(0),
-                sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator),
-            ]
-        )
-        q_joint = q_agents.unsqueeze(0).expand(joint.shape[0], -1, -1, -1)
-        q_all = nets.mixer(q_joint.gather(-1, joint.unsqueeze(-1)).squeeze(-1), state)  # [1+K,B]
-        q_tot = q_all[0]
-    else:
-        q_data = q_agents.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
-        q_tot = nets.mixer(q_data, state)  # [B]
-    td_loss = 0.5 * (q_tot - target).pow(2).mean()
-    loss = td_loss
-    parts = {"td_loss": td_loss.detach(), "q_tot": q_tot.detach().mean(), "target": target.mean()}
-    if cfg.cql_alpha > 0:
-        lse = torch.logsumexp(q_all if cfg.cql_include_data else q_all[1:], dim=0)  # [B]
-        gap = _conservative_term(lse, q_tot, batch.get("synthetic"), cfg.cql_synthetic)
-        loss = loss + cfg.cql_alpha * gap
-        parts["cql_gap"] = gap.detach()
-    parts["loss"] = loss.detach()
-    return loss, parts
+    return conservative_q_loss(nets, batch, cfg, sampled_cql_term, generator)
 
 
 def _conservative_term(
@@ -236,16 +279,16 @@ def _conservative_term(
     return lse.mean() - up
 
 
-def macql_update(
+def apply_update(
     nets: MacqlNets,
     optimiser: torch.optim.Optimizer,
-    batch: dict[str, torch.Tensor],
+    loss: torch.Tensor,
+    parts: dict[str, torch.Tensor],
     cfg: MacqlConfig,
     step: int,
-    generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One gradient step; `step` counts from 1 and schedules the target update. Returns the parts."""
-    loss, parts = macql_loss(nets, batch, cfg, generator)
+    """Backpropagate `loss`, clip, step the optimiser and update the target networks on schedule
+    (`step` counts from 1). Returns `parts` with grad_norm added when clipping."""
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
@@ -254,3 +297,16 @@ def macql_update(
     if step % cfg.target_update_every == 0:
         nets.update_target(cfg.target_tau)
     return parts
+
+
+def macql_update(
+    nets: MacqlNets,
+    optimiser: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    cfg: MacqlConfig,
+    step: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """One MACQL gradient step; `step` counts from 1 and schedules the target update. Returns the parts."""
+    loss, parts = macql_loss(nets, batch, cfg, generator)
+    return apply_update(nets, optimiser, loss, parts, cfg, step)

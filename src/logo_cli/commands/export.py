@@ -28,7 +28,7 @@ def command(
     out_dir: Path = typer.Option(
         ...,
         "--out",
-        help="Directory to write: agent.pt, mixer.pt (MACQL runs), export.json, manifest.json.",
+        help="Directory to write: agent.pt, mixer.pt (MACQL and CFCQL runs), export.json, manifest.json.",
         show_default=False,
     ),
     overwrite: bool = typer.Option(
@@ -39,7 +39,7 @@ def command(
     ),
     workspace: Path | None = workspace_option(),
 ) -> None:
-    """Export a policy to TorchScript (agent network; for MACQL also the mixer), loadable without logo-cli.
+    """Export a policy to TorchScript (agent network; for Q policies the mixer), loadable without logo-cli.
 
     The QMIX mixer carries its state standardisation; both are checked against the original networks
     before anything is written. See docs/export-convert.md for the signatures.

@@ -1,4 +1,4 @@
-"""`logo train-policy`: MACQL or behaviour cloning on real + synthetic transitions."""
+"""`logo train-policy`: MACQL, CFCQL or behaviour cloning on real + synthetic transitions."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from logo_cli.commands._common import (
 from logo_cli.errors import LogoError
 from logo_cli.tracking import LOGGER_HELP
 
-ALGOS = ("macql", "bc")
+ALGOS = ("macql", "cfcql", "bc")
 
 
 @user_errors
@@ -55,7 +55,13 @@ def command(
         "its newest finished pretrain run.",
         show_default=False,
     ),
-    algo: str = typer.Option("macql", "--algo", metavar=one_of("algo"), help="Policy learner: macql or bc."),
+    algo: str = typer.Option(
+        "macql",
+        "--algo",
+        metavar=one_of("algo"),
+        help="Policy learner: macql (QMIX + CQL over sampled joint actions), cfcql (QMIX + counterfactual "
+        "CQL: one agent's action varied at a time, weighted per agent) or bc (behaviour cloning).",
+    ),
     mode: str | None = typer.Option(
         None,
         "--mode",
@@ -95,9 +101,16 @@ def command(
     batch_size: int = typer.Option(256, "--batch-size", help="Transitions per gradient step."),
     lr: float = typer.Option(5e-4, "--lr", help="Adam learning rate."),
     gamma: float = typer.Option(0.99, "--gamma", help="Discount factor."),
-    cql_alpha: float = typer.Option(1.0, "--cql-alpha", help="Weight α of the CQL term (0: plain QMIX)."),
+    cql_alpha: float = typer.Option(
+        1.0,
+        "--cql-alpha",
+        help="Weight α of the CQL term (CFCQL's counterfactual term with --algo cfcql; 0: plain QMIX).",
+    ),
     cql_samples: int = typer.Option(
-        32, "--cql-samples", help="Joint actions sampled per state (available actions only) for the CQL term."
+        32,
+        "--cql-samples",
+        help="MACQL: joint actions sampled per state (available actions only) for the CQL term (CFCQL "
+        "enumerates its counterfactual actions exactly).",
     ),
     cql_include_data: bool = typer.Option(
         True,
@@ -112,6 +125,18 @@ def command(
         help="How the CQL term treats synthetic rows: 'none' leaves them out of it (they only enter the TD "
         "loss); 'data' treats them like real data; 'combo' pushes Q down on them and up only on real "
         "data actions (COMBO).",
+    ),
+    cfcql_temperature: float = typer.Option(
+        5.0,
+        "--cfcql-temperature",
+        help="CFCQL: temperature τ of the agent weights λ = softmax_i(τ · KL(μ_i ‖ β_i)) (0: equal weights; "
+        "larger: the penalty goes to the agent farthest from the behaviour policy).",
+    ),
+    cfcql_bc_steps: int = typer.Option(
+        2000,
+        "--cfcql-bc-steps",
+        help="CFCQL: behaviour-cloning steps fitting the behaviour policy β on the real data before Q "
+        "training.",
     ),
     n_step: int = typer.Option(
         1, "--n-step", help="Steps of the TD target, over real episodes and synthetic branches (1: one-step)."
@@ -150,7 +175,9 @@ def command(
         2000, "--rollout-starts", help="With --model: branches per refresh, each from a dataset state."
     ),
     rollout_epsilon: float = typer.Option(
-        0.1, "--rollout-epsilon", help="With --model: ε of the ε-greedy MACQL policy driving refreshes."
+        0.1,
+        "--rollout-epsilon",
+        help="With --model: ε of the ε-greedy MACQL / CFCQL policy driving refreshes.",
     ),
     bc_steps: int = typer.Option(
         2000, "--bc-steps", help="With --model: BC steps for the first rollout policy."
@@ -180,7 +207,7 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     config: Path | None = config_option(),
 ) -> None:
-    """Train a policy offline (MACQL with a QMIX mixer, or BC) on real and synthetic transitions.
+    """Train a policy offline (MACQL or CFCQL with a QMIX mixer, or BC) on real and synthetic transitions.
 
     Writes policy.pt (loadable by `logo evaluate` and `logo rollout --policy`), metrics.jsonl and
     manifest.json. An interrupted run resumes exactly from its last checkpoint.
@@ -217,7 +244,8 @@ def command(
         synthetic_ratio=synthetic_ratio, c=c, temperature=temperature, target_ess=target_ess,
         weight_by=weight_by, penalty_lambda=penalty_lambda, steps=steps,
         batch_size=batch_size, lr=lr, gamma=gamma, cql_alpha=cql_alpha, cql_samples=cql_samples,
-        cql_include_data=cql_include_data, cql_synthetic=cql_synthetic, n_step=n_step,
+        cql_include_data=cql_include_data, cql_synthetic=cql_synthetic, cfcql_temperature=cfcql_temperature,
+        cfcql_bc_steps=cfcql_bc_steps, n_step=n_step,
         normalise_state=normalise_state, termination=termination,
         target_update_every=target_update_every, target_tau=target_tau, hidden=hidden, layers=layers,
         eval_env=eval_env, eval_every=eval_every, eval_episodes=eval_episodes, refresh_every=refresh_every,
@@ -239,11 +267,12 @@ def command(
                 text["eval"] = f" | eval win {info['win_rate']:.0%}, return {info['return_mean']:.3g}"
                 phase = "train"
             elif phase == "train":
-                keys = ("loss", "td_loss", "cql_gap") if algo == "macql" else ("bc_loss",)
+                keys = ("loss", "td_loss", "cql_gap") if algo != "bc" else ("bc_loss",)
                 losses = " ".join(f"{k} {info[k]:.4g}" for k in keys if k in info)
                 text["train"] = f"{losses} | {info['steps_per_s']:.0f} steps/s"
             if phase not in tasks:
-                label = {"bc": "behaviour cloning", "rollout": "rollouts (transitions)"}.get(phase, algo)
+                labels = {"bc": "behaviour cloning", "behaviour": "behaviour policy β (BC)"}
+                label = {**labels, "rollout": "rollouts (transitions)"}.get(phase, algo)
                 tasks[phase] = bar.add_task(label, total=total or None, info="")
             if phase == "train":
                 bar.update(tasks[phase], completed=done, info=text["train"] + text["eval"])

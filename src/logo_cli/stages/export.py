@@ -2,7 +2,7 @@
 
 Output, a directory built beside `--out` and swapped in when complete:
   agent.pt      TorchScript agent network (policies/export.py: ScriptedAgent)
-  mixer.pt      TorchScript QMIX mixer with the state standardisation (MACQL policies only)
+  mixer.pt      TorchScript QMIX mixer with the state standardisation (MACQL and CFCQL policies)
   export.json   the description also embedded in each archive (inputs, conventions, greedy rule)
   manifest.json the usual run manifest (stage "export"; input hash)
 Before the swap the saved archives are loaded back with torch.jit.load and compared with the

@@ -1,8 +1,9 @@
-"""train-policy: MACQL (or BC) on real + synthetic transitions, with evaluation and exact resume.
+"""train-policy: MACQL, CFCQL (or BC) on real + synthetic transitions, with evaluation and exact resume.
 
 Synthetic data comes from a zarr buffer used as is (--synthetic), or from a world model rolled out in
 memory (--model) with the rollout stage's generator: first driven by behaviour cloning of the dataset,
-then, every `refresh_every` steps, by the current policy (ε-greedy over Q for MACQL), as MBPO/MOPO do.
+then, every `refresh_every` steps, by the current policy (ε-greedy over Q for MACQL and CFCQL), as
+MBPO/MOPO do. CFCQL first fits its behaviour policy by BC on the real data (kept in the checkpoint).
 While training, the run lives in `<out>.partial/` (checkpoint.pt + metrics.jsonl); it is renamed to
 `<out>` only when complete, so `<out>` is never half-written and an interrupted run resumes from its
 last checkpoint. The checkpoint holds everything random or learned (networks, target networks,
@@ -22,7 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from logo_cli.algos.bc import bc_loss
+from logo_cli.algos.cfcql import CfcqlConfig, CfcqlNets, cfcql_update
 from logo_cli.algos.macql import CqlSynthetic, MacqlConfig, MacqlNets, macql_update
 from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode, WeightBy
 from logo_cli.data.transitions import Transitions
@@ -37,14 +39,16 @@ from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
 from logo_cli.policies.torch_policy import AgentNetPolicy, Mode, policy_from_payload, policy_payload
 
-# progress(phase, done, total, info); phases: "bc" (first rollout policy), "rollout", "train", "eval".
+# progress(phase, done, total, info); phases: "behaviour" (CFCQL's β), "bc" (first rollout policy),
+# "rollout", "train", "eval".
 Progress = Callable[[str, int, int, dict], None]
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 # Config fields that may change between an interrupted run and its resumption.
 # The tracker is among them: how a run is watched does not change what it computes.
 RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device", "allow_incomplete", "logger")
-Algo = Literal["macql", "bc"]
+Algo = Literal["macql", "cfcql", "bc"]
+Q_ALGOS = ("macql", "cfcql")  # learners of per-agent Q with a QMIX mixer (policy mode "q")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class TrainPolicyConfig:
     cql_samples: int = 32  # sampled joint actions per state in the CQL term
     cql_include_data: bool = True  # the data joint action is one of the CQL logsumexp terms
     cql_synthetic: CqlSynthetic = "none"  # CQL on synthetic rows: "data", "combo" (COMBO) or "none"
+    cfcql_temperature: float = 5.0  # CFCQL: τ of the agent weights softmax_i(τ · KL(μ_i ‖ β_i))
+    cfcql_bc_steps: int = 2000  # CFCQL: BC steps fitting the behaviour policy β before Q training
     n_step: int = 1  # steps of the TD target (over real episodes and synthetic branches)
     normalise_state: bool = True  # standardise the mixer's state input with the real data's statistics
     target_update_every: int = 200  # steps between target-network updates
@@ -106,8 +112,8 @@ def _config_dict(cfg: TrainPolicyConfig) -> dict:
 
 
 def _check_config(cfg: TrainPolicyConfig) -> None:
-    if cfg.algo not in ("macql", "bc"):
-        raise LogoError(f"--algo {cfg.algo}: expected macql or bc")
+    if cfg.algo not in (*Q_ALGOS, "bc"):
+        raise LogoError(f"--algo {cfg.algo}: expected macql, cfcql or bc")
     if cfg.synthetic is not None and cfg.model is not None:
         raise LogoError("--synthetic / --model: give one, not both")
     if cfg.synthetic is None and cfg.model is None and cfg.mode != "real-only":
@@ -139,6 +145,7 @@ def _check_numbers(cfg: TrainPolicyConfig) -> None:
     number("--cql-alpha", cfg.cql_alpha, lo=0.0)
     number("--target-tau", cfg.target_tau, lo=0.0, hi=1.0, lo_open=True)
     number("--rollout-epsilon", cfg.rollout_epsilon, lo=0.0, hi=1.0)
+    number("--cfcql-temperature", cfg.cfcql_temperature, lo=0.0)
     integer("--hidden", cfg.hidden, hi=MAX_WIDTH)
     integer("--layers", cfg.layers, hi=MAX_LAYERS)
     integer("--cql-samples", cfg.cql_samples)
@@ -146,6 +153,8 @@ def _check_numbers(cfg: TrainPolicyConfig) -> None:
     integer("--refresh-every", cfg.refresh_every, lo=0)
     if cfg.model is not None:
         integer("--bc-steps", cfg.bc_steps)
+    if cfg.algo == "cfcql":
+        integer("--cfcql-bc-steps", cfg.cfcql_bc_steps)
 
 
 def _check_work(work: Path) -> None:
@@ -169,7 +178,9 @@ def _load_data(cfg: TrainPolicyConfig) -> tuple[Transitions, dict]:
 
     with open_dataset(cfg.data) as ds:
         if not ds.dims.discrete:
-            raise LogoError(f"{cfg.data}: MACQL and BC here need discrete actions (a continuous dataset)")
+            raise LogoError(
+                f"{cfg.data}: MACQL, CFCQL and BC here need discrete actions (a continuous dataset)"
+            )
         real = ds.transitions()
         attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float, bool))}
     if len(real) == 0:
@@ -185,8 +196,9 @@ class _Trainer:
         self.dims = real.dims
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(cfg.seed)
-            if cfg.algo == "macql":
-                self.nets: torch.nn.Module = MacqlNets(self.dims, cfg.hidden, cfg.layers)
+            if cfg.algo in Q_ALGOS:
+                nets_class = CfcqlNets if cfg.algo == "cfcql" else MacqlNets
+                self.nets: torch.nn.Module = nets_class(self.dims, cfg.hidden, cfg.layers)
                 if cfg.normalise_state:
                     self.nets.set_state_stats(torch.as_tensor(real.state))
                 params = self.nets.online_parameters()
@@ -197,7 +209,7 @@ class _Trainer:
                 params = list(self.nets.parameters())
         self.nets.to(cfg.device)
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
-        self.macql = MacqlConfig(
+        q_cfg = dict(
             gamma=cfg.gamma,
             cql_alpha=cfg.cql_alpha,
             cql_samples=cfg.cql_samples,
@@ -205,6 +217,11 @@ class _Trainer:
             target_update_every=cfg.target_update_every,
             target_tau=cfg.target_tau,
             cql_synthetic=cfg.cql_synthetic,
+        )
+        self.macql = (
+            CfcqlConfig(**q_cfg, temperature=cfg.cfcql_temperature)
+            if cfg.algo == "cfcql"
+            else MacqlConfig(**q_cfg)
         )
         self.gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
         self.sampler_rng = np.random.default_rng([cfg.seed, 1])
@@ -215,6 +232,7 @@ class _Trainer:
         self.rollout_policy: dict | None = None  # payload of the policy that made the current buffer
         self.rollout_rng_state: dict | None = None  # rollout RNG state before that buffer was made
         self.sampler: MixedSampler | None = None
+        self.behaviour_s = 0.0  # seconds spent fitting CFCQL's behaviour policy in this process
 
     # --- the policy and rollouts -------------------------------------------------------------
     def agent(self) -> AgentNet:
@@ -225,7 +243,7 @@ class _Trainer:
 
     @property
     def mode(self) -> Mode:
-        return "q" if self.cfg.algo == "macql" else "logits"
+        return "q" if self.cfg.algo in Q_ALGOS else "logits"
 
     def payload(self, net: AgentNet, mode: Mode) -> dict:
         return policy_payload(net, mode, self.dims, self.cfg.hidden, self.cfg.layers)
@@ -262,6 +280,30 @@ class _Trainer:
                 self.progress("rollout", sum(len(p) for p in parts), 0, {"step": self.step})
         return Transitions.concat(parts), np.concatenate(unc), np.concatenate(branches), np.concatenate(steps)
 
+    def fit_behaviour(self) -> None:
+        """CFCQL: fit β by BC on the real data (a fresh run only; a resumed one has it in the checkpoint).
+
+        train_bc seeds its own init and minibatches, so the global torch RNG and the run's other
+        generators are untouched and a run is repeatable."""
+        from logo_cli.algos.bc import train_bc
+
+        assert isinstance(self.nets, CfcqlNets)
+
+        def bc_progress(step: int, total: int, info: dict) -> None:
+            if self.progress is not None:
+                self.progress("behaviour", step, total, info)
+
+        bc = train_bc(
+            self.real,
+            steps=self.cfg.cfcql_bc_steps,
+            hidden=self.cfg.hidden,
+            layers=self.cfg.layers,
+            seed=self.cfg.seed,
+            device=self.cfg.device,
+            progress=bc_progress,
+        )
+        self.nets.set_behaviour(bc.net)
+
     def first_rollout_policy(self) -> dict:
         from logo_cli.algos.bc import train_bc
 
@@ -285,6 +327,9 @@ class _Trainer:
         assert self.sampler is not None
         batch = self.sampler.sample(self.cfg.batch_size)
         self.step += 1
+        if isinstance(self.nets, CfcqlNets):
+            assert isinstance(self.macql, CfcqlConfig)
+            return cfcql_update(self.nets, self.opt, batch, self.macql, self.step, self.gen)
         if isinstance(self.nets, MacqlNets):
             return macql_update(self.nets, self.opt, batch, self.macql, self.step, self.gen)
         loss = bc_loss(self.nets, batch)
@@ -330,6 +375,9 @@ class _Trainer:
     def _restore(self, state: dict, source: str) -> None:
         saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
         now = {k: v for k, v in _config_dict(self.cfg).items() if k not in RESUMABLE_CHANGES}
+        # A field newer than the checkpoint was at its default when that run was made.
+        defaults = {f.name: f.default for f in fields(TrainPolicyConfig) if f.default is not MISSING}
+        saved = {k: saved.get(k, defaults.get(k)) for k in now} | saved
         diffs = [f"{k} {saved.get(k)!r} vs {now[k]!r}" for k in now if saved.get(k) != now[k]]
         if diffs:
             raise LogoError(
@@ -427,6 +475,10 @@ def _train(cfg: TrainPolicyConfig, real: Transitions, work: Path, progress: Prog
         if state.get("format") != "logo-train-policy-state":
             raise LogoError(f"{ckpt}: not a train-policy checkpoint")
         t.restore(state, str(ckpt))
+    elif cfg.algo == "cfcql":
+        t0 = time.perf_counter()
+        t.fit_behaviour()
+        t.behaviour_s = time.perf_counter() - t0
     resumed_from = t.step
     env = _open_eval_env(cfg, t)
     try:
@@ -456,7 +508,7 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
         weight_by=cfg.weight_by,
         penalty_lambda=cfg.penalty_lambda,
         gamma=cfg.gamma,
-        n_step=cfg.n_step if cfg.algo == "macql" else 1,
+        n_step=cfg.n_step if cfg.algo in Q_ALGOS else 1,
         rng=t.sampler_rng,
         device=cfg.device,
     )
@@ -475,6 +527,8 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
     lines = _read_metrics(metrics_path, t.step)
     metrics_path.write_text("".join(line + "\n" for line in lines))
     timers = {"update_s": 0.0, "eval_s": 0.0, "rollout_s": 0.0}
+    if cfg.algo == "cfcql":
+        timers["behaviour_s"] = t.behaviour_s
     final: dict = {}
     window_t, window_steps = 0.0, 0
     from logo_cli.tracking import open_tracker
