@@ -551,3 +551,67 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- `logo sweep --report`: the sweep's artifacts laid out as a reproduction folder --------------
+
+
+def sweep_view(grid, tasks, root: Path) -> Path:
+    """ROOT/report/: eval/<quality>-<method>-s<seed>.json and data/<env>_<quality>.h5 as links to the
+    sweep's finished artifacts, params.json and plans.json from the grid, logs/steps.tsv the sweep's
+    own: the folder `main` reads. Rebuilt at every report (unfinished tasks simply have no link)."""
+    import shutil
+    import subprocess
+
+    view = root / "report"
+    shutil.rmtree(view, ignore_errors=True)
+    (view / "eval").mkdir(parents=True)
+    (view / "data").mkdir()
+    (view / "logs").mkdir()
+    stem = grid.env.replace(":", "_")
+    for t in tasks:
+        if not t.done(root):
+            continue
+        if t.stage == "evaluate":
+            name = f"{t.meta['quality']}-{t.meta['method']}-s{t.seed}.json"
+            (view / "eval" / name).symlink_to(t.artifact(root))
+        elif t.stage == "dataset":
+            (view / "data" / f"{stem}_{t.label}.h5").symlink_to(t.artifact(root))
+    steps = root / "logs" / "steps.tsv"
+    if steps.is_file():
+        (view / "logs" / "steps.tsv").symlink_to(steps)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=grid.path.resolve().parent
+    ).stdout.strip()
+    train = grid.options["train-policy"]
+    params = {
+        "env": grid.env,
+        "qualities": grid.qualities,
+        "methods": grid.methods,
+        "seeds": grid.seeds,
+        "grid": grid.path.name,
+        "options": grid.tables,  # as written in the grid file (relative paths stay relative)
+        "policy_steps": train["steps"][1] if "steps" in train else None,
+        "eval_seed": grid.eval_seed,
+        "commit": commit or None,
+        "artifacts": str(view),
+    }
+    (view / "params.json").write_text(json.dumps(params, indent=2))
+    (view / "plans.json").write_text(json.dumps([{"qualities": grid.qualities, "methods": grid.methods}]))
+    return view
+
+
+def sweep_report(grid, tasks, root: Path) -> dict:
+    """The aggregation of the sweep's finished evaluations: ROOT/results.json always, and the
+    markdown block, figure and compact results JSON the grid's [report] table names."""
+    import contextlib
+    import sys
+
+    view = sweep_view(grid, tasks, root)
+    argv = ["--out", str(view), "--json", str(root / "results.json")]
+    for key in ("markdown", "figure", "results-json"):
+        if key in grid.report:
+            argv += [f"--{key}", str(grid.report[key])]
+    argv += ["--tag", str(grid.report.get("tag", grid.path.stem))]
+    with contextlib.redirect_stdout(sys.stderr):  # stdout stays the sweep's (its --json summary)
+        return main(argv)
