@@ -94,7 +94,7 @@ def load(path: Path) -> Grid:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise LogoError(f"{path}: not a valid TOML file ({e})") from None
-    where = path.name
+    where = str(path)
     base = path.resolve().parent
 
     def fail(text: str) -> LogoError:

@@ -45,10 +45,12 @@ def command_options(
         name = key.replace("_", "-")
         param = params.get(name)
         if param is None or _name(param) in reserved:
-            hint = "set by the sweep" if param is not None else f"`logo {command}` options: {', '.join(known)}"
+            hint = f"--{_name(param)}: set by the sweep" if param is not None else f"`logo {command}` options: {', '.join(known)}"
             raise LogoError(f"{where}: unknown key '{key}' ({hint})")
         if isinstance(value, (dict, list)):
             raise LogoError(f"{where} {key}: expected one value, not {type(value).__name__}")
+        if param.is_flag and f"--{name}" in param.secondary_opts and isinstance(value, bool):
+            value = not value  # greedy = true on --stochastic/--greedy means --greedy
         out[_name(param)] = _words(param, value, base, f"{where} {key}")
     return out
 

@@ -1,0 +1,165 @@
+"""`logo sweep` before anything runs: the grid file's checks (one line, exit 2) and the task graph's
+shape and keys. No Ray needed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logo_cli.cli import app
+from logo_cli.sweep import graph
+from logo_cli.sweep import grid as grid_module
+
+REPO = Path(__file__).resolve().parents[1]
+MEDIUM = REPO / "datasets" / "smax_3m_medium.h5"
+
+BASE = f"""
+env = "smax:3m"
+qualities = ["medium", "small"]
+methods = ["logo-weight", "global-weight", "bc"]
+seeds = [0, 1]
+[datasets]
+small = "{MEDIUM}"
+[pretrain]
+max-steps = 5
+[train-policy]
+steps = 5
+horizon = 3
+[evaluate]
+episodes = 2
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "grid.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def one_line_error(tmp_path: Path, text: str) -> str:
+    result = CliRunner().invoke(app, ["sweep", str(write(tmp_path, text)), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda t: t + "\nthreads = 2\n", "unknown key 'threads'"),
+        (lambda t: t.replace('"bc"]', '"bc", "dqn"]'), "unknown method 'dqn'"),
+        (lambda t: t.replace("max-steps = 5", "max-steps = 5\nmax-stpes = 3"), "[pretrain]: unknown key 'max-stpes'"),
+        (lambda t: t.replace("steps = 5\nhorizon", "steps = 5\nout = \"x\"\nhorizon"), "'out' (--out: set by the sweep)"),
+        (lambda t: t.replace("episodes = 2", 'episodes = "many"'), "[evaluate] episodes = 'many'"),
+        (lambda t: t.replace(str(MEDIUM), "/nonexistent/data.h5"), "dataset file /nonexistent/data.h5 does not exist"),
+        (lambda t: t.replace('"medium", "small"]', '"tiny", "small"]'), "quality 'tiny'"),
+        (lambda t: t + "\n[train-policy.dqn]\nlr = 0.1\n", "[train-policy.dqn]: unknown method"),
+        (lambda t: t + "\n[evaluate\n", "not a valid TOML file"),
+    ],
+)
+def test_a_bad_grid_file_is_one_error_line_before_anything_runs(tmp_path, change, needle):
+    line = one_line_error(tmp_path, change(BASE))
+    assert needle in line, line
+    assert "grid.toml" in line
+
+
+def test_a_missing_grid_file_is_one_error_line(tmp_path):
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "none.toml"), "--dry-run"])
+    assert result.exit_code == 2 and "no such grid file" in result.output
+
+
+def test_options_take_the_commands_spellings_and_relative_paths_from_the_grid_folder(tmp_path):
+    text = BASE.replace("max-steps = 5", "max_steps = 5\nmodel = \"global\"\nshare-local = false") + (
+        '\n[collect]\nbehaviour = "ladder"\ngreedy = true\n'
+    )
+    with pytest.raises(Exception, match="'model' .--kind: set by the sweep"):  # --model is --kind's older name
+        grid_module.load(write(tmp_path, text))
+    g = grid_module.load(write(tmp_path, text.replace('model = "global"\n', "")))
+    assert g.options["pretrain"] == {"max-steps": ["--max-steps", "5"], "share-local": ["--per-agent-local"]}
+    assert g.options["collect"]["behaviour"] == ["--behaviour", str(tmp_path / "ladder")]
+    assert g.options["collect"]["stochastic"] == ["--greedy"]
+
+
+def test_shared_work_is_one_task_each():
+    g = grid_module.load(write_tmp(BASE))
+    tasks = graph.expand(g)
+    counts = {s: c["tasks"] for s, c in graph.counts(tasks).items()}
+    # 2 datasets; world models: 2 qualities x 2 kinds (logo, global) x 2 seeds; 2 x 3 x 2 policies
+    assert counts == {"dataset": 2, "pretrain": 8, "train-policy": 12, "evaluate": 12}
+    assert len({t.key for t in tasks}) == len(tasks)
+    order = {t.key: i for i, t in enumerate(tasks)}
+    assert all(order[d] < order[t.key] for t in tasks for d in t.deps)
+    bc = [t for t in tasks if t.stage == "train-policy" and t.meta["method"] == "bc"]
+    assert all(len(t.deps) == 1 for t in bc)  # real data only: no world model
+    assert all("--horizon" not in t.options for t in bc)  # a world-model option, left out
+
+
+def write_tmp(text: str) -> Path:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    return write(folder, text)
+
+
+def keys(text: str) -> dict[str, set[str]]:
+    tasks = graph.expand(grid_module.load(write_tmp(text)))
+    out: dict[str, set[str]] = {}
+    for t in tasks:
+        out.setdefault(t.stage, set()).add(t.key)
+    return out
+
+
+@pytest.mark.parametrize(
+    "change, changed",
+    [
+        (lambda t: t.replace("steps = 5\nhorizon", "steps = 6\nhorizon"), {"train-policy", "evaluate"}),
+        (lambda t: t.replace("max-steps = 5", "max-steps = 6"), {"pretrain", "train-policy", "evaluate"}),
+        (lambda t: t.replace("episodes = 2", "episodes = 3"), {"evaluate"}),
+        (lambda t: t.replace("steps = 5\nhorizon", "horizon"), {"train-policy", "evaluate"}),
+    ],
+)
+def test_a_changed_option_changes_the_keys_of_its_stage_and_those_after_it_only(change, changed):
+    before, after = keys(BASE), keys(change(BASE))
+    assert {s for s in graph.STAGES if before[s] != after[s]} == changed
+    first = next(s for s in graph.STAGES if s in changed)
+    assert not before[first] & after[first]  # a stage table applies to every task of the stage
+
+
+def test_a_world_model_option_does_not_touch_the_real_data_only_policies():
+    before, after = graph.expand(grid_module.load(write_tmp(BASE))), None
+    after = graph.expand(grid_module.load(write_tmp(BASE.replace("horizon = 3", "horizon = 4"))))
+    same = {t.key for t in before} & {t.key for t in after}
+    for t in before:
+        real_only = t.stage in ("train-policy", "evaluate") and t.label.split("/")[1] == "bc"
+        assert (t.key in same) == (t.stage in ("dataset", "pretrain") or real_only), t.label
+
+
+def test_dry_run_prints_the_graph_counts(tmp_path):
+    result = CliRunner().invoke(
+        app, ["sweep", str(write(tmp_path, BASE)), "--dry-run", "--json", "--root", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    doc = json.loads(result.output)
+    assert doc["tasks"] == 34 and doc["stages"]["pretrain"] == {"tasks": 8, "done": 0}
+
+
+def test_the_shipped_grids_load():
+    for path in sorted((REPO / "scripts" / "grids").glob("*.toml")):
+        tasks = graph.expand(grid_module.load(path))
+        assert tasks, path
+
+
+def test_without_ray_the_error_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    result = CliRunner().invoke(app, ["sweep", str(write(tmp_path, BASE)), "--root", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert re.search(r'pip install "logo-cli\[cluster\]"', result.output), result.output
