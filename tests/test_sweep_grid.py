@@ -53,10 +53,19 @@ def one_line_error(tmp_path: Path, text: str) -> str:
     [
         (lambda t: t + "\nthreads = 2\n", "unknown key 'threads'"),
         (lambda t: t.replace('"bc"]', '"bc", "dqn"]'), "unknown method 'dqn'"),
-        (lambda t: t.replace("max-steps = 5", "max-steps = 5\nmax-stpes = 3"), "[pretrain]: unknown key 'max-stpes'"),
-        (lambda t: t.replace("steps = 5\nhorizon", "steps = 5\nout = \"x\"\nhorizon"), "'out' (--out: set by the sweep)"),
+        (
+            lambda t: t.replace("max-steps = 5", "max-steps = 5\nmax-stpes = 3"),
+            "[pretrain]: unknown key 'max-stpes'",
+        ),
+        (
+            lambda t: t.replace("steps = 5\nhorizon", 'steps = 5\nout = "x"\nhorizon'),
+            "'out' (--out: set by the sweep)",
+        ),
         (lambda t: t.replace("episodes = 2", 'episodes = "many"'), "[evaluate] episodes = 'many'"),
-        (lambda t: t.replace(str(MEDIUM), "/nonexistent/data.h5"), "dataset file /nonexistent/data.h5 does not exist"),
+        (
+            lambda t: t.replace(str(MEDIUM), "/nonexistent/data.h5"),
+            "dataset file /nonexistent/data.h5 does not exist",
+        ),
         (lambda t: t.replace('"medium", "small"]', '"tiny", "small"]'), "quality 'tiny'"),
         (lambda t: t + "\n[train-policy.dqn]\nlr = 0.1\n", "[train-policy.dqn]: unknown method"),
         (lambda t: t + "\n[evaluate\n", "not a valid TOML file"),
@@ -74,10 +83,12 @@ def test_a_missing_grid_file_is_one_error_line(tmp_path):
 
 
 def test_options_take_the_commands_spellings_and_relative_paths_from_the_grid_folder(tmp_path):
-    text = BASE.replace("max-steps = 5", "max_steps = 5\nmodel = \"global\"\nshare-local = false") + (
+    text = BASE.replace("max-steps = 5", 'max_steps = 5\nmodel = "global"\nshare-local = false') + (
         '\n[collect]\nbehaviour = "ladder"\ngreedy = true\n'
     )
-    with pytest.raises(Exception, match="'model' .--kind: set by the sweep"):  # --model is --kind's older name
+    with pytest.raises(
+        Exception, match="'model' .--kind: set by the sweep"
+    ):  # --model is --kind's older name
         grid_module.load(write(tmp_path, text))
     g = grid_module.load(write(tmp_path, text.replace('model = "global"\n', "")))
     assert g.options["pretrain"] == {"max-steps": ["--max-steps", "5"], "share-local": ["--per-agent-local"]}

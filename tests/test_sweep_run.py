@@ -34,7 +34,11 @@ def local_ray(tmp_path_factory):
 
 def sweep(grid: Path, root: Path, *extra: str) -> tuple[int, dict, str]:
     result = CliRunner().invoke(app, ["sweep", str(grid), "--root", str(root), "--json", *extra])
-    summary = json.loads((root / "sweep_summary.json").read_text()) if (root / "sweep_summary.json").exists() else {}
+    summary = (
+        json.loads((root / "sweep_summary.json").read_text())
+        if (root / "sweep_summary.json").exists()
+        else {}
+    )
     return result.exit_code, summary, result.output
 
 
@@ -91,7 +95,9 @@ def test_a_changed_policy_option_reruns_only_policies_and_evaluations(tiny_root,
 
 
 def test_a_task_whose_worker_dies_is_retried_and_the_grid_completes(tmp_path, monkeypatch):
-    grid = variant(tmp_path, 'methods = ["logo-weight", "bc"]\nseeds = [0, 1]', 'methods = ["bc"]\nseeds = [0]')
+    grid = variant(
+        tmp_path, 'methods = ["logo-weight", "bc"]\nseeds = [0, 1]', 'methods = ["bc"]\nseeds = [0]'
+    )
     monkeypatch.setenv("LOGO_SWEEP_TEST_CRASH", "dataset")  # its first attempt: os._exit
     code, summary, output = sweep(grid, tmp_path / "root")
     assert code == 0, output
@@ -103,10 +109,10 @@ def test_a_task_whose_worker_dies_is_retried_and_the_grid_completes(tmp_path, mo
 def test_a_broken_dataset_skips_its_dependants_and_the_rest_completes(tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not an hdf5 file" * 64)
-    grid = variant(
-        tmp_path, f'expert = "{REPO}/datasets/smax_3m_expert.h5"', f'expert = "{broken}"'
+    grid = variant(tmp_path, f'expert = "{REPO}/datasets/smax_3m_expert.h5"', f'expert = "{broken}"')
+    text = grid.read_text().replace(
+        'methods = ["logo-weight", "bc"]\nseeds = [0, 1]', 'methods = ["bc"]\nseeds = [0]'
     )
-    text = grid.read_text().replace('methods = ["logo-weight", "bc"]\nseeds = [0, 1]', 'methods = ["bc"]\nseeds = [0]')
     grid.write_text(text)
     code, summary, output = sweep(grid, tmp_path / "root")
     assert code == 2

@@ -14,23 +14,28 @@ from logo_cli.commands._common import err, out, print_json, say, user_errors
 @user_errors
 def command(
     grid_file: Path = typer.Argument(
-        ..., metavar="GRID", help="Grid file (TOML): env, qualities, methods, seeds and one table per stage.",
+        ...,
+        metavar="GRID",
+        help="Grid file (TOML): env, qualities, methods, seeds and one table per stage.",
         show_default=False,
     ),
     root: Path | None = typer.Option(
-        None, "--root",
+        None,
+        "--root",
         help="Folder of the sweep's artifacts, ROOT/<stage>/<key>/, and logs (ROOT/logs). On a cluster: "
         "storage every node sees at the same path. Default: runs/sweep/<grid file name>.",
         show_default=False,
     ),
     address: str | None = typer.Option(
-        None, "--address",
+        None,
+        "--address",
         help="Ray cluster to run on: auto (the one `ray start` made here) or ray://host:port. "
         "Default: a local Ray started for this sweep, sized by --num-cpus.",
         show_default=False,
     ),
     num_cpus: int | None = typer.Option(
-        None, "--num-cpus",
+        None,
+        "--num-cpus",
         help="Without --address: CPUs of the local Ray (tasks side by side = this / --cpus-per-task). "
         "Default: every core of this machine.",
         show_default=False,
@@ -39,17 +44,20 @@ def command(
         1, "--cpus-per-task", help="CPUs each task reserves (also its torch threads)."
     ),
     max_retries: int = typer.Option(
-        2, "--max-retries",
+        2,
+        "--max-retries",
         help="Retries of a task whose worker died or that failed unexpectedly; a refused input "
         "(an exit-code-2 error) is not retried.",
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run",
+        False,
+        "--dry-run",
         help="Print the task graph (tasks per stage, how many are finished) and run nothing; with "
         "--report, report on the finished evaluations only.",
     ),
     report: bool = typer.Option(
-        False, "--report",
+        False,
+        "--report",
         help="At the end, aggregate the finished evaluations: ROOT/results.json, and the markdown "
         "block, figure and results JSON the grid's [report] table names.",
     ),
@@ -136,7 +144,10 @@ def _report(grid, tasks, root: Path) -> None:
     from logo_cli.sweep.report import sweep_report
 
     result = sweep_report(grid, tasks, root)
-    say(f"report: {root / 'results.json'} ({len(result['runs'])} evaluations, {len(result['missing'])} missing)")
+    say(
+        f"report: {root / 'results.json'} ({len(result['runs'])} evaluations, "
+        f"{len(result['missing'])} missing)"
+    )
 
 
 def _counts_table(counts: dict, root: Path) -> None:
@@ -148,5 +159,7 @@ def _counts_table(counts: dict, root: Path) -> None:
     table.add_column("finished", justify="right")
     for stage, c in counts.items():
         table.add_row(stage, str(c["tasks"]), str(c["done"]))
-    table.add_row("total", str(sum(c["tasks"] for c in counts.values())), str(sum(c["done"] for c in counts.values())))
+    table.add_row(
+        "total", str(sum(c["tasks"] for c in counts.values())), str(sum(c["done"] for c in counts.values()))
+    )
     out.print(table)

@@ -77,8 +77,12 @@ def run_graph(
     cpus_per_task: int = 1,
     max_retries: int = 2,
     on_update: Callable[[State], None] | None = None,
+    runner: Callable[[dict], dict] | None = None,
 ) -> State:
-    """Run every unfinished task; returns the final state (no task left pending or running)."""
+    """Run every unfinished task; returns the final state (no task left pending or running).
+
+    `runner` replaces task.run, the function each task calls with its spec (benchmarks/sweep_overhead.py
+    runs no-op tasks through this loop to measure its own cost)."""
     ray = ray_module()
     from logo_cli.sweep import task as task_module
 
@@ -91,7 +95,7 @@ def run_graph(
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0) > 0
     state.slots = max(1, int(resources.get("CPU", 1) // cpus_per_task))
-    remote = ray.remote(task_module.run)
+    remote = ray.remote(runner or task_module.run)
     crash = os.environ.get(CRASH_ENV)  # read here: a shared cluster's workers do not see our env
     running: dict = {}  # object ref -> task key
     (root / "logs").mkdir(parents=True, exist_ok=True)
@@ -204,7 +208,9 @@ def _log_step(root: Path, t: Task, state: State) -> None:
     with path.open("a") as f:
         if new:
             f.write("time\tkind\tname\tseconds\tstatus\n")
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\tstep\t{name}\t{seconds:.3f}\t{status}\n")
+        f.write(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\tstep\t{name}\t{seconds:.3f}\t{status}\n"
+        )
 
 
 def log_session(root: Path, seconds: float, status: str) -> None:
@@ -214,7 +220,9 @@ def log_session(root: Path, seconds: float, status: str) -> None:
     with path.open("a") as f:
         if new:
             f.write("time\tkind\tname\tseconds\tstatus\n")
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\tsession\trun\t{seconds:.3f}\t{status}\n")
+        f.write(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\tsession\trun\t{seconds:.3f}\t{status}\n"
+        )
 
 
 def summary(state: State, root: Path, log: Callable[[Task], Path] = log_path) -> dict:

@@ -46,11 +46,18 @@ METHODS: dict[str, tuple[str | None, tuple[str, ...]]] = {
 COLLECTED = ("expert", "medium", "medium_replay", "mixed", "random")  # qualities `logo collect` makes
 
 # The stage tables and the command each one configures.
-STAGES = {"collect": "collect", "pretrain": "pretrain", "train-policy": "train-policy", "evaluate": "evaluate"}
+STAGES = {
+    "collect": "collect",
+    "pretrain": "pretrain",
+    "train-policy": "train-policy",
+    "evaluate": "evaluate",
+}
 # Options the sweep sets itself (inputs, outputs, seeds, device): not allowed in the tables.
 RESERVED = {
     "collect": {"env", "quality", "out", "overwrite", "device", "json", "workspace", "config"},
-    "pretrain": {"data", "kind", "out", "seed", "device", "resume", "overwrite", "json", "workspace", "config"},
+    "pretrain": {
+        "data", "kind", "out", "seed", "device", "resume", "overwrite", "json", "workspace", "config",
+    },
     "train-policy": {
         "data", "model", "synthetic", "algo", "mode", "out", "seed", "device", "overwrite", "json",
         "workspace", "config",
@@ -121,7 +128,7 @@ def load(path: Path) -> Grid:
     datasets: dict[str, Path] = {}
     given = doc.get("datasets", {})
     if not isinstance(given, dict):
-        raise fail("[datasets]: expected a table quality = \"file.h5\"")
+        raise fail('[datasets]: expected a table quality = "file.h5"')
     for quality, file in given.items():
         if quality not in qualities:
             raise fail(f"[datasets] {quality}: not one of qualities ({', '.join(qualities)})")
@@ -134,7 +141,8 @@ def load(path: Path) -> Grid:
     for q in qualities:
         if q not in datasets and q not in COLLECTED:
             raise fail(
-                f"quality '{q}': give its file in [datasets] or use a collected quality ({', '.join(COLLECTED)})"
+                f"quality '{q}': give its file in [datasets] or use a collected quality "
+                f"({', '.join(COLLECTED)})"
             )
 
     from logo_cli.sweep.options import command_options  # the commands' own option definitions
@@ -161,7 +169,9 @@ def load(path: Path) -> Grid:
         if key in report:
             report[key] = (base / str(report[key])).resolve()
     tables = {t: doc[t] for t in STAGES if t in doc}
-    return Grid(path, env, qualities, methods, seeds, eval_seed, datasets, options, method_options, report, tables)
+    return Grid(
+        path, env, qualities, methods, seeds, eval_seed, datasets, options, method_options, report, tables
+    )
 
 
 def _strings(doc: dict, key: str, fail) -> list[str]:

@@ -45,7 +45,11 @@ def command_options(
         name = key.replace("_", "-")
         param = params.get(name)
         if param is None or _name(param) in reserved:
-            hint = f"--{_name(param)}: set by the sweep" if param is not None else f"`logo {command}` options: {', '.join(known)}"
+            hint = (
+                f"--{_name(param)}: set by the sweep"
+                if param is not None
+                else f"`logo {command}` options: {', '.join(known)}"
+            )
             raise LogoError(f"{where}: unknown key '{key}' ({hint})")
         if isinstance(value, (dict, list)):
             raise LogoError(f"{where} {key}: expected one value, not {type(value).__name__}")

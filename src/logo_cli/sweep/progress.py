@@ -34,7 +34,11 @@ def _cell(statuses: list[str]) -> Text:
         return Text("")
     done = sum(s in ("cached", "ran") for s in statuses)
     text = Text(f"{done}/{len(statuses)}", style="green" if done == len(statuses) else "")
-    for status, mark, style in (("running", "run", "cyan"), ("failed", "failed", "red"), ("skipped", "skip", "yellow")):
+    for status, mark, style in (
+        ("running", "run", "cyan"),
+        ("failed", "failed", "red"),
+        ("skipped", "skip", "yellow"),
+    ):
         n = statuses.count(status)
         if n:
             text.append(f" {n} {mark}", style=style)
@@ -46,7 +50,9 @@ def eta(state: State) -> float | None:
     over the cluster's slots; None until every stage still to run has a finished task."""
     means = {}
     for s in STAGES:
-        times = [r["seconds"] for k, r in state.records.items() if state.status[k] == "ran" and r.get("stage") == s]
+        times = [
+            r["seconds"] for k, r in state.records.items() if state.status[k] == "ran" and r.get("stage") == s
+        ]
         if times:
             means[s] = sum(times) / len(times)
     left = 0.0
@@ -63,7 +69,10 @@ def eta(state: State) -> float | None:
 
 
 def footer(state: State) -> str:
-    counts = {s: sum(1 for v in state.status.values() if v == s) for s in ("cached", "ran", "running", "failed", "skipped")}
+    counts = {
+        s: sum(1 for v in state.status.values() if v == s)
+        for s in ("cached", "ran", "running", "failed", "skipped")
+    }
     left = eta(state)
     clock = "?" if left is None else f"{int(left) // 3600}:{int(left) // 60 % 60:02d}:{int(left) % 60:02d}"
     elapsed = int(time.time() - state.t0)

@@ -5,7 +5,9 @@
         --markdown docs/results.md --figure docs/figures/reproduce_smax_3m.png
 
 `logo sweep --report` first lays its finished evaluations out as the folder described below
-(`sweep_view`) and then runs `main` on it. Reads OUT/eval/<quality>-<method>-s<seed>.json (from `logo evaluate --out`), the policy run's
+(`sweep_view`) and then runs `main` on it.
+
+Reads OUT/eval/<quality>-<method>-s<seed>.json (from `logo evaluate --out`), the policy run's
 manifest.json for provenance, OUT/params.json for the intended grid and OUT/logs/steps.tsv for the
 wall time. Per quality x method: mean and sample sd (ddof 1) over seeds of the win rate and the mean
 return, with the number of seeds; a run that is absent counts as missing, never as a zero. Writes
@@ -581,7 +583,10 @@ def sweep_view(grid, tasks, root: Path) -> Path:
     if steps.is_file():
         (view / "logs" / "steps.tsv").symlink_to(steps)
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=grid.path.resolve().parent
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=grid.path.resolve().parent,
     ).stdout.strip()
     train = grid.options["train-policy"]
     params = {
