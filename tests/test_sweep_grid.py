@@ -13,6 +13,8 @@ from logo_cli.cli import app
 from logo_cli.sweep import graph
 from logo_cli.sweep import grid as grid_module
 
+METHODS = ("logo-weight", "global-weight", "bc")
+
 REPO = Path(__file__).resolve().parents[1]
 MEDIUM = REPO / "datasets" / "smax_3m_medium.h5"
 
@@ -174,3 +176,41 @@ def test_without_ray_the_error_says_what_to_install(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["sweep", str(write(tmp_path, BASE)), "--root", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert re.search(r'pip install "logo-cli\[cluster\]"', result.output), result.output
+
+
+def test_the_live_table_counts_each_cell_and_the_eta_spreads_the_rest_over_the_slots():
+    from rich.console import Console
+
+    from logo_cli.sweep import progress
+    from logo_cli.sweep.execute import State
+
+    tasks = graph.expand(grid_module.load(write_tmp(BASE)))
+    state = State(tasks, slots=2)
+    for t in tasks:
+        state.status[t.key] = "pending"
+    assert progress.eta(state) is None  # no stage has a measured task yet
+    for t in tasks:
+        if t.stage in ("dataset", "pretrain"):
+            state.status[t.key] = "ran"
+            state.records[t.key] = {"stage": t.stage, "seconds": 10.0}
+    policies = [t for t in tasks if t.stage == "train-policy"]
+    state.status[policies[0].key], state.records[policies[0].key] = (
+        "ran",
+        {"stage": "train-policy", "seconds": 4.0},
+    )
+    state.status[policies[1].key] = "failed"
+    assert progress.eta(state) is None  # evaluations not measured yet
+    evals = [t for t in tasks if t.stage == "evaluate"]
+    state.status[evals[0].key], state.records[evals[0].key] = "ran", {"stage": "evaluate", "seconds": 2.0}
+    state.status[evals[1].key] = "skipped"
+    # 10 policies left at 4 s and 10 evaluations at 2 s, two at a time
+    assert progress.eta(state) == pytest.approx((10 * 4.0 + 10 * 2.0) / 2)
+    line = progress.footer(state)
+    assert line.startswith("34 tasks: 0 finished before, 12 ran, 0 running, 1 failed, 1 skipped")
+    console = Console(width=200, record=True)
+    console.print(progress.table(state))
+    text = console.export_text()
+    rows = {m: next(x for x in text.splitlines() if "medium " in x and f" {m} " in x) for m in METHODS}
+    assert re.search(r"1/2 │ +1/2 │$", rows["logo-weight"])  # seed 0 of 2 trained and evaluated
+    assert "0/2 1 failed" in rows["global-weight"] and "0/2 1 skip" in rows["global-weight"]
+    assert "(shared)" in text and "4/4" in text
