@@ -97,6 +97,15 @@ def overhead(n: int) -> dict:
     }
 
 
+# The cluster's nodes, asked in a process of its own (with the same environment as the nodes).
+NODES = """
+import json, sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print(json.dumps([{"node_id": n["NodeID"], "alive": n["Alive"], "cpus": n["Resources"].get("CPU")}
+                  for n in ray.nodes()]))
+"""
+
+
 def two_nodes(port: int) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
 
@@ -106,36 +115,26 @@ def two_nodes(port: int) -> dict:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
+    # Ray 2.60: a head node that finds a token (~/.ray/auth_token) requires it, and a joining node
+    # sends it only in token mode; one token file on one machine serves both nodes and the driver.
+    env.setdefault("RAY_AUTH_MODE", "token")
+    if env["RAY_AUTH_MODE"] == "token":
+        sh("ray", "get-auth-token", "--generate")  # makes ~/.ray/auth_token when there is none
     address = f"127.0.0.1:{port}"
-    t0 = time.perf_counter()
-    sh(
-        "ray",
-        "start",
-        "--head",
-        f"--port={port}",
-        "--num-cpus=1",
-        "--temp-dir=/tmp/rayA",
-        "--include-dashboard=false",
-    )
-    sh("ray", "start", f"--address={address}", "--num-cpus=1", "--temp-dir=/tmp/rayB")
-    cluster_start_s = time.perf_counter() - t0
     try:
+        t0 = time.perf_counter()
+        sh("ray", "start", "--head", f"--port={port}", "--num-cpus=1", "--temp-dir=/tmp/rayA",
+           "--include-dashboard=false")  # fmt: skip
+        sh("ray", "start", f"--address={address}", "--num-cpus=1", "--temp-dir=/tmp/rayB")
+        cluster_start_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as root:
             grid = REPO / "scripts" / "grids" / "smax_3m_tiny.toml"
             t0 = time.perf_counter()
             out = sh(sys.executable, "-m", "logo_cli", "sweep", str(grid), "--address", address,
-                     "--root", root,
-                     "--json", check=False)  # fmt: skip
+                     "--root", root, "--json", check=False)  # fmt: skip
             wall = time.perf_counter() - t0
             summary = json.loads(out) if out.strip() else {}
-        import ray
-
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        nodes = [
-            {"node_id": n["NodeID"], "alive": n["Alive"], "cpus": n["Resources"].get("CPU")}
-            for n in ray.nodes()
-        ]
-        ray.shutdown()
+        nodes = json.loads(sh(sys.executable, "-c", NODES, address))
     finally:
         sh("ray", "stop", "--force", check=False)
     tasks = summary.get("tasks", [])
@@ -151,7 +150,7 @@ def two_nodes(port: int) -> dict:
         "nodes": nodes,
         "tasks_per_node": per_node,
         "tasks": [{k: t[k] for k in ("stage", "label", "node_id", "seconds")} for t in tasks],
-        "auth_mode": os.environ.get("RAY_AUTH_MODE", "unset (token by default for new clusters)"),
+        "auth_mode": env["RAY_AUTH_MODE"],
     }
 
 
