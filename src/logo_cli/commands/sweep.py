@@ -89,7 +89,6 @@ def command(
     from logo_cli.sweep.progress import LiveTable
 
     started = time.perf_counter()
-    state = None
     try:
         with LiveTable(err) as live:
             state = execute.run_graph(

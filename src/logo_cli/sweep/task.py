@@ -74,7 +74,8 @@ def run(spec: dict) -> dict:
 
 
 def _count_attempt(task_dir: Path) -> int:
-    """This attempt's number (1 for the first), kept in the task folder across worker deaths."""
+    """This attempt's number (1 for the first), kept in the task folder across worker deaths (and
+    across sweeps: a task that failed in an earlier sweep starts its next one at 2)."""
     path = task_dir / ".attempts"
     try:
         n = int(path.read_text()) + 1
@@ -141,7 +142,7 @@ def _invoke(argv: list[str], log: Path) -> tuple[int, str]:
         code = _cli().main(argv, prog_name="logo", standalone_mode=False)
     except Exception as e:  # click's usage errors, and anything past the command's own boundary
         print(f"error: {type(e).__name__}: {e}", flush=True)
-        return (2 if hasattr(e, "exit_code") and getattr(e, "exit_code", 1) == 2 else 1), str(e)
+        return (2 if getattr(e, "exit_code", 1) == 2 else 1), str(e)  # a usage error is click's 2
     code = code if isinstance(code, int) else 0
     return code, _last_error(log) if code else ""
 
