@@ -214,3 +214,28 @@ def test_the_live_table_counts_each_cell_and_the_eta_spreads_the_rest_over_the_s
     assert re.search(r"1/2 │ +1/2 │$", rows["logo-weight"])  # seed 0 of 2 trained and evaluated
     assert "0/2 1 failed" in rows["global-weight"] and "0/2 1 skip" in rows["global-weight"]
     assert "(shared)" in text and "4/4" in text
+
+
+def test_several_maps_each_get_their_datasets_and_everything_after_them():
+    text = BASE.replace('env = "smax:3m"', 'env = ["smax:3m", "smax:2s3z"]')
+    text = (
+        text.replace("[datasets]\n", '[datasets."smax:3m"]\n')
+        + f'[datasets."smax:2s3z"]\nsmall = "{MEDIUM}"\n'
+    )
+
+    tasks = graph.expand(grid_module.load(write_tmp(text)))
+    counts = {s: c["tasks"] for s, c in graph.counts(tasks).items()}
+    assert counts == {"dataset": 4, "pretrain": 16, "train-policy": 24, "evaluate": 24}
+    assert len({t.key for t in tasks}) == len(tasks)
+    data = {(t.meta["env"], t.meta["quality"]): t for t in tasks if t.stage == "dataset"}
+    assert data[("smax:3m", "small")].source == data[("smax:2s3z", "small")].source == str(MEDIUM)
+    assert data[("smax:2s3z", "medium")].source is None  # collected, from its own map
+    assert data[("smax:2s3z", "medium")].options[:2] == ["--env", "smax:2s3z"]
+    evals = [t for t in tasks if t.stage == "evaluate" and t.meta["env"] == "smax:2s3z"]
+    assert all(t.options[:2] == ["--env", "smax:2s3z"] for t in evals)
+    assert evals[0].label.startswith("smax:2s3z ")
+
+
+def test_several_maps_need_one_datasets_table_per_map(tmp_path):
+    text = BASE.replace('env = "smax:3m"', 'env = ["smax:3m", "smax:2s3z"]')
+    assert "one table per map" in one_line_error(tmp_path, text)

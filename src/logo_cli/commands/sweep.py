@@ -142,11 +142,10 @@ command.__doc__ = "\n\n".join(
 def _report(grid, tasks, root: Path) -> None:
     from logo_cli.sweep.report import sweep_report
 
-    result = sweep_report(grid, tasks, root)
-    say(
-        f"report: {root / 'results.json'} ({len(result['runs'])} evaluations, "
-        f"{len(result['missing'])} missing)"
-    )
+    for env, result in sweep_report(grid, tasks, root).items():
+        name = "results.json" if len(grid.envs) == 1 else f"results_{env.replace(':', '_')}.json"
+        runs, missing = len(result["runs"]), len(result["missing"])
+        say(f"report {env}: {root / name} ({runs} evaluations, {missing} missing)")
 
 
 def _counts_table(counts: dict, root: Path) -> None:

@@ -8,6 +8,7 @@ cancels the running tasks; a rerun continues from the finished artifacts.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,7 +178,12 @@ def _spec(t: Task, by_key: dict[str, Task], root: Path, num_cpus: int, device: s
 
 
 def log_path(t: Task, root: Path) -> Path:
-    return root / "logs" / f"{t.stage}-{t.label.replace('/', '-')}-{t.key}.log"
+    return root / "logs" / f"{t.stage}-{_file_name(t.label)}-{t.key}.log"
+
+
+def _file_name(label: str) -> str:
+    """medium/logo-weight/s0 -> medium-logo-weight-s0 (smax:3m medium/... -> smax_3m_medium-...)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label.replace("/", "-"))
 
 
 def _read_record(t: Task, root: Path) -> dict:
@@ -204,7 +210,7 @@ def _log_step(root: Path, t: Task, state: State) -> None:
     new = not path.is_file()
     seconds = state.records.get(t.key, {}).get("seconds", time.time() - state.started[t.key])
     status = "ran" if state.status[t.key] == "ran" else "failed"
-    name = f"{STEP_PREFIX[t.stage]}-{t.label.replace('/', '-')}"
+    name = f"{STEP_PREFIX[t.stage]}-{_file_name(t.label)}"
     with path.open("a") as f:
         if new:
             f.write("time\tkind\tname\tseconds\tstatus\n")

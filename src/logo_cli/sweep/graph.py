@@ -57,17 +57,26 @@ def _words(options: dict[str, list[str]]) -> list[str]:
 def expand(grid: Grid) -> list[Task]:
     """The tasks in an order where every task comes after its dependencies."""
     tasks: list[Task] = []
+    for env in grid.envs:
+        tasks += _expand_env(grid, env)
+    return tasks
+
+
+def _expand_env(grid: Grid, env: str) -> list[Task]:
+    tasks: list[Task] = []
     data: dict[str, Task] = {}
     for q in grid.qualities:
-        if q in grid.datasets:
-            file = grid.datasets[q]
+        place, meta = grid.place(env, q), {"env": env, "quality": q}
+        if (env, q) in grid.datasets:
+            file = grid.datasets[(env, q)]
             stat = file.stat()
             # A file is identified by where it is and its size and time: replacing it makes a new key.
-            extra = {"file": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-            t = Task("dataset", task_key("dataset", [], [], extra), q, (q, "-"), [], [], source=str(file))
+            extra = {"env": env, "file": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            key = task_key("dataset", [], [], extra)
+            t = Task("dataset", key, place, (place, "-"), [], [], source=str(file), meta=meta)
         else:
-            opts = ["--env", grid.env, "--quality", q, *_words(grid.options["collect"])]
-            t = Task("dataset", task_key("dataset", [], opts, {}), q, (q, "-"), [], opts)
+            opts = ["--env", env, "--quality", q, *_words(grid.options["collect"])]
+            t = Task("dataset", task_key("dataset", [], opts, {}), place, (place, "-"), [], opts, meta=meta)
         data[q] = t
         tasks.append(t)
 
@@ -75,16 +84,19 @@ def expand(grid: Grid) -> list[Task]:
     kinds = list(dict.fromkeys(k for m in grid.methods if (k := METHODS[m][0]) is not None))
     for seed in grid.seeds:
         for q in grid.qualities:
+            place = grid.place(env, q)
             for kind in kinds:
                 d = data[q]
                 opts = ["--kind", kind, "--seed", str(seed), *_words(grid.options["pretrain"])]
                 key = task_key("pretrain", [d.key], opts, {})
-                t = Task("pretrain", key, f"{q}/{kind}/s{seed}", (q, "-"), [d.key], opts, seed=seed)
+                label = f"{place}/{kind}/s{seed}"
+                t = Task("pretrain", key, label, (place, "-"), [d.key], opts, seed=seed, meta=d.meta)
                 models[(q, kind, seed)] = t
                 tasks.append(t)
 
     for seed in grid.seeds:
         for q in grid.qualities:
+            place = grid.place(env, q)
             for m in grid.methods:
                 kind, method_words = METHODS[m]
                 deps = [data[q].key]
@@ -92,14 +104,15 @@ def expand(grid: Grid) -> list[Task]:
                     deps.append(models[(q, kind, seed)].key)
                 opts = [*method_words, "--seed", str(seed), *_words(method_options(grid, m))]
                 key = task_key("train-policy", deps, opts, {})
-                label = f"{q}/{m}/s{seed}"
-                policy = Task("train-policy", key, label, (q, m), deps, opts, seed=seed, meta={"method": m})
+                label, meta = f"{place}/{m}/s{seed}", {"env": env, "quality": q, "method": m}
+                policy = Task("train-policy", key, label, (place, m), deps, opts, seed=seed, meta=meta)
                 tasks.append(policy)
-                opts = ["--env", grid.env, "--seed", str(grid.eval_seed + seed)]
+                opts = ["--env", env, "--seed", str(grid.eval_seed + seed)]
                 opts += _words(grid.options["evaluate"])
                 key = task_key("evaluate", [policy.key], opts, {})
-                meta = {"quality": q, "method": m}
-                tasks.append(Task("evaluate", key, label, (q, m), [policy.key], opts, seed=seed, meta=meta))
+                tasks.append(
+                    Task("evaluate", key, label, (place, m), [policy.key], opts, seed=seed, meta=meta)
+                )
     return tasks
 
 

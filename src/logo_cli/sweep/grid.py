@@ -1,12 +1,13 @@
 """Read and check a sweep's grid file (TOML) before anything runs.
 
-    env = "smax:3m"
+    env = "smax:3m"                   # or a list of maps: env = ["smax:3m", "smax:2s3z"]
     qualities = ["medium", "small"]
     methods = ["logo-weight", "bc"]
     seeds = [0, 1, 2]
     eval-seed = 10000                 # evaluation seed = eval-seed + seed (paired across methods)
     [datasets]                        # quality -> an existing .h5 file; the other qualities are collected
     small = "../../datasets/smax_3m_medium.h5"
+                                      # (several maps: one table per map, [datasets."smax:3m"])
     [collect]                         # then one table per stage, with the stage command's option names
     episodes = 2000
     [train-policy]
@@ -78,19 +79,20 @@ REPORT_KEYS = {"markdown", "figure", "results-json", "tag"}
 @dataclass
 class Grid:
     path: Path
-    env: str
+    envs: list[str]  # the maps, family:scenario
     qualities: list[str]
     methods: list[str]
     seeds: list[int]
     eval_seed: int
-    datasets: dict[str, Path]  # quality -> existing file; the others are collected
+    datasets: dict[tuple[str, str], Path]  # (env, quality) -> existing file; the others are collected
     options: dict[str, dict[str, list[str]]]  # stage -> option name -> its command-line words
     method_options: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # method's own table
     report: dict[str, object] = field(default_factory=dict)
     tables: dict[str, dict] = field(default_factory=dict)  # the stage tables as written, for records
 
-    def wm_kind(self, method: str) -> str | None:
-        return METHODS[method][0]
+    def place(self, env: str, quality: str) -> str:
+        """How tables and labels name a dataset: its quality, prefixed by its map when there are several."""
+        return quality if len(self.envs) == 1 else f"{env} {quality}"
 
 
 def load(path: Path) -> Grid:
@@ -110,9 +112,12 @@ def load(path: Path) -> Grid:
     unknown = sorted(set(doc) - TOP_KEYS)
     if unknown:
         raise fail(f"unknown key '{unknown[0]}' (known: {', '.join(sorted(TOP_KEYS))})")
-    env = doc.get("env", "smax:3m")
-    if not isinstance(env, str) or ":" not in env:
-        raise fail(f"env = {env!r}: expected family:scenario, e.g. smax:3m")
+    envs = doc.get("env", "smax:3m")
+    envs = [envs] if isinstance(envs, str) else envs
+    if not isinstance(envs, list) or not envs or not all(isinstance(e, str) and ":" in e for e in envs):
+        raise fail(f"env = {doc.get('env')!r}: expected family:scenario (e.g. smax:3m) or a list of them")
+    if len(set(envs)) != len(envs):
+        raise fail("env: a map is listed twice")
     qualities = _strings(doc, "qualities", fail)
     methods = _strings(doc, "methods", fail)
     for m in methods:
@@ -125,25 +130,32 @@ def load(path: Path) -> Grid:
     if type(eval_seed) is not int:
         raise fail(f"eval-seed = {eval_seed!r}: expected an integer")
 
-    datasets: dict[str, Path] = {}
+    datasets: dict[tuple[str, str], Path] = {}
     given = doc.get("datasets", {})
     if not isinstance(given, dict):
         raise fail('[datasets]: expected a table quality = "file.h5"')
-    for quality, file in given.items():
-        if quality not in qualities:
-            raise fail(f"[datasets] {quality}: not one of qualities ({', '.join(qualities)})")
-        if not isinstance(file, str):
-            raise fail(f"[datasets] {quality} = {file!r}: expected a file path")
-        resolved = (base / file).resolve()
-        if not resolved.is_file():
-            raise fail(f"[datasets] {quality}: dataset file {resolved} does not exist")
-        datasets[quality] = resolved
-    for q in qualities:
-        if q not in datasets and q not in COLLECTED:
-            raise fail(
-                f"quality '{q}': give its file in [datasets] or use a collected quality "
-                f"({', '.join(COLLECTED)})"
-            )
+    # One map: [datasets] quality = "file". Several: a table per map, [datasets."smax:3m"].
+    per_env = given if len(envs) > 1 else {envs[0]: given}
+    for env, files in per_env.items():
+        table = "[datasets]" if len(envs) == 1 else f'[datasets."{env}"]'
+        if env not in envs or not isinstance(files, dict):
+            raise fail(f"{table}: with several maps, [datasets] holds one table per map ({', '.join(envs)})")
+        for quality, file in files.items():
+            if quality not in qualities:
+                raise fail(f"{table} {quality}: not one of qualities ({', '.join(qualities)})")
+            if not isinstance(file, str):
+                raise fail(f"{table} {quality} = {file!r}: expected a file path")
+            resolved = (base / file).resolve()
+            if not resolved.is_file():
+                raise fail(f"{table} {quality}: dataset file {resolved} does not exist")
+            datasets[(env, quality)] = resolved
+    for env in envs:
+        for q in qualities:
+            if (env, q) not in datasets and q not in COLLECTED:
+                raise fail(
+                    f"quality '{q}' of {env}: give its file in [datasets] or use a collected quality "
+                    f"({', '.join(COLLECTED)})"
+                )
 
     from logo_cli.sweep.options import command_options  # the commands' own option definitions
 
@@ -170,7 +182,7 @@ def load(path: Path) -> Grid:
             report[key] = (base / str(report[key])).resolve()
     tables = {t: doc[t] for t in STAGES if t in doc}
     return Grid(
-        path, env, qualities, methods, seeds, eval_seed, datasets, options, method_options, report, tables
+        path, envs, qualities, methods, seeds, eval_seed, datasets, options, method_options, report, tables
     )
 
 

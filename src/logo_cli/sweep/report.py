@@ -558,27 +558,26 @@ if __name__ == "__main__":
 # ---- `logo sweep --report`: the sweep's artifacts laid out as a reproduction folder --------------
 
 
-def sweep_view(grid, tasks, root: Path) -> Path:
-    """ROOT/report/: eval/<quality>-<method>-s<seed>.json and data/<env>_<quality>.h5 as links to the
-    sweep's finished artifacts, params.json and plans.json from the grid, logs/steps.tsv the sweep's
+def sweep_view(grid, tasks, root: Path, env: str, view: Path) -> Path:
+    """VIEW/eval/<quality>-<method>-s<seed>.json and VIEW/data/<env>_<quality>.h5 as links to one
+    map's finished artifacts, params.json and plans.json from the grid, logs/steps.tsv the sweep's
     own: the folder `main` reads. Rebuilt at every report (unfinished tasks simply have no link)."""
     import shutil
     import subprocess
 
-    view = root / "report"
     shutil.rmtree(view, ignore_errors=True)
     (view / "eval").mkdir(parents=True)
     (view / "data").mkdir()
     (view / "logs").mkdir()
-    stem = grid.env.replace(":", "_")
+    stem = env.replace(":", "_")
     for t in tasks:
-        if not t.done(root):
+        if t.meta.get("env") != env or not t.done(root):
             continue
         if t.stage == "evaluate":
             name = f"{t.meta['quality']}-{t.meta['method']}-s{t.seed}.json"
             (view / "eval" / name).symlink_to(t.artifact(root))
         elif t.stage == "dataset":
-            (view / "data" / f"{stem}_{t.label}.h5").symlink_to(t.artifact(root))
+            (view / "data" / f"{stem}_{t.meta['quality']}.h5").symlink_to(t.artifact(root))
     steps = root / "logs" / "steps.tsv"
     if steps.is_file():
         (view / "logs" / "steps.tsv").symlink_to(steps)
@@ -590,7 +589,7 @@ def sweep_view(grid, tasks, root: Path) -> Path:
     ).stdout.strip()
     train = grid.options["train-policy"]
     params = {
-        "env": grid.env,
+        "env": env,
         "qualities": grid.qualities,
         "methods": grid.methods,
         "seeds": grid.seeds,
@@ -606,17 +605,27 @@ def sweep_view(grid, tasks, root: Path) -> Path:
     return view
 
 
-def sweep_report(grid, tasks, root: Path) -> dict:
-    """The aggregation of the sweep's finished evaluations: ROOT/results.json always, and the
-    markdown block, figure and compact results JSON the grid's [report] table names."""
+def sweep_report(grid, tasks, root: Path) -> dict[str, dict]:
+    """The aggregation of the sweep's finished evaluations, per map: ROOT/results.json always, and
+    the markdown block, figure and compact results JSON the grid's [report] table names. With several
+    maps each gets its own: ROOT/report/<map>/, ROOT/results_<map>.json, and the [report] files and
+    tag with _<map> added (smax_3m)."""
     import contextlib
     import sys
 
-    view = sweep_view(grid, tasks, root)
-    argv = ["--out", str(view), "--json", str(root / "results.json")]
-    for key in ("markdown", "figure", "results-json"):
-        if key in grid.report:
-            argv += [f"--{key}", str(grid.report[key])]
-    argv += ["--tag", str(grid.report.get("tag", grid.path.stem))]
-    with contextlib.redirect_stdout(sys.stderr):  # stdout stays the sweep's (its --json summary)
-        return main(argv)
+    results = {}
+    for env in grid.envs:
+        suffix = "" if len(grid.envs) == 1 else "_" + env.replace(":", "_")
+        view = root / "report" / suffix.lstrip("_") if suffix else root / "report"
+        sweep_view(grid, tasks, root, env, view)
+        argv = ["--out", str(view), "--json", str(root / f"results{suffix}.json")]
+        for key in ("markdown", "figure", "results-json"):
+            if key in grid.report:
+                path = Path(grid.report[key])
+                if suffix and key != "markdown":  # one markdown page holds every map's block
+                    path = path.with_name(f"{path.stem}{suffix}{path.suffix}")
+                argv += [f"--{key}", str(path)]
+        argv += ["--tag", str(grid.report.get("tag", grid.path.stem)) + suffix]
+        with contextlib.redirect_stdout(sys.stderr):  # stdout stays the sweep's (its --json summary)
+            results[env] = main(argv)
+    return results
