@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-# Tests: the stage whose first attempt kills its worker process (a retried crash).
+# Tests: the tasks whose first attempt kills its worker process (a retried crash): a stage
+# (train-policy) or one task, stage:label (dataset:medium).
 CRASH_ENV = "LOGO_SWEEP_TEST_CRASH"
 
 
@@ -37,7 +38,7 @@ def run(spec: dict) -> dict:
     log = Path(spec["log"])
     log.parent.mkdir(parents=True, exist_ok=True)
     attempts = _count_attempt(task_dir)
-    if spec.get("crash") == spec["stage"] and attempts == 1:
+    if spec.get("crash") in (spec["stage"], f"{spec['stage']}:{spec['label']}") and attempts == 1:
         os._exit(1)  # a worker death, as an OOM kill or a lost node would be: Ray retries the task
     # Every evaluate in a fresh process compiles the same SMAX step: JAX's persistent cache shared
     # by the sweep's workers halves that (read when jax is first imported in the worker).
