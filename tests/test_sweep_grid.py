@@ -239,3 +239,19 @@ def test_several_maps_each_get_their_datasets_and_everything_after_them():
 def test_several_maps_need_one_datasets_table_per_map(tmp_path):
     text = BASE.replace('env = "smax:3m"', 'env = ["smax:3m", "smax:2s3z"]')
     assert "one table per map" in one_line_error(tmp_path, text)
+
+
+def test_the_help_names_every_option_and_the_extra_to_install():
+    out = CliRunner().invoke(app, ["sweep", "--help"], terminal_width=200).output
+    out = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    for option in ("--root", "--address", "--num-cpus", "--cpus-per-task", "--max-retries", "--dry-run"):
+        assert option in out
+    assert "--report" in out and "--json" in out and "[default: 2]" in out
+    assert 'pip install "logo-cli[cluster]"' in out and "grid's [report] table" in out  # not eaten as markup
+
+
+def test_num_cpus_with_an_address_is_refused(tmp_path):
+    result = CliRunner().invoke(
+        app, ["sweep", str(write(tmp_path, BASE)), "--address", "auto", "--num-cpus", "2"]
+    )
+    assert result.exit_code == 2 and "--num-cpus sizes a local Ray" in result.output

@@ -23,13 +23,14 @@ def command(
         None,
         "--root",
         help="Folder of the sweep's artifacts, ROOT/<stage>/<key>/, and logs (ROOT/logs). On a cluster: "
-        "storage every node sees at the same path. Default: runs/sweep/<grid file name>.",
+        "storage every node sees at the same path. Default: runs/sweep/<grid file name without .toml>.",
         show_default=False,
     ),
     address: str | None = typer.Option(
         None,
         "--address",
-        help="Ray cluster to run on: auto (the one `ray start` made here) or ray://host:port. "
+        help="Ray cluster to run on: auto (the one `ray start` made on this machine), host:port (its head "
+        "node) or ray://host:port (Ray Client). "
         "Default: a local Ray started for this sweep, sized by --num-cpus.",
         show_default=False,
     ),
@@ -59,7 +60,7 @@ def command(
         False,
         "--report",
         help="At the end, aggregate the finished evaluations: ROOT/results.json, and the markdown "
-        "block, figure and results JSON the grid's [report] table names.",
+        "block, figure and results JSON the grid's \\[report] table names.",
     ),
     as_json: bool = typer.Option(
         False, "--json", help="Print a machine-readable summary on stdout instead of the live table."
@@ -70,6 +71,10 @@ def command(
     from logo_cli.sweep import execute, graph
     from logo_cli.sweep import grid as grid_module
 
+    if address is not None and num_cpus is not None:
+        raise LogoError(
+            "--num-cpus sizes a local Ray; a cluster (--address) has the CPUs its nodes started with"
+        )
     grid = grid_module.load(grid_file)
     t0 = time.perf_counter()
     tasks = graph.expand(grid)
@@ -134,7 +139,7 @@ command.__doc__ = "\n\n".join(
         "changing an option reruns only the tasks it reaches.",
         "A task that keeps failing is reported with its log; the tasks after it are skipped and the rest "
         "goes on. Ctrl-C stops the running tasks (exit 130); rerun to continue. Needs Ray: "
-        'pip install "logo-cli[cluster]". The grid file format: docs/scale-out.md.',
+        'pip install "logo-cli\\[cluster]". The grid file format: docs/scale-out.md.',
     ]
 )
 
