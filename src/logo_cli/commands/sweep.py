@@ -116,7 +116,7 @@ def command(
         _report(grid, tasks, root)
     if as_json:
         print_json(result)
-    else:
+    elif not err.is_terminal:  # a terminal keeps the live table with this line at its foot
         from logo_cli.sweep.progress import footer
 
         say(footer(state))
