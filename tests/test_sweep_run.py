@@ -20,13 +20,14 @@ TINY = REPO / "scripts" / "grids" / "smax_3m_tiny.toml"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray(tmp_path_factory):
+def local_ray(request):
     """One local Ray for every test here: its workers stay warm (torch imported, SMAX compiled), and
-    a worker started later (after a crash) reads the SMAX step from one JAX compilation cache."""
+    every worker reads the SMAX step from one JAX compilation cache, kept in pytest's cache folder
+    so that later test runs skip most of the compilation."""
     from logo_cli.sweep.execute import start_ray
 
     with pytest.MonkeyPatch.context() as mp:  # workers inherit the environment Ray starts with
-        mp.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.mktemp("jax-cache")))
+        mp.setenv("JAX_COMPILATION_CACHE_DIR", str(request.config.cache.mkdir("sweep-jax-cache")))
         start_ray(None, 2)
     yield
     ray.shutdown()
