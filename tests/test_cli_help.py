@@ -21,6 +21,7 @@ COMMANDS = [
     "evaluate",
     "convert",
     "export",
+    "sweep",
 ]
 
 

@@ -14,4 +14,5 @@ COMMANDS: list[tuple[str, str]] = [
     ("train-policy", "train_policy"),
     ("evaluate", "evaluate"),
     ("export", "export"),
+    ("sweep", "sweep"),
 ]
