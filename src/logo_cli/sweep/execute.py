@@ -62,6 +62,10 @@ def start_ray(address: str | None, num_cpus: int | None) -> float:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, path) if p)
     kwargs: dict = {"logging_level": "ERROR", "log_to_driver": False}
     if address is None:
+        # Ray starts its workers at niceness 15 by default; here the workers do all of the sweep's
+        # work, and on a machine busy with other jobs they starved (evaluations got ~4% of a core).
+        # A user's own RAY_worker_niceness wins.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
     else:
         try:
