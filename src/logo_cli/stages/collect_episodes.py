@@ -113,15 +113,14 @@ def run_episodes(
         record = ended[quota[ended] > 0]
         if record.size:
             quota[record] -= 1
-            yield _finish(record, t[record], state, obs, avail, actions, reward, step, spec.noop_action or 0,
-                          spec.discrete)  # fmt: skip
+            yield _finish(record, t[record], state, obs, avail, actions, reward, step, spec.noop_action)
         t[ended] = 0
         cur = step.reset
 
 
-def _finish(
-    b, length, state, obs, avail, actions, reward, step, noop: int, discrete: bool
-) -> FinishedEpisodes:
+def _finish(b, length, state, obs, avail, actions, reward, step, noop: int | None) -> FinishedEpisodes:
+    """The recorded episodes of envs `b`; `noop` None means continuous actions ([B,L,N,Ad] floats)."""
+    discrete = noop is not None
     E, L = len(b), state.shape[1]
     rows = np.arange(L)[None, :]
     filled = rows <= length[:, None]  # rows 0..l
