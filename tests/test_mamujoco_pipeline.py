@@ -244,3 +244,19 @@ def test_gaussian_bc_recovers_the_data_actions():
     np.testing.assert_allclose(greedy.mean(axis=(0, 2)), [0.6, -0.3], atol=0.1)
     sampled = policy.act(obs[:8], None, None, greedy=False, rng=rng)
     assert sampled.dtype == np.float32 and sampled.shape == (8, N, AD) and np.abs(sampled).max() <= 1.0
+
+
+def test_rollout_options_added_later_keep_older_interrupted_buffers_resumable():
+    from logo_cli.data.zarr_store import _config_diff
+
+    # a buffer interrupted before --uniform existed drove its rollouts with BC, i.e. uniform=False
+    assert _config_diff({"horizon": 15}, {"horizon": 15, "uniform": False}) == ""
+    assert "uniform" in _config_diff({"horizon": 15}, {"horizon": 15, "uniform": True})
+
+
+def test_pretrain_refuses_an_unknown_local_action(pipeline, runner, tmp_path):
+    _, data, _ = pipeline
+    args = ["pretrain", "--data", str(data), "--out", str(tmp_path / "wm"), "--local-action", "mine"]
+    res = runner.invoke(app, args)
+    assert res.exit_code != 0 and "--local-action mine: expected joint or own" in res.output
+    assert not (tmp_path / "wm").exists()
