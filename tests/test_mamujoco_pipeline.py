@@ -260,3 +260,18 @@ def test_pretrain_refuses_an_unknown_local_action(pipeline, runner, tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code != 0 and "--local-action mine: expected joint or own" in res.output
     assert not (tmp_path / "wm").exists()
+
+
+def test_logo_checkpoints_from_before_local_action_load_as_joint():
+    from logo_cli.models.world_model import (
+        build_world_model,
+        world_model_from_checkpoint,
+        world_model_payload,
+    )
+
+    old = world_model_payload(build_world_model("logo", DIMS, hidden=8, latent=4, local_action="joint"))
+    del old["hparams"]["local_action"]  # as older versions wrote it
+    model = world_model_from_checkpoint(old, "old.pt")
+    assert model.local_action == "joint"
+    state, obs, act = _inputs(2)
+    assert model.predict(state, obs, act).next_obs.shape == (2, N, 4)
