@@ -21,12 +21,15 @@ from logo_cli.commands._common import (
 
 @user_errors
 def command(
-    env: str = typer.Option("smax:3m", "--env", help="Simulator and scenario, e.g. smax:3m, smax:2s3z."),
+    env: str = typer.Option(
+        "smax:3m", "--env", help="Simulator and scenario, e.g. smax:3m, smax:2s3z, mamujoco:HalfCheetah-2x3."
+    ),
     quality: str = typer.Option(
         ...,
         "--quality",
         metavar=one_of("quality"),
-        help="expert | medium | medium_replay | mixed | random (see the command help for what each is).",
+        help="expert | medium | medium_replay | mixed | random (see the command help for what each is); "
+        "continuous-action envs (mamujoco) take random only.",
         show_default=False,
     ),
     episodes: int = typer.Option(1000, "--episodes", help="Number of complete episodes to record."),
@@ -37,6 +40,13 @@ def command(
         0, "--seed", help="Seed of the simulator and the action sampling (same seed, same file)."
     ),
     num_envs: int = typer.Option(64, "--num-envs", help="Simulator copies stepped together."),
+    episode_limit: int | None = typer.Option(
+        None,
+        "--episode-limit",
+        help="Steps after which an episode is cut (a time-out, not a termination). Default: the "
+        "simulator's own limit. SMAX and MaMuJoCo only (a SMAC map fixes its own).",
+        show_default=False,
+    ),
     behaviour: Path | None = typer.Option(
         None,
         "--behaviour",
@@ -73,7 +83,7 @@ def command(
     cfg = CollectConfig(
         env=env, quality=quality, episodes=episodes, out=out_path, seed=seed, num_envs=num_envs,
         behaviour=behaviour, stochastic=stochastic, overwrite=overwrite, train_behaviour=train_behaviour,
-        train_steps=train_steps, device=resolve_device(device),
+        train_steps=train_steps, device=resolve_device(device), episode_limit=episode_limit,
     )  # fmt: skip
     check_config(cfg)
     # The bar starts with the first progress report, so an input error stays a single line.

@@ -74,6 +74,14 @@ def command(
         "--share-local/--per-agent-local",
         help="LOGO only: one local model shared by all agents (+ agent id) instead of one per agent.",
     ),
+    local_action: str | None = typer.Option(
+        None,
+        "--local-action",
+        metavar="joint|own",
+        help="LOGO only: the action each local model sees, the joint action or the agent's own. "
+        "Default: joint for discrete actions, own for continuous ones.",
+        show_default=False,
+    ),
     members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
     elites: int = typer.Option(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
@@ -124,6 +132,7 @@ def command(
         latent=latent,
         layers=layers,
         share_local=share_local,
+        local_action=local_action,
         members=members,
         elites=elites,
         seed=seed,

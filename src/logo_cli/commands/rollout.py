@@ -46,7 +46,13 @@ def command(
         None,
         "--policy",
         help="Policy checkpoint (.pt) driving the rollouts. Default: behaviour cloning trained on --data "
-        "for --bc-steps steps.",
+        "for --bc-steps steps (a masked softmax for discrete actions, a Gaussian for continuous ones).",
+    ),
+    uniform: bool = typer.Option(
+        False,
+        "--uniform",
+        help="Drive the rollouts with uniform random actions (over the predicted available actions, or "
+        "each continuous entry in [-1, 1]) instead of behaviour cloning.",
     ),
     n_starts: int | None = typer.Option(
         None,
@@ -117,6 +123,7 @@ def command(
         out=out_path,
         horizon=horizon,
         policy=policy,
+        uniform=uniform,
         n_starts=n_starts,
         transitions=transitions,
         batch_size=batch_size,

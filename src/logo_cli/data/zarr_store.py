@@ -42,6 +42,8 @@ FORMAT = "logo-synthetic"
 SCHEMA_VERSION = 1  # the buffer format version (also written as "format_version")
 # Config fields that may differ when an interrupted rollout is continued (they do not change rows).
 RESUMABLE = ("out", "overwrite", "device", "chunk_rows")
+# Rollout options added after buffers were first written, with the value a buffer without them used.
+ADDED_OPTIONS = {"uniform": False}
 EXTRA = ("uncertainty", "step", "branch")
 _TRANSITION_FIELDS = tuple(f.name for f in fields(Transitions))
 
@@ -654,6 +656,7 @@ def _config_diff(stored: object, now: dict) -> str:
     if not isinstance(stored, dict):
         return "no recorded options"
     for key, value in now.items():
-        if key not in RESUMABLE and stored.get(key) != value:
-            return f"{key} {stored.get(key)!r} vs {value!r}"
+        old = stored.get(key, ADDED_OPTIONS.get(key))
+        if key not in RESUMABLE and old != value:
+            return f"{key} {old!r} vs {value!r}"
     return ""

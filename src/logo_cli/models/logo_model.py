@@ -3,8 +3,8 @@ read it; deviations and interpretations are listed in docs/world-model.md.
 
 Three parts, all in normalised units:
 - local predictive autoencoders, one per agent (agent-batched weights) or one shared network with an
-  agent-id one-hot: (o_t^i, s_t, joint action) -> latent z^i -> Gaussian over o_{t+1}^i - o_t^i, and a
-  reconstruction head rebuilding o_t^i from z^i;
+  agent-id one-hot: (o_t^i, s_t, the joint action or agent i's own action: `local_action`) -> latent
+  z^i -> Gaussian over o_{t+1}^i - o_t^i, and a reconstruction head rebuilding o_t^i from z^i;
 - a deductive autoencoder: (all next local obs, s_t) -> latent -> next-state delta (Gaussian), team
   reward, termination logit, per-agent next-available logits, and a reconstruction of its input;
 - an auxiliary state encoder on the predictive path: (z^1..z^N, s_t) -> next-state delta directly.
@@ -20,6 +20,7 @@ from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
 from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
 
+LOCAL_ACTIONS = ("joint", "own")
 DEFAULT_WEIGHTS = {
     "w_pred": 1.0,  # local next-obs Gaussian NLL
     "w_rec": 0.1,  # both reconstruction losses (they shape the latents; prediction is the job)
@@ -46,9 +47,18 @@ class LogoWorldModel(WorldModelBase):
         ded_delta: bool = True,
         noop_action: int = 0,
         clip: bool = True,
+        local_action: str | None = None,
         **weights: float,
     ):
         super().__init__(dims, noop_action, clip)
+        # What action enters agent i's local model: the joint action (the discrete default, decision 2
+        # of docs/method.md) or agent i's own action vector (the continuous default: a local model of
+        # local inputs; the other agents' torques reach it only through the state context).
+        if local_action is None:
+            local_action = "joint" if dims.discrete else "own"
+        if local_action not in LOCAL_ACTIONS:
+            raise ValueError(f"local_action {local_action!r}: expected one of {', '.join(LOCAL_ACTIONS)}")
+        self.local_action = local_action
         unknown = set(weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown LOGO hparams: {sorted(unknown)}")
@@ -62,12 +72,14 @@ class LogoWorldModel(WorldModelBase):
             "ded_delta": bool(ded_delta),
             "noop_action": self.noop_action,
             "clip": self.clip,
+            "local_action": self.local_action,
             **self.w,
         }
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
         self.share_local = bool(share_local)
         groups = 1 if share_local else n
-        local_in = o + s + self.joint_action_dim + (n if share_local else 0)
+        act_in = self.joint_action_dim if local_action == "joint" else self.joint_action_dim // n
+        local_in = o + s + act_in + (n if share_local else 0)
         # `layers` is the depth of each encoder->decoder path (as of the global MLP): the decoders
         # take `dec_layers` of it, the encoders the rest (at least one).
         enc_layers = max(1, layers - dec_layers)
@@ -89,8 +101,10 @@ class LogoWorldModel(WorldModelBase):
         """-> latents [B,N,Z], next-obs-delta mean and log-variance [B,N,O] (normalised; the
         log-variance is None when not `need_var`)."""
         b, n = obs_n.shape[:2]
-        ctx = torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)
-        parts = [obs_n, ctx]
+        if self.local_action == "joint":
+            parts = [obs_n, torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)]
+        else:  # the encoded joint action is agent-major: row i of [B,N,A or Ad] is agent i's own
+            parts = [obs_n, state_n.unsqueeze(1).expand(b, n, -1), act.reshape(b, n, -1)]
         if self.share_local:
             parts.append(torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n))
         z = self.local_enc(torch.cat(parts, dim=-1))

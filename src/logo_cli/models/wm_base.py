@@ -76,12 +76,34 @@ class WorldModelBase(nn.Module):
         self.state_lo.copy_(both_s.amin(0)), self.state_hi.copy_(both_s.amax(0))
         self.obs_lo.copy_(both_o.amin(0)), self.obs_hi.copy_(both_o.amax(0))
 
+    def check_actions(self, actions: torch.Tensor) -> None:
+        """ValueError unless `actions` is [B,N] integers in 0..A-1 (discrete) or [B,N,Ad] finite
+        floats (continuous), with this model's N and A / Ad: a wrong input never reaches a layer."""
+        n, a = self.dims.n_agents, self.dims.n_actions
+        shape = tuple(actions.shape)
+        if self.dims.discrete:
+            if actions.ndim != 2 or shape[1] != n or actions.is_floating_point() or actions.is_complex():
+                raise ValueError(f"actions {actions.dtype}{list(shape)}: expected integer [B, {n}]")
+            if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= a):
+                raise ValueError(f"actions: values outside 0..{a - 1}")
+            return
+        if actions.ndim != 3 or shape[1:] != (n, a) or not actions.is_floating_point():
+            raise ValueError(f"actions {actions.dtype}{list(shape)}: expected float [B, {n}, {a}]")
+        if not bool(torch.isfinite(actions).all()):
+            raise ValueError("actions: NaN or inf values")
+
     def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """[B,N] int (discrete) -> one-hot joint [B,N*A]; [B,N,Ad] float -> flat [B,N*Ad]."""
+        """[B,N] int (discrete) -> one-hot joint [B,N*A]; [B,N,Ad] float -> flat [B,N*Ad] in [-1, 1].
+
+        Continuous actions are not normalised, as one-hots are not: both already lie on a unit scale
+        ([-1, 1], the env adapters' convention), and a fixed encoding keeps a model valid for policies
+        whose action statistics differ from the dataset's. They are clipped to [-1, 1] because the
+        simulator clips them too: the model then sees the action that was actually executed."""
+        self.check_actions(actions)
         if self.dims.discrete:
             onehot = F.one_hot(actions.long(), self.dims.n_actions).to(torch.float32)
             return onehot.reshape(actions.shape[0], -1)
-        return actions.float().reshape(actions.shape[0], -1)
+        return actions.float().clamp(-1.0, 1.0).reshape(actions.shape[0], -1)
 
     def targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Normalised inputs and training targets shared by all models' losses."""

@@ -97,6 +97,9 @@ def world_model_from_checkpoint(payload: dict, source: str = "world model") -> W
         if not isinstance(hparams, dict):
             raise ValueError("hparams is not an object")
         _check_sizes(hparams)
+        if kind == "logo" and "local_action" not in hparams:
+            # written before `local_action` existed, when every local model saw the joint action
+            hparams = {**hparams, "local_action": "joint"}
         state = payload["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError("state_dict is not a mapping of tensors")

@@ -122,7 +122,8 @@ def multi_step(
 ):
     """Open-loop rollouts along the recorded actions; per depth k = 1..horizon: error and uncertainty.
 
-    episodes: EpisodeArrays (state [E,L,S], obs [E,L,N,O], actions [E,L,N,1], filled [E,L,1]).
+    episodes: EpisodeArrays (state [E,L,S], obs [E,L,N,O], actions [E,L,N,1] int or [E,L,N,Ad]
+    float, filled [E,L,1]).
     When `pooled` is a dict it receives the Spearman correlation with the error over all depths
     together of three scores a sampler could weight synthetic rows by: the step's own uncertainty
     ("step"), the uncertainty summed along the rollout up to that step ("cumulative") and the depth
@@ -144,7 +145,11 @@ def multi_step(
                          "uncertainty_mean": None, "uncertainty_median": None, "spearman": None,
                          "no_change_error_mean": None})  # fmt: skip
             continue
-        actions = episodes.actions[e, t + k - 1][..., 0].astype(np.int64)
+        act = episodes.actions[e, t + k - 1]
+        # discrete: [n,N,1] int -> [n,N]; continuous: the [n,N,Ad] float vectors as recorded
+        actions = (
+            act[..., 0].astype(np.int64) if np.issubdtype(act.dtype, np.integer) else act.astype(np.float32)
+        )
         p = _predict_chunks(model, state, obs, actions, batch_size, device)
         err = metrics.state_rms_error(p["next_state"], episodes.state[e, t + k], std)
         unc = p["uncertainty"].astype(np.float64)
@@ -238,8 +243,6 @@ def _run(cfg: CalibrateConfig, progress: Progress | None) -> CalibrateResult:
     with open_dataset(cfg.data) as ds:
         for r, path in zip(runs, cfg.models, strict=True):
             r.model.dims.check_same(ds.dims, f"{cfg.data} vs model {path}")
-        if not ds.dims.discrete:
-            raise LogoError(f"{cfg.data}: continuous-action datasets are not supported by the world models")
         chosen, how = _episodes(cfg, runs, ds, data_hash)
         tr = ds.transitions(chosen)
         episodes = ds.episode_arrays(chosen)

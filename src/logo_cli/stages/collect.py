@@ -3,8 +3,10 @@
 Qualities (CFCQL / OG-MARL conventions, drawn from a behaviour ladder, see stages/behaviour.py):
 expert, medium, medium_replay (every training snapshot up to the medium one, each in proportion to
 the training steps it acted for, in training order), mixed (half medium then half expert episodes)
-and random (uniform over available actions, no ladder needed). Each source plays its own block of
-episodes with a seed derived from `seed`, so a dataset regenerates exactly from its command line.
+and random (uniform over available actions, no ladder needed). Continuous-action envs (MaMuJoCo)
+have only `random` so far: each entry of every agent's [-1, 1] action vector uniform. Each source
+plays its own block of episodes with a seed derived from `seed`, so a dataset regenerates exactly
+from its command line.
 
 Which ladder: `behaviour` when given; else a fresh training when `train_behaviour`; else the default
 runs/behaviour/<env>/ when present; else the ladder shipped in datasets/behaviour/<env>/; else a
@@ -25,6 +27,8 @@ from logo_cli.stages import behaviour as bh
 from logo_cli.stages.behaviour import Ladder, load_ladder
 
 QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
+# The behaviour ladder trains discrete policies only, so a continuous env has no ladder qualities yet.
+CONTINUOUS_QUALITIES: tuple[str, ...] = ("random",)
 SOURCE = "logo-cli collect"
 # progress(phase, done, total, info): phase "train" counts env steps, "collect" counts episodes.
 Progress = Callable[[str, int, int, dict], None]
@@ -45,6 +49,7 @@ class CollectConfig:
     train_steps: int = 2_000_000  # env steps of that training
     device: str = "cpu"  # torch device of the behaviour policy
     torch_threads: int = 1  # torch CPU threads (small networks: one is fastest on a busy CPU)
+    episode_limit: int | None = None  # shorter (or longer) episodes where the simulator allows it
 
 
 def check_config(cfg: CollectConfig) -> None:
@@ -55,6 +60,8 @@ def check_config(cfg: CollectConfig) -> None:
         raise LogoError(f"--episodes {cfg.episodes}: must be at least 1")
     if cfg.num_envs < 1:
         raise LogoError(f"--num-envs {cfg.num_envs}: must be at least 1")
+    if cfg.episode_limit is not None and cfg.episode_limit < 1:
+        raise LogoError(f"--episode-limit {cfg.episode_limit}: must be at least 1")
     if cfg.out.suffix not in (".h5", ".hdf5"):
         raise LogoError(f"--out {cfg.out}: expected a .h5 file name")
     if cfg.out.is_dir() and not cfg.out.is_symlink():
@@ -125,10 +132,15 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.torch_threads)
     try:
-        env = make_env(cfg.env, num_envs=cfg.num_envs)  # first: a bad --env fails before any training
+        # first: a bad --env fails before any training
+        env = make_env(cfg.env, num_envs=cfg.num_envs, max_steps=cfg.episode_limit)
         spec = env.spec
-        if not spec.discrete:
-            raise LogoError(f"--env {cfg.env}: collect supports discrete-action envs (SMAX, SMACv2) only")
+        if not spec.discrete and cfg.quality not in CONTINUOUS_QUALITIES:
+            env.close()
+            raise LogoError(
+                f"--quality {cfg.quality}: {cfg.env} has continuous actions; only "
+                f"{', '.join(CONTINUOUS_QUALITIES)} works there (behaviour training is discrete-only)"
+            )
         ladder = None if cfg.quality == "random" else resolve_ladder(cfg, progress)
         if ladder is not None:
             ladder.check_env(spec)
@@ -157,10 +169,13 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         # locked, built beside the target and swapped in when complete (see outputs.building)
         with (
             building(cfg.out, "dataset", cfg.overwrite, directory=False) as staged,
-            DatasetWriter(staged, **dims, attrs=attrs) as writer,
+            DatasetWriter(staged, **dims, discrete=spec.discrete, attrs=attrs) as writer,
         ):
             for i, (name, n_eps) in enumerate(sources):
-                policy = RandomPolicy() if name == "random" else ladder.policy(name, cfg.device)
+                if name == "random":
+                    policy = RandomPolicy(None if spec.discrete else spec.n_actions)
+                else:
+                    policy = ladder.policy(name, cfg.device)
                 seed = int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0])
                 rng = np.random.default_rng([cfg.seed, i])
                 for fin in run_episodes(env, policy, n_eps, seed, greedy=not cfg.stochastic, rng=rng):

@@ -9,7 +9,8 @@ short episodes (quick losses or quick wins) and bias the dataset's statistics.
 Rows follow docs/data.md: row t holds s_t, o_t, avail_t (before acting), the action executed and
 r_t; row l holds the final state/obs/avail (the terminal observation, never the next episode's
 start) with reward 0 and a dummy action. The dummy action is the env's no-op (SMAX: stop), which is
-always available, so a reader that checks every filled row still sees a legal action.
+always available, so a reader that checks every filled row still sees a legal action; continuous envs
+(MaMuJoCo) store the zero vector there, as the OMIGA converter does, and no avail_actions at all.
 """
 
 from __future__ import annotations
@@ -46,6 +47,23 @@ def check_policy_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
     return actions.astype(np.int64, copy=False)
 
 
+def check_continuous_actions(actions: np.ndarray, batch: int, n_agents: int, action_dim: int) -> np.ndarray:
+    """The continuous contract: [B,N,Ad] finite floats in [-1, 1]; a breach is refused, never written.
+
+    Out-of-range values are refused rather than clipped: the simulator would clip them, so the
+    dataset would record an action other than the one executed."""
+    actions = np.asarray(actions)
+    want = (batch, n_agents, action_dim)
+    if actions.shape != want or not np.issubdtype(actions.dtype, np.floating):
+        got = f"{actions.dtype}{list(actions.shape)}"
+        raise LogoError(f"policy: returned actions {got}, expected float {list(want)}")
+    if not np.isfinite(actions).all():
+        raise LogoError("policy: returned NaN or inf actions")
+    if np.abs(actions).max(initial=0.0) > 1.0:
+        raise LogoError("policy: returned an action outside [-1, 1]")
+    return actions.astype(np.float32, copy=False)
+
+
 def episode_quota(n_episodes: int, num_envs: int) -> np.ndarray:
     quota = np.full(num_envs, n_episodes // num_envs, dtype=np.int64)
     quota[: n_episodes % num_envs] += 1
@@ -61,17 +79,18 @@ def run_episodes(
     greedy: bool,
     rng: np.random.Generator,
 ) -> Iterator[FinishedEpisodes]:
-    """Yield the episodes that finished at each step until `n_episodes` are recorded (discrete envs)."""
+    """Yield the episodes that finished at each step until `n_episodes` are recorded."""
     spec = env.spec
-    if not spec.discrete or spec.noop_action is None:
-        raise LogoError(f"{spec.name}: episode collection here supports discrete-action envs only")
+    if spec.discrete and spec.noop_action is None:
+        raise LogoError(f"{spec.name}: a discrete env without a no-op action cannot be recorded")
     B, L = env.num_envs, spec.episode_limit + 1
     N, Od, S, A = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
     quota = episode_quota(n_episodes, B)
     state = np.zeros((B, L, S), np.float32)
     obs = np.zeros((B, L, N, Od), np.float32)
-    avail = np.zeros((B, L, N, A), bool)
-    actions = np.zeros((B, L, N), np.int64)
+    # continuous envs report one always-true avail entry per agent; it is not stored (docs/data.md)
+    avail = np.zeros((B, L, N, A if spec.discrete else 1), bool)
+    actions = np.zeros((B, L, N), np.int64) if spec.discrete else np.zeros((B, L, N, A), np.float32)
     reward = np.zeros((B, L), np.float32)
     t = np.zeros(B, np.int64)
     envs = np.arange(B)
@@ -79,9 +98,11 @@ def run_episodes(
     while (quota > 0).any():
         if (t >= L - 1).any():
             raise LogoError(f"{spec.name}: an episode ran past the episode limit {spec.episode_limit}")
-        act = check_policy_actions(
-            policy.act(cur.obs, cur.state, cur.avail_actions, greedy=greedy, rng=rng), cur.avail_actions
-        )
+        raw = policy.act(cur.obs, cur.state, cur.avail_actions, greedy=greedy, rng=rng)
+        if spec.discrete:
+            act = check_policy_actions(raw, cur.avail_actions)
+        else:
+            act = check_continuous_actions(raw, B, N, A)
         state[envs, t], obs[envs, t], avail[envs, t], actions[envs, t] = (
             cur.state, cur.obs, cur.avail_actions, act
         )  # fmt: skip
@@ -97,7 +118,9 @@ def run_episodes(
         cur = step.reset
 
 
-def _finish(b, length, state, obs, avail, actions, reward, step, noop: int) -> FinishedEpisodes:
+def _finish(b, length, state, obs, avail, actions, reward, step, noop: int | None) -> FinishedEpisodes:
+    """The recorded episodes of envs `b`; `noop` None means continuous actions ([B,L,N,Ad] floats)."""
+    discrete = noop is not None
     E, L = len(b), state.shape[1]
     rows = np.arange(L)[None, :]
     filled = rows <= length[:, None]  # rows 0..l
@@ -114,16 +137,17 @@ def _finish(b, length, state, obs, avail, actions, reward, step, noop: int) -> F
         step.next.obs[b],
         step.next.avail_actions[b],
     )
-    act = np.where(stepped[..., None], actions[b], 0)
-    act[e, length] = noop
+    step_mask = stepped[..., None] if discrete else stepped[..., None, None]
+    act = np.where(step_mask, actions[b], 0).astype(actions.dtype)
+    act[e, length] = noop if discrete else 0.0
     rew = np.where(stepped, reward[b], 0.0).astype(np.float32)
     term = np.zeros((E, L), np.uint8)
     term[e, length - 1] = step.terminated[b]
     episodes = EpisodeArrays(
         state=st,
         obs=ob,
-        actions=act[..., None],
-        avail_actions=av.astype(np.int32),
+        actions=act[..., None] if discrete else act,
+        avail_actions=av.astype(np.int32) if discrete else None,
         probs=None,
         reward=rew[..., None],
         terminated=term[..., None],

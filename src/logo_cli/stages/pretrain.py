@@ -70,6 +70,7 @@ class PretrainConfig:
     latent: int = 64  # LOGO latent size (local and deductive autoencoders)
     layers: int = 2  # hidden layers of encoders (LOGO) or of the whole MLP (global, ensemble)
     share_local: bool = False  # LOGO: one shared local network + agent id instead of one per agent
+    local_action: str | None = None  # LOGO: "joint" or "own" action per local model (None: by action type)
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
@@ -101,6 +102,8 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
     hp: dict = {"hidden": cfg.hidden, "layers": cfg.layers, "noop_action": noop_action}
     if cfg.model == "logo":
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
+        if cfg.local_action is not None:  # else the model's default for the dataset's action type
+            hp.update(local_action=cfg.local_action)
     elif cfg.model == "ensemble":
         hp.update(members=cfg.members, elites=cfg.elites)
     return hp
@@ -120,6 +123,8 @@ def _check(cfg: PretrainConfig) -> None:
         integer(option, value, hi=top)  # before anything is allocated  # fmt: skip
     if cfg.model not in ("logo", "global", "ensemble"):
         raise LogoError(f"--kind {cfg.model}: expected logo, global or ensemble")
+    if cfg.local_action not in (None, "joint", "own"):
+        raise LogoError(f"--local-action {cfg.local_action}: expected joint or own")
     if not 0.0 <= cfg.holdout < 1.0:
         raise LogoError(f"--holdout {cfg.holdout}: must lie in [0, 1)")
     for name in (

@@ -8,6 +8,10 @@ default): thresholding at 0.5 ended almost no branch, since a per-step end proba
 0.5 even where real episodes end within a few steps, and the buffer filled with post-game states.
 Predicted rewards are clipped to the dataset's reward range (`reward_range`). The batch is kept
 full: a branch that ends is replaced by the next start, so throughput does not decay as branches terminate.
+
+Continuous-action datasets (MaMuJoCo) are rolled out the same way; their default policy is Gaussian
+behaviour cloning (algos/gaussian_bc.py) instead of the masked softmax, and `uniform` replaces BC by
+uniform random actions for either kind.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.policies.base import TeamPolicy
+from logo_cli.stages.collect_episodes import check_continuous_actions
 
 # progress(phase, done, total, info): phase "bc" counts training steps, "rollout" counts
 # transitions (--transitions) or finished branches (--n-starts).
@@ -74,8 +79,7 @@ def generate_rollouts(
 
     if horizon < 1 or batch_size < 1:
         raise LogoError("rollout: horizon and batch size must be at least 1")
-    if not starts.dims.discrete:
-        raise LogoError("rollout: continuous-action datasets are not supported by the world models")
+    dims = starts.dims
     if termination not in TERMINATION:
         raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
     n_starts = len(starts)
@@ -95,9 +99,11 @@ def generate_rollouts(
     nxt = min(batch_size, n_starts)
     pool = take(0, nxt)
     while len(pool["step"]):
-        actions = _check_actions(
-            policy.act(pool["obs"], pool["state"], pool["avail"], greedy=greedy, rng=rng), pool["avail"]
-        )
+        raw = policy.act(pool["obs"], pool["state"], pool["avail"], greedy=greedy, rng=rng)
+        if dims.discrete:
+            actions = _check_actions(raw, pool["avail"])
+        else:
+            actions = check_continuous_actions(raw, len(pool["step"]), dims.n_agents, dims.n_actions)
         with torch.no_grad():
             pred = model.predict(
                 torch.as_tensor(pool["state"], device=device),
@@ -155,6 +161,7 @@ class RolloutConfig:
     out: Path  # the zarr buffer to write
     horizon: int = 15  # model steps per branch at most (the paper's best)
     policy: Path | None = None  # policy checkpoint (.pt); None: behaviour cloning on the dataset
+    uniform: bool = False  # uniform random actions instead of behaviour cloning (no --policy then)
     n_starts: int | None = 10_000  # number of branches (start states drawn from the dataset)
     transitions: int | None = None  # or: stop after exactly this many transitions
     batch_size: int = 4096  # branches advanced together per model call
@@ -248,6 +255,11 @@ def _start_blocks(
 def _policy(cfg: RolloutConfig, data: Transitions, progress: Progress | None) -> tuple[TeamPolicy, dict]:
     from logo_cli.artifacts import file_hash
 
+    dims = data.dims
+    if cfg.uniform:
+        from logo_cli.policies.random_policy import RandomPolicy
+
+        return RandomPolicy(None if dims.discrete else dims.n_actions), {"kind": "uniform"}
     if cfg.policy is not None:
         from logo_cli.policies.torch_policy import load_policy
 
@@ -255,13 +267,16 @@ def _policy(cfg: RolloutConfig, data: Transitions, progress: Progress | None) ->
         policy.dims.check_same(data.dims, f"{cfg.policy} vs {cfg.data}")
         return policy, {"kind": "checkpoint", "path": str(cfg.policy), "hash": file_hash(cfg.policy)}
     from logo_cli.algos.bc import train_bc
+    from logo_cli.algos.gaussian_bc import train_gaussian_bc
 
     def bc_progress(step: int, total: int, info: dict) -> None:
         if progress is not None:
             progress("bc", step, total, info)
 
-    policy = train_bc(data, steps=cfg.bc_steps, seed=cfg.seed, device=cfg.device, progress=bc_progress)
-    return policy, {"kind": "bc", "steps": cfg.bc_steps, "seed": cfg.seed}
+    fit = train_bc if dims.discrete else train_gaussian_bc
+    policy = fit(data, steps=cfg.bc_steps, seed=cfg.seed, device=cfg.device, progress=bc_progress)
+    kind = "bc" if dims.discrete else "gaussian_bc"
+    return policy, {"kind": kind, "steps": cfg.bc_steps, "seed": cfg.seed}
 
 
 def _check_config(cfg: RolloutConfig) -> None:
@@ -270,7 +285,10 @@ def _check_config(cfg: RolloutConfig) -> None:
         raise LogoError("--n-starts / --transitions: give exactly one")
     if (cfg.n_starts or cfg.transitions or 0) < 1:
         raise LogoError("--n-starts / --transitions: must be at least 1")
-    for name in ("horizon", "batch_size", "chunk_rows") + (("bc_steps",) if cfg.policy is None else ()):
+    if cfg.uniform and cfg.policy is not None:
+        raise LogoError("--uniform / --policy: give one, not both")
+    bc = cfg.policy is None and not cfg.uniform
+    for name in ("horizon", "batch_size", "chunk_rows") + (("bc_steps",) if bc else ()):
         if getattr(cfg, name) < 1:
             raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
     if cfg.horizon > 32767:
@@ -300,8 +318,6 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
     mr = load_model_run(cfg.model, cfg.device)
     with open_dataset(cfg.data) as ds:
         mr.model.dims.check_same(ds.dims, f"{cfg.data} vs model {cfg.model}")
-        if not ds.dims.discrete:
-            raise LogoError(f"{cfg.data}: continuous-action datasets are not supported by rollout")
         data = ds.transitions()
     dims = data.dims
     if len(data) == 0:

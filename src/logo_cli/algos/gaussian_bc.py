@@ -1,0 +1,112 @@
+"""Gaussian behaviour cloning: the rollout policy for continuous-action datasets (MaMuJoCo).
+
+The counterpart of algos/bc.py's masked softmax: a per-agent AgentNet (shared parameters, one-hot
+agent id) maps an agent's normalised observation to the mean (tanh, so inside [-1, 1]) and the
+log-std of a diagonal Gaussian over its action vector, fitted by maximum likelihood to the dataset's
+actions. Observations are normalised with the dataset's statistics (MuJoCo velocities are an order
+of magnitude larger than positions), which the policy keeps so that it acts on raw observations.
+Acting samples from the Gaussian and clips to [-1, 1], the range the simulator accepts; greedy acting
+takes the mean. The policy lives in memory only (rollout trains it on the fly, as it does discrete BC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from logo_cli.data.transitions import Dims, Transitions
+from logo_cli.errors import LogoError
+from logo_cli.models.agent_net import AgentNet
+
+# Bounds of the log-std: below, a near-deterministic Gaussian whose NLL can run off to -inf on
+# repeated actions; above, std e > the whole [-1, 1] range, i.e. no information.
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
+Progress = Callable[[int, int, dict], None]
+
+
+class GaussianBCPolicy:
+    """A TeamPolicy over [B,N,Ad] float32 actions in [-1, 1]."""
+
+    def __init__(self, net: AgentNet, dims: Dims, obs_mean: np.ndarray, obs_std: np.ndarray, device="cpu"):
+        self.net = net.to(device).eval()
+        self.dims = dims
+        self.device = device
+        self.obs_mean = torch.as_tensor(obs_mean, dtype=torch.float32, device=device)
+        self.obs_std = torch.as_tensor(obs_std, dtype=torch.float32, device=device)
+        self.hparams: dict = {}
+
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw obs [B,N,O] -> (mean, log-std), each [B,N,Ad]."""
+        out = self.net((obs - self.obs_mean) / self.obs_std)
+        mean, log_std = out.chunk(2, dim=-1)
+        return torch.tanh(mean), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    @torch.no_grad()
+    def act(
+        self, obs: np.ndarray, state: np.ndarray, avail: np.ndarray, *, greedy: bool, rng: np.random.Generator
+    ) -> np.ndarray:
+        mean, log_std = self.distribution(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        mean_np = mean.cpu().numpy()
+        if greedy:
+            return mean_np.astype(np.float32)
+        noise = rng.standard_normal(mean_np.shape)
+        return np.clip(mean_np + noise * np.exp(log_std.cpu().numpy()), -1.0, 1.0).astype(np.float32)
+
+
+def gaussian_nll(policy: GaussianBCPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood (up to a constant) of the data actions, per action entry."""
+    mean, log_std = policy.distribution(obs)
+    return (0.5 * ((actions - mean) * torch.exp(-log_std)).pow(2) + log_std).mean()
+
+
+def train_gaussian_bc(
+    transitions: Transitions,
+    *,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    hidden: int = 128,
+    layers: int = 2,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> GaussianBCPolicy:
+    """Fit the Gaussian BC policy with Adam; the same seed and data give the same weights (init and
+    minibatches are seeded locally, the global torch RNG is left untouched)."""
+    dims = transitions.dims
+    if dims.discrete:
+        raise LogoError(
+            "Gaussian behaviour cloning: needs a continuous-action dataset (this one is discrete)"
+        )
+    if len(transitions) == 0:
+        raise LogoError("behaviour cloning: no transitions to learn from")
+    if steps < 1 or batch_size < 1:
+        raise LogoError("behaviour cloning: steps and batch size must be at least 1")
+    obs_all = transitions.obs.reshape(-1, dims.obs_dim)
+    obs_mean = obs_all.mean(0)
+    obs_std = np.maximum(obs_all.std(0), 1e-3)  # padded (always-zero) features keep a finite scale
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = AgentNet(dims.obs_dim, dims.n_agents, 2 * dims.n_actions, hidden=hidden, layers=layers)
+    policy = GaussianBCPolicy(net, dims, obs_mean, obs_std, device)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    obs = torch.as_tensor(transitions.obs, dtype=torch.float32, device=device)
+    # the simulator clips actions to [-1, 1]: fit the action it executed
+    actions = torch.as_tensor(transitions.actions, dtype=torch.float32, device=device).clamp(-1.0, 1.0)
+    rng = np.random.default_rng(seed)
+    n = len(transitions)
+    report_every = max(1, steps // 100)
+    net.train()
+    for step in range(1, steps + 1):
+        idx = torch.as_tensor(rng.integers(0, n, size=batch_size), device=device)
+        loss = gaussian_nll(policy, obs[idx], actions[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress is not None and (step % report_every == 0 or step == steps):
+            progress(step, steps, {"bc_loss": float(loss.detach())})
+    net.eval()
+    policy.hparams = {"hidden": hidden, "layers": layers}
+    return policy
