@@ -23,7 +23,7 @@ def _env(path: Path) -> str:
 
 
 def test_ladders_are_shipped():
-    assert "smax_3m" in IDS and "smax_2s3z" in IDS
+    assert {"smax_3m", "smax_2s3z", "smax_5m_vs_6m", "smax_3s_vs_5z", "smax_6h_vs_8z"} <= set(IDS)
 
 
 @pytest.mark.parametrize("path", LADDERS, ids=IDS)
