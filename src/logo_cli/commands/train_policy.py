@@ -60,7 +60,8 @@ def command(
         "--algo",
         metavar=one_of("algo"),
         help="Policy learner: macql (QMIX + CQL over sampled joint actions), cfcql (QMIX + counterfactual "
-        "CQL: one agent's action varied at a time, weighted per agent) or bc (behaviour cloning).",
+        "CQL: one agent's action varied at a time, weighted per agent) or bc (behaviour cloning; on a "
+        "continuous-action dataset the only learner, a Gaussian BC, with --mode real-only).",
     ),
     mode: str | None = typer.Option(
         None,
