@@ -6,7 +6,8 @@ log-std of a diagonal Gaussian over its action vector, fitted by maximum likelih
 actions. Observations are normalised with the dataset's statistics (MuJoCo velocities are an order
 of magnitude larger than positions), which the policy keeps so that it acts on raw observations.
 Acting samples from the Gaussian and clips to [-1, 1], the range the simulator accepts; greedy acting
-takes the mean. The policy lives in memory only (rollout trains it on the fly, as it does discrete BC).
+takes the mean. Rollout trains it in memory on the fly; `logo train-policy --algo bc` on a continuous
+dataset trains the same network and saves it as a policy.pt of mode "gaussian" (policies/torch_policy.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
 Progress = Callable[[int, int, dict], None]
 
 
+def obs_stats(transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std of the dataset's observations (over agents and steps), the
+    normalisation the policy applies; the std is floored so padded (always-zero) features keep a
+    finite scale."""
+    obs_all = transitions.obs.reshape(-1, transitions.dims.obs_dim)
+    return obs_all.mean(0), np.maximum(obs_all.std(0), 1e-3)
+
+
 class GaussianBCPolicy:
     """A TeamPolicy over [B,N,Ad] float32 actions in [-1, 1]."""
+
+    mode = "gaussian"  # the policy.pt mode it is saved under (policies/torch_policy.py)
 
     def __init__(self, net: AgentNet, dims: Dims, obs_mean: np.ndarray, obs_std: np.ndarray, device="cpu"):
         self.net = net.to(device).eval()
@@ -84,9 +95,7 @@ def train_gaussian_bc(
         raise LogoError("behaviour cloning: no transitions to learn from")
     if steps < 1 or batch_size < 1:
         raise LogoError("behaviour cloning: steps and batch size must be at least 1")
-    obs_all = transitions.obs.reshape(-1, dims.obs_dim)
-    obs_mean = obs_all.mean(0)
-    obs_std = np.maximum(obs_all.std(0), 1e-3)  # padded (always-zero) features keep a finite scale
+    obs_mean, obs_std = obs_stats(transitions)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = AgentNet(dims.obs_dim, dims.n_agents, 2 * dims.n_actions, hidden=hidden, layers=layers)

@@ -40,11 +40,19 @@ def command(
     ),
     episodes: int = typer.Option(100, "--episodes", help="Number of episodes to play."),
     num_envs: int = typer.Option(32, "--num-envs", help="Environments stepped together."),
+    episode_limit: int | None = typer.Option(
+        None,
+        "--episode-limit",
+        help="Steps before an episode is cut (SMAX, MaMuJoCo; a SMAC map fixes its own). "
+        "Default: the environment's own limit.",
+        show_default=False,
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the environments and the policy's sampling."),
     greedy: bool = typer.Option(
         True,
         "--greedy/--stochastic",
-        help="Take each agent's best available action, or sample (softmax policies; Q policies stay greedy).",
+        help="Take each agent's best available action (continuous: the Gaussian's mean), or sample "
+        "(softmax and Gaussian policies; Q policies stay greedy).",
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
@@ -82,6 +90,7 @@ def command(
         policy=policy,
         env=env,
         episodes=episodes,
+        episode_limit=episode_limit,
         num_envs=num_envs,
         seed=seed,
         greedy=greedy,
@@ -130,7 +139,8 @@ def _play(cfg) -> dict:
         def progress(done: int, total: int, info: dict) -> None:
             if not tasks:
                 tasks.append(bar.add_task("evaluate (episodes)", total=total, info=""))
-            bar.update(tasks[0], completed=done, info=f"{info['wins']} wins")
+            won = f"{info['wins']} wins" if info["wins"] is not None else f"return {info['return_mean']:.4g}"
+            bar.update(tasks[0], completed=done, info=won)
 
         return run(cfg, progress=progress)
 
@@ -139,11 +149,15 @@ def _table(policy: str, env: str, result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"evaluate {policy} on {env}", show_header=False)
-    lo, hi = result["win_rate_ci95"]
     ci = result["return_ci95"]
+    if result["win_rate"] is None:  # nothing is won in this env (MaMuJoCo)
+        win = "n/a (nothing is won here)"
+    else:
+        lo, hi = result["win_rate_ci95"]
+        win = f"{result['win_rate']:.1%}  (95% CI {lo:.1%} - {hi:.1%})"
     rows = [
         ("episodes", str(result["episodes"])),
-        ("win rate", f"{result['win_rate']:.1%}  (95% CI {lo:.1%} - {hi:.1%})"),
+        ("win rate", win),
         (
             "return mean",
             f"{result['return_mean']:.4g}" + (f"  (95% CI {ci[0]:.4g} - {ci[1]:.4g})" if ci else ""),

@@ -60,7 +60,8 @@ def command(
         "--algo",
         metavar=one_of("algo"),
         help="Policy learner: macql (QMIX + CQL over sampled joint actions), cfcql (QMIX + counterfactual "
-        "CQL: one agent's action varied at a time, weighted per agent) or bc (behaviour cloning).",
+        "CQL: one agent's action varied at a time, weighted per agent) or bc (behaviour cloning; on a "
+        "continuous-action dataset the only learner, a Gaussian BC, with --mode real-only).",
     ),
     mode: str | None = typer.Option(
         None,
@@ -264,7 +265,8 @@ def command(
 
         def progress(phase: str, done: int, total: int, info: dict) -> None:
             if phase == "eval":
-                text["eval"] = f" | eval win {info['win_rate']:.0%}, return {info['return_mean']:.3g}"
+                win = "" if info["win_rate"] is None else f"win {info['win_rate']:.0%}, "
+                text["eval"] = f" | eval {win}return {info['return_mean']:.3g}"
                 phase = "train"
             elif phase == "train":
                 keys = ("loss", "td_loss", "cql_gap") if algo != "bc" else ("bc_loss",)
@@ -310,8 +312,9 @@ def command(
     for k, v in result.final.items():
         if k != "steps_per_s":
             table.add_row(k, f"{v:.4g}")
-    if ev is not None:
+    if ev is not None and ev["win_rate"] is not None:
         lo, hi = ev["win_rate_ci95"]
         table.add_row("eval win rate", f"{ev['win_rate']:.1%} (95% CI {lo:.1%} - {hi:.1%})")
+    if ev is not None:
         table.add_row("eval return", f"{ev['return_mean']:.4g}")
     out.print(table)

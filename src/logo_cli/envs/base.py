@@ -25,6 +25,8 @@ class EnvSpec:
     episode_limit: int
     # index of the action a dead agent must take (SMAX: stop, SMAC: no-op); None for continuous
     noop_action: int | None = None
+    # whether episodes can be won (SMAX, SMAC); MaMuJoCo has no win, so evaluate reports no win rate
+    winnable: bool = True
 
 
 @dataclass

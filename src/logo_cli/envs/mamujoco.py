@@ -98,6 +98,7 @@ class MaMuJoCoEnv:
             discrete=False,
             episode_limit=int(limit),
             noop_action=None,
+            winnable=False,  # locomotion: nothing is won
         )
         self._started = False
 

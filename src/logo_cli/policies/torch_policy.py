@@ -5,6 +5,11 @@ MACQL): `{"format": "logo-policy", "version": 1, "mode": "logits"|"q", "dims": {
 "hparams": {"hidden", "layers"}, "state_dict": {...}, "meta": {...}}`, plain data for
 `torch.load(weights_only=True)`. A MACQL policy adds `"mixer": {...}` (MacqlNets.mixer_payload):
 acting ignores it, `logo export` ships it; the format version stays 1, as older readers ignore it.
+
+Continuous actions (MaMuJoCo) use mode "gaussian": the AgentNet outputs 2 * action_dim values (mean
+before tanh, log-std) per agent, and the payload adds `"obs_norm": {"mean", "std"}` ([obs_dim] float32
+tensors), the dataset statistics the network's input is standardised with (algos/gaussian_bc.py).
+Older readers refuse the unknown mode in one line, so the version stays 1 here too.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from logo_cli.algos.gaussian_bc import GaussianBCPolicy
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
 from logo_cli.checks import MAX_LAYERS
 from logo_cli.checks import MAX_WIDTH as MAX_HIDDEN
@@ -24,8 +30,9 @@ from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
 
 POLICY_FORMAT = "logo-policy"
 POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
-Mode = Literal["logits", "q"]
-MODES = ("logits", "q")
+Mode = Literal["logits", "q", "gaussian"]
+MODES = ("logits", "q", "gaussian")
+CONTINUOUS_MODE = "gaussian"  # the one mode over continuous actions; the others need discrete ones
 # Optional key of a MACQL policy file: its QMIX mixer, as MacqlNets.mixer_payload() writes it.
 # Acting never reads it; `logo export` does.
 MIXER_KEY = "mixer"
@@ -74,7 +81,11 @@ def policy_payload(
     layers: int,
     meta: dict | None = None,
     mixer: dict | None = None,
+    obs_norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
+    """The checkpoint dict; `obs_norm` (mean, std) is required for mode "gaussian" and only there."""
+    if (mode == CONTINUOUS_MODE) != (obs_norm is not None):
+        raise ValueError("obs_norm goes with mode 'gaussian' and only with it")
     payload = {
         "format": POLICY_FORMAT,
         "format_version": POLICY_VERSION,
@@ -87,6 +98,9 @@ def policy_payload(
     }
     if mixer is not None:
         payload[MIXER_KEY] = mixer
+    if obs_norm is not None:
+        mean, std = (torch.as_tensor(np.asarray(a), dtype=torch.float32).clone() for a in obs_norm)
+        payload["obs_norm"] = {"mean": mean, "std": std}
     return payload
 
 
@@ -99,13 +113,14 @@ def save_policy(
     layers: int,
     meta=None,
     mixer: dict | None = None,
+    obs_norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    save_checkpoint(path, policy_payload(net, mode, dims, hidden, layers, meta, mixer))
+    save_checkpoint(path, policy_payload(net, mode, dims, hidden, layers, meta, mixer, obs_norm))
 
 
 def policy_from_payload(
     payload: dict, source: str, device: str = "cpu", epsilon: float = 0.0
-) -> AgentNetPolicy:
+) -> AgentNetPolicy | GaussianBCPolicy:
     """Rebuild a policy; one-line LogoError naming `source` for another format or version, an
     unknown mode, absurd sizes (bounded, and compared with the file's tensors on the meta device
     before anything is allocated), weights that do not fit, or NaN / inf weights."""
@@ -127,14 +142,20 @@ def policy_from_payload(
         mode = payload["mode"]
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (expected {' or '.join(MODES)})")
+        if (mode == CONTINUOUS_MODE) == dims.discrete:
+            kind = "discrete" if dims.discrete else "continuous"
+            raise ValueError(f"mode {mode!r} does not act on {kind} actions")
         state = payload["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError("state_dict is not a mapping of tensors")
+        obs_norm = _obs_norm(payload, dims) if mode == CONTINUOUS_MODE else None
     except (KeyError, TypeError, ValueError) as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LogoError(f"{source}: garbled policy checkpoint ({detail})") from None
+    # a Gaussian head has a mean and a log-std per action entry
+    n_out = 2 * dims.n_actions if mode == CONTINUOUS_MODE else dims.n_actions
     with torch.device("meta"):  # the declared network's shapes, without allocating it
-        expected = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers)
+        expected = AgentNet(dims.obs_dim, dims.n_agents, n_out, hidden=hidden, layers=layers)
     shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     if shapes != found:
@@ -145,16 +166,36 @@ def policy_from_payload(
             f"{list(shapes.get(diff[0], ()))})"
         )
     check_finite_weights(state, source)
-    net = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers)
+    net = AgentNet(dims.obs_dim, dims.n_agents, n_out, hidden=hidden, layers=layers)
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
         raise LogoError(
             f"{source}: policy weights do not fit its declared dims ({str(e).splitlines()[0]})"
         ) from None
+    if obs_norm is not None:
+        return GaussianBCPolicy(net, dims, obs_norm[0], obs_norm[1], device)
     return AgentNetPolicy(net, mode, dims, device=device, epsilon=epsilon)
 
 
-def load_policy(path: str | Path, device: str = "cpu", epsilon: float = 0.0) -> AgentNetPolicy:
+def _obs_norm(payload: dict, dims: Dims) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Gaussian policy's observation statistics: [obs_dim] finite tensors, std > 0 (it divides)."""
+    norm = payload["obs_norm"]
+    if not isinstance(norm, dict):
+        raise ValueError("obs_norm is not an object")
+    mean, std = norm["mean"], norm["std"]
+    for name, t in (("mean", mean), ("std", std)):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (dims.obs_dim,):
+            raise ValueError(f"obs_norm.{name} is not a [{dims.obs_dim}] tensor")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"obs_norm.{name} has NaN or inf values")
+    if not (std > 0).all():
+        raise ValueError("obs_norm.std has a value <= 0")
+    return mean.float(), std.float()
+
+
+def load_policy(
+    path: str | Path, device: str = "cpu", epsilon: float = 0.0
+) -> AgentNetPolicy | GaussianBCPolicy:
     """Load a policy file (a `.pt` written by save_policy)."""
     return policy_from_payload(load_checkpoint(path, device), str(path), device, epsilon)

@@ -6,7 +6,9 @@ ignored: taking the first N episodes to finish would over-count short episodes (
 losses) and bias every figure.
 Intervals: Wilson score interval for the win rate (sound at 0% and 100%, unlike the normal
 approximation); Student-t interval for the mean return (returns are bounded, so the t interval is
-close to its nominal coverage already at a few dozen episodes).
+close to its nominal coverage already at a few dozen episodes). An env where nothing is won (MaMuJoCo,
+`EnvSpec.winnable` False) keeps the same record keys with wins, win_rate and win_rate_ci95 None: a 0%
+win rate would read as a policy that always loses.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class EvaluateConfig:
     policy: str  # RUN_DIR (train-policy run), POLICY.pt, behaviour:<name> or random
     env: str = "smax:3m"  # environment name, family:scenario
     episodes: int = 100  # episodes to play
+    episode_limit: int | None = None  # shorter (or longer) episodes where the env allows it; None: its own
     num_envs: int = 32  # envs stepped together (at most `episodes` are used)
     seed: int = 0  # seeds the envs and the policy's sampling
     greedy: bool = True  # best available action, or sample from the policy
@@ -60,14 +63,14 @@ def mean_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float] | N
     return (float(x.mean() - half), float(x.mean() + half))
 
 
-def summarize(returns: np.ndarray, wins: np.ndarray, lengths: np.ndarray) -> dict:
+def summarize(returns: np.ndarray, wins: np.ndarray, lengths: np.ndarray, winnable: bool = True) -> dict:
     n = int(len(returns))
     k = int(np.sum(wins))
     return {
         "episodes": n,
-        "wins": k,
-        "win_rate": k / n if n else float("nan"),
-        "win_rate_ci95": list(wilson_interval(k, n)),
+        "wins": k if winnable else None,
+        "win_rate": (k / n if n else float("nan")) if winnable else None,
+        "win_rate_ci95": list(wilson_interval(k, n)) if winnable else None,
         "return_mean": float(np.mean(returns)) if n else float("nan"),
         "return_sd": float(np.std(returns, ddof=1)) if n > 1 else 0.0,
         "return_ci95": (lambda ci: list(ci) if ci else None)(mean_interval(returns)),
@@ -107,10 +110,11 @@ def run_episodes(
         ret[step.done], length[step.done] = 0.0, 0
         obs = step.reset
         if progress is not None and step.done.any():
-            progress(len(returns), episodes, {"wins": int(sum(wins))})
-    result = summarize(np.array(returns), np.array(wins), np.array(lengths))
+            wins_so_far = int(sum(wins)) if env.spec.winnable else None
+            progress(len(returns), episodes, {"wins": wins_so_far, "return_mean": float(np.mean(returns))})
+    result = summarize(np.array(returns), np.array(wins), np.array(lengths), env.spec.winnable)
     result["returns"] = returns
-    result["won"] = wins
+    result["won"] = wins if env.spec.winnable else None
     result["lengths"] = lengths
     return result
 
@@ -197,9 +201,15 @@ def run(cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
         raise LogoError(f"--episodes {cfg.episodes}: must be at least 1")
     if cfg.num_envs < 1:
         raise LogoError(f"--num-envs {cfg.num_envs}: must be at least 1")
+    if cfg.episode_limit is not None and cfg.episode_limit < 1:
+        raise LogoError(f"--episode-limit {cfg.episode_limit}: must be at least 1")
     policy, info, dims = resolve_policy(cfg.policy, cfg.env, cfg.device)
-    env = make_env(cfg.env, num_envs=min(cfg.num_envs, cfg.episodes))
+    env = make_env(cfg.env, num_envs=min(cfg.num_envs, cfg.episodes), max_steps=cfg.episode_limit)
     try:
+        if dims is None and not env.spec.discrete:  # random: uniform action vectors in [-1, 1]
+            from logo_cli.policies.random_policy import RandomPolicy
+
+            policy = RandomPolicy(env.spec.n_actions)
         if dims is not None:
             dims.check_same(env_dims(env.spec), f"--policy {cfg.policy} vs --env {cfg.env}")
         result = run_episodes(env, policy, cfg.episodes, cfg.seed, cfg.greedy, progress)

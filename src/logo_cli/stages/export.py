@@ -55,12 +55,17 @@ def run(cfg: ExportConfig) -> dict:
         mixer_from_payload,
         script_agent,
     )
-    from logo_cli.policies.torch_policy import policy_from_payload
+    from logo_cli.policies.torch_policy import CONTINUOUS_MODE, policy_from_payload
 
     wall0 = time.perf_counter()
     policy_file = resolve_policy_file(cfg.source)
     payload = load_checkpoint(policy_file)
     policy = policy_from_payload(payload, str(policy_file))
+    if policy.mode == CONTINUOUS_MODE:  # the scripted agent is a discrete argmax over available actions
+        raise LogoError(
+            f"{policy_file}: a continuous (gaussian) policy; export scripts discrete policies only "
+            "(logo evaluate and logo rollout load it as it is)"
+        )
     mixer = mixer_from_payload(payload, policy.dims, str(policy_file))
     algo = (payload.get("meta") or {}).get("algo") if isinstance(payload.get("meta"), dict) else None
     source_meta = {"policy_file": policy_file.name, "hash": file_hash(policy_file), "algo": algo}

@@ -14,6 +14,11 @@ buffer, eval history), so a resumed run ends with the same weights as an uninter
 the finished `<out>.partial/` is swapped in, and `--overwrite` replaces only a train-policy run. A
 loss that turns NaN or inf stops training with one line and no checkpoint is written with
 non-finite weights, so `<out>.partial/checkpoint.pt` stays the last good one.
+
+A continuous-action dataset (MaMuJoCo) trains only `--algo bc --mode real-only`: the Gaussian BC of
+algos/gaussian_bc.py (the same network, loss and observation normalisation rollout uses), saved as a
+policy.pt of mode "gaussian". MACQL / CFCQL need a finite action set (their Q heads, the CQL
+logsumexp), and the synthetic modes' rollouts need a discrete policy for their refreshes.
 """
 
 from __future__ import annotations
@@ -32,12 +37,19 @@ import torch
 
 from logo_cli.algos.bc import bc_loss
 from logo_cli.algos.cfcql import CfcqlConfig, CfcqlNets, cfcql_update
+from logo_cli.algos.gaussian_bc import GaussianBCPolicy, gaussian_nll, obs_stats
 from logo_cli.algos.macql import CqlSynthetic, MacqlConfig, MacqlNets, macql_update
 from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode, WeightBy
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
-from logo_cli.policies.torch_policy import AgentNetPolicy, Mode, policy_from_payload, policy_payload
+from logo_cli.policies.torch_policy import (
+    CONTINUOUS_MODE,
+    AgentNetPolicy,
+    Mode,
+    policy_from_payload,
+    policy_payload,
+)
 
 # progress(phase, done, total, info); phases: "behaviour" (CFCQL's β), "bc" (first rollout policy),
 # "rollout", "train", "eval".
@@ -177,9 +189,10 @@ def _load_data(cfg: TrainPolicyConfig) -> tuple[Transitions, dict]:
     from logo_cli.data.h5 import open_dataset
 
     with open_dataset(cfg.data) as ds:
-        if not ds.dims.discrete:
+        if not ds.dims.discrete and (cfg.algo != "bc" or cfg.mode != "real-only"):
             raise LogoError(
-                f"{cfg.data}: MACQL, CFCQL and BC here need discrete actions (a continuous dataset)"
+                f"{cfg.data}: continuous actions train only --algo bc --mode real-only "
+                f"(Gaussian BC; --algo {cfg.algo} --mode {cfg.mode} needs discrete actions)"
             )
         real = ds.transitions()
         attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float, bool))}
@@ -203,11 +216,21 @@ class _Trainer:
                     self.nets.set_state_stats(torch.as_tensor(real.state))
                 params = self.nets.online_parameters()
             else:
-                self.nets = AgentNet(
-                    self.dims.obs_dim, self.dims.n_agents, self.dims.n_actions, cfg.hidden, cfg.layers
-                )
+                # discrete: logits per action; continuous: a Gaussian's mean and log-std per entry
+                n_out = self.dims.n_actions if self.dims.discrete else 2 * self.dims.n_actions
+                self.nets = AgentNet(self.dims.obs_dim, self.dims.n_agents, n_out, cfg.hidden, cfg.layers)
                 params = list(self.nets.parameters())
         self.nets.to(cfg.device)
+        # Gaussian BC standardises observations with the real data's statistics; recomputed from the
+        # same data on resume, so the checkpoint need not hold them.
+        self.obs_norm = None if self.dims.discrete else obs_stats(real)
+        # the training view of the Gaussian policy: it shares self.nets (AgentNet has no dropout or
+        # normalisation layers, so the eval mode GaussianBCPolicy sets changes nothing)
+        self.gauss = (
+            None
+            if self.obs_norm is None
+            else GaussianBCPolicy(self.nets, self.dims, *self.obs_norm, cfg.device)
+        )
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
         q_cfg = dict(
             gamma=cfg.gamma,
@@ -238,11 +261,16 @@ class _Trainer:
     def agent(self) -> AgentNet:
         return self.nets.agent if isinstance(self.nets, MacqlNets) else self.nets
 
-    def policy(self, epsilon: float = 0.0) -> AgentNetPolicy:
-        return AgentNetPolicy(copy.deepcopy(self.agent()), self.mode, self.dims, self.cfg.device, epsilon)
+    def policy(self, epsilon: float = 0.0) -> AgentNetPolicy | GaussianBCPolicy:
+        net = copy.deepcopy(self.agent())
+        if self.obs_norm is not None:
+            return GaussianBCPolicy(net, self.dims, *self.obs_norm, device=self.cfg.device)
+        return AgentNetPolicy(net, self.mode, self.dims, self.cfg.device, epsilon)
 
     @property
     def mode(self) -> Mode:
+        if self.obs_norm is not None:
+            return CONTINUOUS_MODE
         return "q" if self.cfg.algo in Q_ALGOS else "logits"
 
     def payload(self, net: AgentNet, mode: Mode) -> dict:
@@ -332,7 +360,11 @@ class _Trainer:
             return cfcql_update(self.nets, self.opt, batch, self.macql, self.step, self.gen)
         if isinstance(self.nets, MacqlNets):
             return macql_update(self.nets, self.opt, batch, self.macql, self.step, self.gen)
-        loss = bc_loss(self.nets, batch)
+        if self.gauss is not None:
+            # the simulator clips actions to [-1, 1]: fit the action it executed (as train_gaussian_bc)
+            loss = gaussian_nll(self.gauss, batch["obs"], batch["actions"].clamp(-1.0, 1.0))
+        else:
+            loss = bc_loss(self.nets, batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -643,7 +675,7 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
     mode = t.mode
     meta = {"algo": cfg.algo, "stage": "train-policy", "data": str(cfg.data), "steps": cfg.steps}
     mixer = t.nets.mixer_payload() if isinstance(t.nets, MacqlNets) else None
-    save_policy(work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta, mixer)
+    save_policy(work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta, mixer, t.obs_norm)
     inputs: dict[str, str | Path] = {"data": cfg.data}
     if syn_info["kind"] == "buffer" and cfg.synthetic is not None:
         inputs["synthetic"] = cfg.synthetic
