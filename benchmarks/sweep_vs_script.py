@@ -98,7 +98,7 @@ def run_old_script(work: Path, a: argparse.Namespace, env: dict) -> dict:
         per_stage: dict[str, float] = {}
         for line in (out / "logs/steps.tsv").read_text().splitlines()[1:]:
             _, kind, name, seconds, status = line.split("\t")
-            if kind == "step" and status == "ok":
+            if kind == "step" and status == "ran":
                 stage = name.split("-")[0]
                 per_stage[stage] = per_stage.get(stage, 0.0) + float(seconds)
         return {"wall_s": wall, "step_seconds_by_stage": per_stage}
