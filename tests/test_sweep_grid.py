@@ -112,6 +112,21 @@ def test_shared_work_is_one_task_each():
     assert all("--horizon" not in t.options for t in bc)  # a world-model option, left out
 
 
+def test_cfcql_methods_train_cfcql_with_and_without_the_logo_world_model():
+    old = 'methods = ["logo-weight", "global-weight", "bc"]'
+    text = BASE.replace(old, 'methods = ["cfcql", "logo-cfcql"]')
+    tasks = graph.expand(grid_module.load(write_tmp(text)))
+    policies = {t.meta["method"]: t for t in tasks if t.stage == "train-policy" and t.label.endswith("s0")}
+    by_key = {t.key: t for t in tasks}
+    for method, mode in (("cfcql", "real-only"), ("logo-cfcql", "weight")):
+        opts = list(policies[method].options)
+        assert opts[opts.index("--algo") + 1] == "cfcql" and opts[opts.index("--mode") + 1] == mode
+    # only LOGO + CFCQL waits for a world model, and it is the LOGO one
+    assert [by_key[d].stage for d in policies["cfcql"].deps] == ["dataset"]
+    wm = [by_key[d] for d in policies["logo-cfcql"].deps if by_key[d].stage == "pretrain"]
+    assert len(wm) == 1 and "logo" in wm[0].label
+
+
 def write_tmp(text: str) -> Path:
     import tempfile
 

@@ -43,6 +43,9 @@ METHODS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "ensemble-weight": ("ensemble", ("--algo", "macql", "--mode", "weight")),
     "macql": (None, ("--algo", "macql", "--mode", "real-only")),
     "bc": (None, ("--algo", "bc", "--mode", "real-only")),
+    # CFCQL's counterfactual conservative term on the same backbone, with and without LOGO's data
+    "cfcql": (None, ("--algo", "cfcql", "--mode", "real-only")),
+    "logo-cfcql": ("logo", ("--algo", "cfcql", "--mode", "weight")),
 }
 COLLECTED = ("expert", "medium", "medium_replay", "mixed", "random")  # qualities `logo collect` makes
 

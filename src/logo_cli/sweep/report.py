@@ -42,6 +42,8 @@ METHOD_LABELS = {
     "ensemble-weight": "ensemble + MACQL (weight)",
     "macql": "MACQL (real only)",
     "bc": "BC",
+    "cfcql": "CFCQL (real only)",
+    "logo-cfcql": "LOGO + CFCQL (weight)",
 }
 # What each method's train-policy manifest must say (algo, mode), to catch mislabelled runs.
 METHOD_CONFIG = {
@@ -52,6 +54,8 @@ METHOD_CONFIG = {
     "ensemble-weight": ("macql", "weight"),
     "macql": ("macql", "real-only"),
     "bc": ("bc", "real-only"),
+    "cfcql": ("cfcql", "real-only"),
+    "logo-cfcql": ("cfcql", "weight"),
 }
 
 
