@@ -585,11 +585,13 @@ def sweep_view(grid, tasks, root: Path, env: str, view: Path) -> Path:
     steps = root / "logs" / "steps.tsv"
     if steps.is_file():
         (view / "logs" / "steps.tsv").symlink_to(steps)
+    # The commit of the code that ran the stages (this package's checkout), not of the grid file's
+    # folder, which may be outside any repository; empty for an installed, non-git copy.
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         capture_output=True,
         text=True,
-        cwd=grid.path.resolve().parent,
+        cwd=Path(__file__).resolve().parent,
     ).stdout.strip()
     train = grid.options["train-policy"]
     params = {
