@@ -9,11 +9,9 @@ samples from it never picks one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import torch
 
+from logo_cli.algos.minibatch import Progress, fit_minibatches
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
@@ -22,9 +20,6 @@ from logo_cli.policies.torch_policy import AgentNetPolicy
 # A finite "minus infinity": a row whose actions are all masked (zero padding) then stays finite
 # instead of turning the whole loss into NaN; such rows are excluded from the mean anyway.
 _MASKED = -1e9
-
-# progress(step, total_steps, metrics) -- called every few steps and at the end.
-Progress = Callable[[int, int, dict], None]
 
 
 def masked_log_probs(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -82,25 +77,13 @@ def train_bc(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = AgentNet(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden, layers=layers).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     data = transitions.to_torch(device)
     batch_keys = ("obs", "actions", "avail_actions")
-    rng = np.random.default_rng(seed)
-    n = len(transitions)
-    report_every = max(1, steps // 100)
 
-    net.train()
-    for step in range(1, steps + 1):
-        idx = torch.as_tensor(rng.integers(0, n, size=batch_size), device=device)
-        batch = {k: data[k][idx] for k in batch_keys}
-        loss = bc_loss(net, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress is not None and (step % report_every == 0 or step == steps):
-            progress(step, steps, {"bc_loss": float(loss.detach())})
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return bc_loss(net, {k: data[k][idx] for k in batch_keys})
 
-    net.eval()
+    fit_minibatches(net, batch_loss, len(transitions), steps, batch_size, lr, seed, device, progress)
     policy = AgentNetPolicy(net, "logits", dims, device=device)
     policy.hparams = {"hidden": hidden, "layers": layers}
     return policy

@@ -12,11 +12,10 @@ dataset trains the same network and saves it as a policy.pt of mode "gaussian" (
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
+from logo_cli.algos.minibatch import Progress, fit_minibatches
 from logo_cli.data.transitions import Dims, Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
@@ -24,7 +23,6 @@ from logo_cli.models.agent_net import AgentNet
 # Bounds of the log-std: below, a near-deterministic Gaussian whose NLL can run off to -inf on
 # repeated actions; above, std e > the whole [-1, 1] range, i.e. no information.
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
-Progress = Callable[[int, int, dict], None]
 
 
 def obs_stats(transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
@@ -100,22 +98,13 @@ def train_gaussian_bc(
         torch.manual_seed(seed)
         net = AgentNet(dims.obs_dim, dims.n_agents, 2 * dims.n_actions, hidden=hidden, layers=layers)
     policy = GaussianBCPolicy(net, dims, obs_mean, obs_std, device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     obs = torch.as_tensor(transitions.obs, dtype=torch.float32, device=device)
     # the simulator clips actions to [-1, 1]: fit the action it executed
     actions = torch.as_tensor(transitions.actions, dtype=torch.float32, device=device).clamp(-1.0, 1.0)
-    rng = np.random.default_rng(seed)
-    n = len(transitions)
-    report_every = max(1, steps // 100)
-    net.train()
-    for step in range(1, steps + 1):
-        idx = torch.as_tensor(rng.integers(0, n, size=batch_size), device=device)
-        loss = gaussian_nll(policy, obs[idx], actions[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress is not None and (step % report_every == 0 or step == steps):
-            progress(step, steps, {"bc_loss": float(loss.detach())})
-    net.eval()
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return gaussian_nll(policy, obs[idx], actions[idx])
+
+    fit_minibatches(net, batch_loss, len(transitions), steps, batch_size, lr, seed, device, progress)
     policy.hparams = {"hidden": hidden, "layers": layers}
     return policy
