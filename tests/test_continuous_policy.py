@@ -1,6 +1,7 @@
 """Continuous-action policies through the CLI: `logo train-policy --algo bc` on a MaMuJoCo dataset
-(Gaussian BC, policy.pt mode "gaussian"), `logo evaluate` on MaMuJoCo, the refusals, exact resume, and
-the Gaussian BC learning a known linear-tanh policy."""
+(Gaussian BC, policy.pt mode "gaussian"), `logo evaluate` and `logo export` on it, the refusals, exact
+resume, and the Gaussian BC learning a known linear-tanh policy (the continuous offline RL learners:
+tests/test_continuous_learners.py)."""
 
 from __future__ import annotations
 
@@ -77,14 +78,17 @@ def test_train_bc_then_evaluate_on_mamujoco(runner, tmp_path, hc_data):
         assert record["format"] == "logo-evaluate" and len(record["returns"]) == 2 and record["won"] is None
     assert ev["policy"]["kind"] == "random"
 
-    _one_line_error(runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "ex")]), "gaussian")
+    # export: the deterministic action tanh(mean), observation standardisation inside
+    _ok(runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "ex")]))
+    with torch.no_grad():
+        exported = torch.jit.load(str(tmp_path / "ex" / "agent.pt"))(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(exported, greedy, atol=1e-5)
 
 
 def test_continuous_refusals_name_what_works(runner, tmp_path, hc_data):
     base = ["train-policy", "--data", str(hc_data), "--out", str(tmp_path / "r"), "--steps", "2", *TINY]
-    for algo in ("macql", "cfcql"):
-        _one_line_error(runner.invoke(app, [*base, "--algo", algo]), "--algo bc --mode real-only")
-    # a synthetic mode: refused before any world model is read
+    _one_line_error(runner.invoke(app, [*base, "--algo", "cfcql"]), "macql, td3bc, or bc")
+    # BC in a synthetic mode: refused before any world model is read
     res = runner.invoke(app, [*base, "--algo", "bc", "--mode", "uniform", "--model", str(tmp_path)])
     _one_line_error(res, "--algo bc --mode real-only")
     assert not (tmp_path / "r").exists()

@@ -262,7 +262,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quality": ("expert", "medium", "medium_replay", "mixed", "random"),
     "world_model": ("logo", "global", "ensemble"),
     "termination": ("sample", "threshold"),
-    "algo": ("macql", "cfcql", "bc"),
+    "algo": ("macql", "cfcql", "bc", "td3bc"),
     "mode": ("weight", "penalty", "uniform", "real-only"),
     "weight_by": ("cumulative", "step"),
     "cql_synthetic": ("none", "data", "combo"),

@@ -28,7 +28,8 @@ def command(
     out_dir: Path = typer.Option(
         ...,
         "--out",
-        help="Directory to write: agent.pt, mixer.pt (MACQL and CFCQL runs), export.json, manifest.json.",
+        help="Directory to write: agent.pt, mixer.pt (discrete MACQL and CFCQL runs), export.json, "
+        "manifest.json.",
         show_default=False,
     ),
     overwrite: bool = typer.Option(

@@ -1,4 +1,4 @@
-"""`logo train-policy`: MACQL, CFCQL or behaviour cloning on real + synthetic transitions."""
+"""`logo train-policy`: MACQL, CFCQL, MA-TD3+BC or behaviour cloning on real + synthetic transitions."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from logo_cli.commands._common import (
 from logo_cli.errors import LogoError
 from logo_cli.tracking import LOGGER_HELP
 
-ALGOS = ("macql", "cfcql", "bc")
+ALGOS = ("macql", "cfcql", "bc", "td3bc")  # stages/train_policy.ALGOS, without importing torch here
 
 
 @user_errors
@@ -59,9 +59,10 @@ def command(
         "macql",
         "--algo",
         metavar=one_of("algo"),
-        help="Policy learner: macql (QMIX + CQL over sampled joint actions), cfcql (QMIX + counterfactual "
-        "CQL: one agent's action varied at a time, weighted per agent) or bc (behaviour cloning; on a "
-        "continuous-action dataset the only learner, a Gaussian BC, with --mode real-only).",
+        help="Policy learner: macql (discrete actions: QMIX + CQL over sampled joint actions; continuous: "
+        "per-agent SAC actors and twin critics + CQL(H)), cfcql (QMIX + counterfactual CQL: one agent's "
+        "action varied at a time, weighted per agent; discrete only), td3bc (MA-TD3+BC; continuous only) "
+        "or bc (behaviour cloning; on continuous actions a Gaussian BC with --mode real-only).",
     ),
     mode: str | None = typer.Option(
         None,
@@ -100,18 +101,50 @@ def command(
     penalty_lambda: float = typer.Option(1.0, "--penalty-lambda", help="λ of the penalty mode's r - λu."),
     steps: int = typer.Option(10_000, "--steps", help="Gradient steps."),
     batch_size: int = typer.Option(256, "--batch-size", help="Transitions per gradient step."),
-    lr: float = typer.Option(5e-4, "--lr", help="Adam learning rate."),
+    lr: float | None = typer.Option(
+        None,
+        "--lr",
+        help="Adam learning rate (the critics' for macql / td3bc on continuous actions). Default: 5e-4; "
+        "3e-4 for the continuous actor-critics.",
+        show_default=False,
+    ),
+    actor_lr: float | None = typer.Option(
+        None,
+        "--actor-lr",
+        help="Continuous macql / td3bc: the actor's learning rate (macql's SAC temperature too). Default: "
+        "1e-4 for macql, 3e-4 for td3bc.",
+        show_default=False,
+    ),
     gamma: float = typer.Option(0.99, "--gamma", help="Discount factor."),
     cql_alpha: float = typer.Option(
         1.0,
         "--cql-alpha",
         help="Weight α of the CQL term (CFCQL's counterfactual term with --algo cfcql; 0: plain QMIX).",
     ),
-    cql_samples: int = typer.Option(
-        32,
+    cql_samples: int | None = typer.Option(
+        None,
         "--cql-samples",
-        help="MACQL: joint actions sampled per state (available actions only) for the CQL term (CFCQL "
-        "enumerates its counterfactual actions exactly).",
+        help="MACQL: joint actions sampled per state (available actions only) for the CQL term, default 32 "
+        "(CFCQL enumerates its counterfactual actions exactly); continuous MACQL: actions drawn per agent "
+        "from each of the uniform, π(o) and π(o') proposals, default 10.",
+        show_default=False,
+    ),
+    entropy_alpha: float | None = typer.Option(
+        None,
+        "--entropy-alpha",
+        help="Continuous macql: a fixed SAC temperature α. Default: tuned automatically towards the target "
+        "entropy −(action entries per agent).",
+        show_default=False,
+    ),
+    td3bc_alpha: float = typer.Option(
+        2.5, "--td3bc-alpha", help="td3bc: α of the actor's Q weight λ = α / mean |Q|."
+    ),
+    policy_noise: float = typer.Option(
+        0.2, "--policy-noise", help="td3bc: std of the target policy smoothing noise."
+    ),
+    noise_clip: float = typer.Option(0.5, "--noise-clip", help="td3bc: clip of the smoothing noise."),
+    policy_delay: int = typer.Option(
+        2, "--policy-delay", help="td3bc: critic steps per actor update (and target update)."
     ),
     cql_include_data: bool = typer.Option(
         True,
@@ -125,7 +158,8 @@ def command(
         metavar=one_of("cql_synthetic"),
         help="How the CQL term treats synthetic rows: 'none' leaves them out of it (they only enter the TD "
         "loss); 'data' treats them like real data; 'combo' pushes Q down on them and up only on real "
-        "data actions (COMBO).",
+        "data actions (COMBO). td3bc: its BC term regularises towards real rows' actions only ('none') or "
+        "every row's ('data').",
     ),
     cfcql_temperature: float = typer.Option(
         5.0,
@@ -147,11 +181,19 @@ def command(
         "--normalise-state/--raw-state",
         help="Standardise the state the QMIX mixer sees with the real data's mean and std.",
     ),
-    target_update_every: int = typer.Option(
-        200, "--target-update-every", help="Steps between target-network updates."
+    target_update_every: int | None = typer.Option(
+        None,
+        "--target-update-every",
+        help="Steps between target-network updates. Default: 200; 1 for continuous macql (td3bc updates "
+        "its targets with each delayed actor update).",
+        show_default=False,
     ),
-    target_tau: float = typer.Option(
-        1.0, "--target-tau", help="Polyak factor of each target update (1: hard copy)."
+    target_tau: float | None = typer.Option(
+        None,
+        "--target-tau",
+        help="Polyak factor of each target update (1: hard copy). Default: 1; 0.005 for continuous macql "
+        "and td3bc.",
+        show_default=False,
     ),
     hidden: int = typer.Option(128, "--hidden", help="Agent network width."),
     layers: int = typer.Option(2, "--layers", help="Agent network hidden layers."),
@@ -178,7 +220,8 @@ def command(
     rollout_epsilon: float = typer.Option(
         0.1,
         "--rollout-epsilon",
-        help="With --model: ε of the ε-greedy MACQL / CFCQL policy driving refreshes.",
+        help="With --model: ε of the ε-greedy MACQL / CFCQL policy driving refreshes (continuous actors "
+        "drive them by sampling instead).",
     ),
     bc_steps: int = typer.Option(
         2000, "--bc-steps", help="With --model: BC steps for the first rollout policy."
@@ -208,7 +251,7 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     config: Path | None = config_option(),
 ) -> None:
-    """Train a policy offline (MACQL or CFCQL with a QMIX mixer, or BC) on real and synthetic transitions.
+    """Train a policy offline (MACQL, CFCQL, MA-TD3+BC or BC) on real and synthetic transitions.
 
     Writes policy.pt (loadable by `logo evaluate` and `logo rollout --policy`), metrics.jsonl and
     manifest.json. An interrupted run resumes exactly from its last checkpoint.
@@ -244,7 +287,9 @@ def command(
         mode=cast(SamplerMode, mode),
         synthetic_ratio=synthetic_ratio, c=c, temperature=temperature, target_ess=target_ess,
         weight_by=weight_by, penalty_lambda=penalty_lambda, steps=steps,
-        batch_size=batch_size, lr=lr, gamma=gamma, cql_alpha=cql_alpha, cql_samples=cql_samples,
+        batch_size=batch_size, lr=lr, actor_lr=actor_lr, gamma=gamma, cql_alpha=cql_alpha,
+        cql_samples=cql_samples, entropy_alpha=entropy_alpha, td3bc_alpha=td3bc_alpha,
+        policy_noise=policy_noise, noise_clip=noise_clip, policy_delay=policy_delay,
         cql_include_data=cql_include_data, cql_synthetic=cql_synthetic, cfcql_temperature=cfcql_temperature,
         cfcql_bc_steps=cfcql_bc_steps, n_step=n_step,
         normalise_state=normalise_state, termination=termination,

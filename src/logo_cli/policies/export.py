@@ -11,6 +11,10 @@ Signatures of the exported modules (all tensors on the CPU unless moved with `.t
           actions [B,N] int64), where actions = argmax of values over available actions;
           values(obs) -> [B,N,A]; act(obs, avail) -> [B,N].
   mixer:  forward(q [B,N] float, state [B,S] float) -> Q_tot [B] (the state is standardised inside).
+  continuous agent (policy modes "gaussian", "tanh_gaussian", "deterministic"): forward(obs [B,N,O]
+          float) -> actions [B,N,Ad] float32 in [-1, 1], the policy's deterministic action tanh(mean)
+          (observations standardised inside with the training data's statistics); raw(obs) -> the
+          network's outputs before tanh ([B,N,2Ad] mean and log-std, or [B,N,Ad]).
 """
 
 # No `from __future__ import annotations` here: TorchScript reads the annotations of the scripted
@@ -80,6 +84,56 @@ class ScriptedAgent(nn.Module):
     def forward(self, obs: Tensor, avail: Tensor | None = None) -> tuple[Tensor, Tensor]:
         values = self.values(obs)
         return values, self.greedy(values, avail)
+
+
+class ScriptedContinuousAgent(nn.Module):
+    """A continuous policy's AgentNet for TorchScript, with its observation standardisation: the
+    deterministic action tanh of the first Ad outputs (the mean of a Gaussian head)."""
+
+    n_agents: int
+    obs_dim: int
+    n_actions: int
+
+    def __init__(self, obs_dim: int, n_agents: int, n_actions: int, n_out: int, hidden: int, layers: int):
+        super().__init__()
+        self.n_agents, self.obs_dim, self.n_actions = n_agents, obs_dim, n_actions
+        self.net = mlp(obs_dim + n_agents, hidden, layers, n_out)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    @torch.jit.export
+    def raw(self, obs: Tensor) -> Tensor:
+        """obs [B,N,O] raw -> the network's outputs before tanh."""
+        if obs.dim() != 3 or obs.size(1) != self.n_agents or obs.size(2) != self.obs_dim:
+            raise ValueError(
+                "obs must be [B, "
+                + str(self.n_agents)
+                + ", "
+                + str(self.obs_dim)
+                + "], got "
+                + str(obs.shape)
+            )
+        x = (obs.to(torch.float32) - self.obs_mean) / self.obs_std
+        ids = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
+        ids = ids.unsqueeze(0).expand(x.size(0), self.n_agents, self.n_agents)
+        return self.net(torch.cat([x, ids], dim=-1))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.raw(obs)[:, :, : self.n_actions])
+
+
+def script_continuous_agent(policy) -> torch.jit.ScriptModule:
+    """A continuous policy (GaussianBCPolicy or ContinuousActorPolicy) as a TorchScript module."""
+    net, dims = policy.net, policy.dims
+    linears = [m for m in net.net if isinstance(m, nn.Linear)]
+    hidden, layers = linears[0].out_features, len(linears) - 1
+    module = ScriptedContinuousAgent(
+        dims.obs_dim, dims.n_agents, dims.n_actions, linears[-1].out_features, hidden, layers
+    )
+    module.net.load_state_dict(net.net.state_dict())
+    module.obs_mean.copy_(policy.obs_mean.detach().cpu())
+    module.obs_std.copy_(policy.obs_std.detach().cpu())
+    return torch.jit.script(module.eval())
 
 
 class ScriptedMixer(nn.Module):
@@ -172,6 +226,28 @@ def mixer_from_payload(payload: dict, dims: Dims, source: str) -> ScriptedMixer 
     module = ScriptedMixer(dims.n_agents, dims.state_dim, embed, hyper)
     module.load_state_dict({**state, "state_mean": mean.float(), "state_std": std.float()})
     return module.eval()
+
+
+def continuous_export_meta(policy, source_meta: dict | None = None) -> dict:
+    """export_meta for a continuous policy (modes gaussian, tanh_gaussian, deterministic)."""
+    d = policy.dims
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_VERSION,
+        "mode": policy.mode,
+        "actions": "continuous: [B,N,Ad] float32 in [-1, 1], the deterministic (greedy) action tanh(mean)",
+        "n_agents": d.n_agents,
+        "obs_dim": d.obs_dim,
+        "n_actions": d.n_actions,
+        "state_dim": d.state_dim,
+        "agent_input": (
+            "obs [B,N,O] float32 raw, agents in the dataset's order; the module standardises it with "
+            "the training data's mean and std and appends agent i's one-hot id"
+        ),
+        "agent_signature": "forward(obs) -> actions [B,N,Ad] float32; raw(obs) -> outputs before tanh",
+        "mixer": None,
+        "source": source_meta or {},
+    }
 
 
 def export_meta(policy: AgentNetPolicy, has_mixer: bool, source_meta: dict | None = None) -> dict:

@@ -10,6 +10,13 @@ Continuous actions (MaMuJoCo) use mode "gaussian": the AgentNet outputs 2 * acti
 before tanh, log-std) per agent, and the payload adds `"obs_norm": {"mean", "std"}` ([obs_dim] float32
 tensors), the dataset statistics the network's input is standardised with (algos/gaussian_bc.py).
 Older readers refuse the unknown mode in one line, so the version stays 1 here too.
+
+The offline continuous learners add two modes with the same payload (AgentNet + "obs_norm"):
+"tanh_gaussian" (MA-CQL's SAC actor: 2 * action_dim outputs, pre-tanh mean and log-std; greedy acting
+is tanh(mean), stochastic acting tanh of a Gaussian draw) and "deterministic" (MA-TD3+BC's actor:
+action_dim outputs, the action is their tanh; stochastic acting adds N(0, 0.1²) noise and clips).
+Note the difference from "gaussian", whose mean is already tanh-squashed and whose stochastic
+acting clips a Gaussian around it (algos/continuous_actor.py has the new modes' policy class).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from logo_cli.algos.continuous_actor import ContinuousActorPolicy, actor_outputs
 from logo_cli.algos.gaussian_bc import GaussianBCPolicy
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
 from logo_cli.checks import MAX_LAYERS
@@ -30,9 +38,11 @@ from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
 
 POLICY_FORMAT = "logo-policy"
 POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
-Mode = Literal["logits", "q", "gaussian"]
-MODES = ("logits", "q", "gaussian")
-CONTINUOUS_MODE = "gaussian"  # the one mode over continuous actions; the others need discrete ones
+Mode = Literal["logits", "q", "gaussian", "tanh_gaussian", "deterministic"]
+MODES = ("logits", "q", "gaussian", "tanh_gaussian", "deterministic")
+CONTINUOUS_MODE = "gaussian"  # Gaussian behaviour cloning's mode (algos/gaussian_bc.py)
+# the modes over continuous actions (each with "obs_norm"); the others need discrete ones
+CONTINUOUS_MODES = ("gaussian", "tanh_gaussian", "deterministic")
 # Optional key of a MACQL policy file: its QMIX mixer, as MacqlNets.mixer_payload() writes it.
 # Acting never reads it; `logo export` does.
 MIXER_KEY = "mixer"
@@ -73,6 +83,10 @@ class AgentNetPolicy:
         return actions.astype(np.int64)
 
 
+# every policy a policy file can hold
+AnyPolicy = AgentNetPolicy | GaussianBCPolicy | ContinuousActorPolicy
+
+
 def policy_payload(
     net: AgentNet,
     mode: Mode,
@@ -83,9 +97,9 @@ def policy_payload(
     mixer: dict | None = None,
     obs_norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """The checkpoint dict; `obs_norm` (mean, std) is required for mode "gaussian" and only there."""
-    if (mode == CONTINUOUS_MODE) != (obs_norm is not None):
-        raise ValueError("obs_norm goes with mode 'gaussian' and only with it")
+    """The checkpoint dict; `obs_norm` (mean, std) is required for the continuous modes and only there."""
+    if (mode in CONTINUOUS_MODES) != (obs_norm is not None):
+        raise ValueError("obs_norm goes with the continuous modes and only with them")
     payload = {
         "format": POLICY_FORMAT,
         "format_version": POLICY_VERSION,
@@ -118,9 +132,7 @@ def save_policy(
     save_checkpoint(path, policy_payload(net, mode, dims, hidden, layers, meta, mixer, obs_norm))
 
 
-def policy_from_payload(
-    payload: dict, source: str, device: str = "cpu", epsilon: float = 0.0
-) -> AgentNetPolicy | GaussianBCPolicy:
+def policy_from_payload(payload: dict, source: str, device: str = "cpu", epsilon: float = 0.0) -> AnyPolicy:
     """Rebuild a policy; one-line LogoError naming `source` for another format or version, an
     unknown mode, absurd sizes (bounded, and compared with the file's tensors on the meta device
     before anything is allocated), weights that do not fit, or NaN / inf weights."""
@@ -142,18 +154,17 @@ def policy_from_payload(
         mode = payload["mode"]
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (expected {' or '.join(MODES)})")
-        if (mode == CONTINUOUS_MODE) == dims.discrete:
+        if (mode in CONTINUOUS_MODES) == dims.discrete:
             kind = "discrete" if dims.discrete else "continuous"
             raise ValueError(f"mode {mode!r} does not act on {kind} actions")
         state = payload["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError("state_dict is not a mapping of tensors")
-        obs_norm = _obs_norm(payload, dims) if mode == CONTINUOUS_MODE else None
+        obs_norm = _obs_norm(payload, dims) if mode in CONTINUOUS_MODES else None
     except (KeyError, TypeError, ValueError) as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LogoError(f"{source}: garbled policy checkpoint ({detail})") from None
-    # a Gaussian head has a mean and a log-std per action entry
-    n_out = 2 * dims.n_actions if mode == CONTINUOUS_MODE else dims.n_actions
+    n_out = _outputs(mode, dims)
     with torch.device("meta"):  # the declared network's shapes, without allocating it
         expected = AgentNet(dims.obs_dim, dims.n_agents, n_out, hidden=hidden, layers=layers)
     shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
@@ -173,9 +184,21 @@ def policy_from_payload(
         raise LogoError(
             f"{source}: policy weights do not fit its declared dims ({str(e).splitlines()[0]})"
         ) from None
-    if obs_norm is not None:
+    if mode == CONTINUOUS_MODE:
+        assert obs_norm is not None
         return GaussianBCPolicy(net, dims, obs_norm[0], obs_norm[1], device)
+    if obs_norm is not None:
+        return ContinuousActorPolicy(net, mode, dims, obs_norm[0], obs_norm[1], device)
     return AgentNetPolicy(net, mode, dims, device=device, epsilon=epsilon)
+
+
+def _outputs(mode: str, dims: Dims) -> int:
+    """AgentNet outputs per agent: a Gaussian head has a mean and a log-std per action entry."""
+    if mode == CONTINUOUS_MODE:
+        return 2 * dims.n_actions
+    if mode in CONTINUOUS_MODES:
+        return actor_outputs(mode, dims.n_actions)
+    return dims.n_actions
 
 
 def _obs_norm(payload: dict, dims: Dims) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,8 +217,6 @@ def _obs_norm(payload: dict, dims: Dims) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), std.float()
 
 
-def load_policy(
-    path: str | Path, device: str = "cpu", epsilon: float = 0.0
-) -> AgentNetPolicy | GaussianBCPolicy:
+def load_policy(path: str | Path, device: str = "cpu", epsilon: float = 0.0) -> AnyPolicy:
     """Load a policy file (a `.pt` written by save_policy)."""
     return policy_from_payload(load_checkpoint(path, device), str(path), device, epsilon)

@@ -1,7 +1,8 @@
 """`logo export`: a trained policy (and a MACQL run's mixer) as TorchScript files that need no logo-cli.
 
 Output, a directory built beside `--out` and swapped in when complete:
-  agent.pt      TorchScript agent network (policies/export.py: ScriptedAgent)
+  agent.pt      TorchScript agent network (policies/export.py: ScriptedAgent; a continuous policy's
+                ScriptedContinuousAgent, obs -> deterministic action, standardisation inside)
   mixer.pt      TorchScript QMIX mixer with the state standardisation (MACQL and CFCQL policies)
   export.json   the description also embedded in each archive (inputs, conventions, greedy rule)
   manifest.json the usual run manifest (stage "export"; input hash)
@@ -51,35 +52,40 @@ def run(cfg: ExportConfig) -> dict:
     from logo_cli.outputs import building, ensure_parent
     from logo_cli.policies.export import (
         EXPORT_META_FILE,
+        continuous_export_meta,
         export_meta,
         mixer_from_payload,
         script_agent,
+        script_continuous_agent,
     )
-    from logo_cli.policies.torch_policy import CONTINUOUS_MODE, policy_from_payload
+    from logo_cli.policies.torch_policy import CONTINUOUS_MODES, policy_from_payload
 
     wall0 = time.perf_counter()
     policy_file = resolve_policy_file(cfg.source)
     payload = load_checkpoint(policy_file)
     policy = policy_from_payload(payload, str(policy_file))
-    if policy.mode == CONTINUOUS_MODE:  # the scripted agent is a discrete argmax over available actions
-        raise LogoError(
-            f"{policy_file}: a continuous (gaussian) policy; export scripts discrete policies only "
-            "(logo evaluate and logo rollout load it as it is)"
-        )
-    mixer = mixer_from_payload(payload, policy.dims, str(policy_file))
+    continuous = policy.mode in CONTINUOUS_MODES
+    mixer = None if continuous else mixer_from_payload(payload, policy.dims, str(policy_file))
     algo = (payload.get("meta") or {}).get("algo") if isinstance(payload.get("meta"), dict) else None
     source_meta = {"policy_file": policy_file.name, "hash": file_hash(policy_file), "algo": algo}
-    meta = export_meta(policy, mixer is not None, source_meta)
+    if continuous:
+        meta = continuous_export_meta(policy, source_meta)
+    else:
+        meta = export_meta(policy, mixer is not None, source_meta)
     extra = {EXPORT_META_FILE: json.dumps(meta, indent=2)}
 
     ensure_parent(cfg.out)
     with building(cfg.out, "export", cfg.overwrite, directory=True) as tmp:
-        torch.jit.save(script_agent(policy), str(tmp / AGENT_FILE), _extra_files=extra)
+        scripted = script_continuous_agent(policy) if continuous else script_agent(policy)
+        torch.jit.save(scripted, str(tmp / AGENT_FILE), _extra_files=extra)
         files = [AGENT_FILE]
         if mixer is not None:
             torch.jit.save(torch.jit.script(mixer), str(tmp / MIXER_FILE), _extra_files=extra)
             files.append(MIXER_FILE)
-        check = _round_trip(tmp, policy, payload, cfg.out)
+        if continuous:
+            check = _round_trip_continuous(tmp, policy, cfg.out)
+        else:
+            check = _round_trip(tmp, policy, payload, cfg.out)
         write_json_atomic(tmp / META_FILE, meta)
         manifest = make_manifest(
             "export",
@@ -142,3 +148,25 @@ def _round_trip(folder: Path, policy, payload: dict, out: Path) -> dict:
             raise LogoError(f"{out}: the exported mixer disagrees with the policy's ({diff:.3g})")
         check["mixer_max_abs_diff"] = diff
     return check
+
+
+@torch.no_grad()
+def _round_trip_continuous(folder: Path, policy, out: Path) -> dict:
+    """The saved continuous agent against the policy's own greedy action on random observations."""
+    import numpy as np
+
+    d = policy.dims
+    gen = torch.Generator().manual_seed(CHECK_SEED)
+    obs = torch.randn(CHECK_ROWS, d.n_agents, d.obs_dim, generator=gen) * 3.0
+    agent = torch.jit.load(str(folder / AGENT_FILE), map_location="cpu")
+    actions = agent(obs)
+    policy.net.cpu()
+    policy.device, policy.obs_mean, policy.obs_std = "cpu", policy.obs_mean.cpu(), policy.obs_std.cpu()
+    ref = policy.act(obs.numpy(), None, None, greedy=True, rng=np.random.default_rng(0))
+    max_diff = float((actions - torch.as_tensor(ref)).abs().max())
+    if tuple(actions.shape) != tuple(ref.shape) or max_diff > 1e-5:
+        raise LogoError(
+            f"{out}: the exported agent disagrees with the policy (max action difference {max_diff:.3g}); "
+            "nothing was written"
+        )
+    return {"rows": CHECK_ROWS, "agent_max_abs_diff": max_diff, "greedy_actions_equal": True}

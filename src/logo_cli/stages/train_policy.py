@@ -15,10 +15,14 @@ the finished `<out>.partial/` is swapped in, and `--overwrite` replaces only a t
 loss that turns NaN or inf stops training with one line and no checkpoint is written with
 non-finite weights, so `<out>.partial/checkpoint.pt` stays the last good one.
 
-A continuous-action dataset (MaMuJoCo) trains only `--algo bc --mode real-only`: the Gaussian BC of
-algos/gaussian_bc.py (the same network, loss and observation normalisation rollout uses), saved as a
-policy.pt of mode "gaussian". MACQL / CFCQL need a finite action set (their Q heads, the CQL
-logsumexp), and the synthetic modes' rollouts need a discrete policy for their refreshes.
+A continuous-action dataset (MaMuJoCo) trains `--algo macql` (MA-CQL with per-agent SAC actors and
+critics, algos/macql_continuous.py; policy mode "tanh_gaussian"), `--algo td3bc` (MA-TD3+BC,
+algos/td3bc.py; mode "deterministic"), both in every sampler mode and with in-memory refreshes driven
+by their own actor, or `--algo bc --mode real-only` (the Gaussian BC of algos/gaussian_bc.py, mode
+"gaussian"). CFCQL needs a finite action set (its counterfactual enumeration) and is refused there.
+Options whose defaults differ between discrete and continuous learners (--lr, --cql-samples,
+--target-update-every, --target-tau, --actor-lr) are None in the config and resolved by `resolve`
+once the dataset's action kind is known; the resolved values are what the checkpoint and manifest hold.
 """
 
 from __future__ import annotations
@@ -37,14 +41,23 @@ import torch
 
 from logo_cli.algos.bc import bc_loss
 from logo_cli.algos.cfcql import CfcqlConfig, CfcqlNets, cfcql_update
+from logo_cli.algos.continuous_actor import (
+    DETERMINISTIC,
+    TANH_GAUSSIAN,
+    ContinuousActorPolicy,
+    OptimiserSet,
+)
 from logo_cli.algos.gaussian_bc import GaussianBCPolicy, gaussian_nll, obs_stats
 from logo_cli.algos.macql import CqlSynthetic, MacqlConfig, MacqlNets, macql_update
+from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
+from logo_cli.algos.td3bc import Td3bcConfig, Td3bcNets, td3bc_update
 from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode, WeightBy
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
 from logo_cli.policies.torch_policy import (
     CONTINUOUS_MODE,
+    CONTINUOUS_MODES,
     AgentNetPolicy,
     Mode,
     policy_from_payload,
@@ -59,8 +72,17 @@ METRICS = "metrics.jsonl"
 # Config fields that may change between an interrupted run and its resumption.
 # The tracker is among them: how a run is watched does not change what it computes.
 RESUMABLE_CHANGES = ("steps", "resume", "overwrite", "device", "allow_incomplete", "logger")
-Algo = Literal["macql", "cfcql", "bc"]
+Algo = Literal["macql", "cfcql", "bc", "td3bc"]
+ALGOS = ("macql", "cfcql", "bc", "td3bc")
 Q_ALGOS = ("macql", "cfcql")  # learners of per-agent Q with a QMIX mixer (policy mode "q")
+ACTOR_CRITIC_ALGOS = ("macql", "td3bc")  # the continuous-action offline RL learners
+# Defaults of the options that differ by action kind: discrete (and Gaussian BC), continuous MA-CQL,
+# MA-TD3+BC. Continuous values are the references' (Kumar et al.'s CQL-SAC, Fujimoto & Gu's TD3+BC).
+RESOLVED_DEFAULTS = {
+    "discrete": {"lr": 5e-4, "cql_samples": 32, "target_update_every": 200, "target_tau": 1.0},
+    "macql": {"lr": 3e-4, "actor_lr": 1e-4, "cql_samples": 10, "target_update_every": 1, "target_tau": 0.005},
+    "td3bc": {"lr": 3e-4, "actor_lr": 3e-4, "cql_samples": 10, "target_tau": 0.005},
+}
 
 
 @dataclass(frozen=True)
@@ -79,18 +101,28 @@ class TrainPolicyConfig:
     penalty_lambda: float = 1.0  # λ of the penalty mode's reward r - λu
     steps: int = 10_000  # gradient steps
     batch_size: int = 256  # transitions per gradient step
-    lr: float = 5e-4  # Adam learning rate
+    lr: float | None = None  # Adam learning rate (critic's for actor-critic); None: by learner, see resolve
+    actor_lr: float | None = None  # continuous learners: the actor's (and SAC temperature's) learning rate
     gamma: float = 0.99  # discount
     cql_alpha: float = 1.0  # weight of the CQL term
-    cql_samples: int = 32  # sampled joint actions per state in the CQL term
+    cql_samples: int | None = (
+        None  # CQL samples per state (discrete: 32 joint actions; continuous: 10 per source)
+    )
     cql_include_data: bool = True  # the data joint action is one of the CQL logsumexp terms
     cql_synthetic: CqlSynthetic = "none"  # CQL on synthetic rows: "data", "combo" (COMBO) or "none"
     cfcql_temperature: float = 5.0  # CFCQL: τ of the agent weights softmax_i(τ · KL(μ_i ‖ β_i))
     cfcql_bc_steps: int = 2000  # CFCQL: BC steps fitting the behaviour policy β before Q training
     n_step: int = 1  # steps of the TD target (over real episodes and synthetic branches)
     normalise_state: bool = True  # standardise the mixer's state input with the real data's statistics
-    target_update_every: int = 200  # steps between target-network updates
-    target_tau: float = 1.0  # Polyak factor of a target update (1: hard copy)
+    target_update_every: int | None = None  # steps between target updates (discrete 200, continuous 1)
+    target_tau: float | None = (
+        None  # Polyak factor of a target update (discrete 1: hard copy; continuous 0.005)
+    )
+    entropy_alpha: float | None = None  # continuous MA-CQL: fixed SAC temperature; None: auto-tuned
+    td3bc_alpha: float = 2.5  # MA-TD3+BC: α of λ = α / mean |Q|
+    policy_noise: float = 0.2  # MA-TD3+BC: std of the target policy smoothing noise
+    noise_clip: float = 0.5  # MA-TD3+BC: clip of that noise
+    policy_delay: int = 2  # MA-TD3+BC: critic steps per actor and target update
     hidden: int = 128  # agent network width
     layers: int = 2  # agent network hidden layers
     eval_env: str | None = None  # simulator for periodic evaluation (e.g. smax:3m); None: no evaluation
@@ -124,8 +156,8 @@ def _config_dict(cfg: TrainPolicyConfig) -> dict:
 
 
 def _check_config(cfg: TrainPolicyConfig) -> None:
-    if cfg.algo not in (*Q_ALGOS, "bc"):
-        raise LogoError(f"--algo {cfg.algo}: expected macql, cfcql or bc")
+    if cfg.algo not in ALGOS:
+        raise LogoError(f"--algo {cfg.algo}: expected macql, cfcql, bc or td3bc")
     if cfg.synthetic is not None and cfg.model is not None:
         raise LogoError("--synthetic / --model: give one, not both")
     if cfg.synthetic is None and cfg.model is None and cfg.mode != "real-only":
@@ -149,13 +181,19 @@ def _check_numbers(cfg: TrainPolicyConfig) -> None:
     sizes bounded before anything is allocated."""
     from logo_cli.checks import MAX_LAYERS, MAX_WIDTH, integer, number
 
-    number("--lr", cfg.lr, lo=0.0, lo_open=True)
+    number("--lr", cfg.lr, lo=0.0, lo_open=True, allow_none=True)
+    number("--actor-lr", cfg.actor_lr, lo=0.0, lo_open=True, allow_none=True)
+    number("--entropy-alpha", cfg.entropy_alpha, lo=0.0, allow_none=True)
+    number("--td3bc-alpha", cfg.td3bc_alpha, lo=0.0)
+    number("--policy-noise", cfg.policy_noise, lo=0.0)
+    number("--noise-clip", cfg.noise_clip, lo=0.0)
+    integer("--policy-delay", cfg.policy_delay)
     number("--gamma", cfg.gamma, lo=0.0, hi=1.0)
     number("--synthetic-ratio", cfg.synthetic_ratio, lo=0.0, hi=1.0)
     number("--c", cfg.c, lo=0.0, allow_none=True)
     number("--penalty-lambda", cfg.penalty_lambda, lo=0.0)
     number("--cql-alpha", cfg.cql_alpha, lo=0.0)
-    number("--target-tau", cfg.target_tau, lo=0.0, hi=1.0, lo_open=True)
+    number("--target-tau", cfg.target_tau, lo=0.0, hi=1.0, lo_open=True, allow_none=True)
     number("--rollout-epsilon", cfg.rollout_epsilon, lo=0.0, hi=1.0)
     number("--cfcql-temperature", cfg.cfcql_temperature, lo=0.0)
     integer("--hidden", cfg.hidden, hi=MAX_WIDTH)
@@ -189,16 +227,64 @@ def _load_data(cfg: TrainPolicyConfig) -> tuple[Transitions, dict]:
     from logo_cli.data.h5 import open_dataset
 
     with open_dataset(cfg.data) as ds:
-        if not ds.dims.discrete and (cfg.algo != "bc" or cfg.mode != "real-only"):
-            raise LogoError(
-                f"{cfg.data}: continuous actions train only --algo bc --mode real-only "
-                f"(Gaussian BC; --algo {cfg.algo} --mode {cfg.mode} needs discrete actions)"
-            )
+        _check_action_kind(cfg, ds.dims.discrete, str(cfg.data))
         real = ds.transitions()
         attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float, bool))}
     if len(real) == 0:
         raise LogoError(f"{cfg.data}: no transitions")
     return real, attrs
+
+
+def _check_action_kind(cfg: TrainPolicyConfig, discrete: bool, source: str) -> None:
+    """Refuse, in one line, a learner or an option that does not fit the dataset's action kind."""
+    if discrete:
+        if cfg.algo == "td3bc":
+            raise LogoError(f"{source}: --algo td3bc needs continuous actions (this dataset's are discrete)")
+        for name, value in (("--actor-lr", cfg.actor_lr), ("--entropy-alpha", cfg.entropy_alpha)):
+            if value is not None:
+                raise LogoError(
+                    f"{source}: {name} is for continuous actor-critic learners (discrete actions)"
+                )
+        return
+    if cfg.algo == "cfcql":
+        raise LogoError(
+            f"{source}: --algo cfcql needs discrete actions; continuous actions train macql, td3bc, "
+            "or bc with --mode real-only"
+        )
+    if cfg.algo == "bc" and cfg.mode != "real-only":
+        raise LogoError(
+            f"{source}: continuous behaviour cloning trains only --algo bc --mode real-only "
+            f"(--mode {cfg.mode}: use --algo macql or td3bc)"
+        )
+    if cfg.algo == "bc":
+        for name, value in (("--actor-lr", cfg.actor_lr), ("--entropy-alpha", cfg.entropy_alpha)):
+            if value is not None:
+                raise LogoError(f"{source}: {name} is for --algo macql / td3bc, not bc")
+    if cfg.algo == "td3bc":
+        options = (
+            ("--cql-samples", cfg.cql_samples),
+            ("--target-update-every", cfg.target_update_every),
+            ("--entropy-alpha", cfg.entropy_alpha),
+        )
+        given = [name for name, value in options if value is not None]
+        if given:
+            raise LogoError(
+                f"{source}: {given[0]} does not apply to --algo td3bc (no CQL term or entropy; its targets "
+                "move with each delayed actor update, --policy-delay)"
+            )
+        if cfg.cql_synthetic == "combo":
+            raise LogoError(f"{source}: --cql-synthetic combo: td3bc's BC term takes none or data")
+
+
+def resolve(cfg: TrainPolicyConfig, discrete: bool) -> TrainPolicyConfig:
+    """The config with the action-kind-dependent defaults filled in (RESOLVED_DEFAULTS)."""
+    import dataclasses
+
+    key = cfg.algo if (not discrete and cfg.algo in ACTOR_CRITIC_ALGOS) else "discrete"
+    values = dict(RESOLVED_DEFAULTS[key])
+    if key == "td3bc":
+        values["target_update_every"] = cfg.policy_delay
+    return dataclasses.replace(cfg, **{k: v for k, v in values.items() if getattr(cfg, k) is None})
 
 
 class _Trainer:
@@ -207,9 +293,21 @@ class _Trainer:
     def __init__(self, cfg: TrainPolicyConfig, real: Transitions, progress: Progress | None):
         self.cfg, self.real, self.progress = cfg, real, progress
         self.dims = real.dims
+        # continuous MA-CQL / MA-TD3+BC (the discrete macql is the QMIX learner)
+        self.actor_critic = not self.dims.discrete and cfg.algo in ACTOR_CRITIC_ALGOS
+        assert cfg.lr is not None and cfg.target_tau is not None and cfg.target_update_every is not None
+        # Observations are standardised with the real data's statistics for every continuous learner;
+        # recomputed from the same data on resume (and also held by the actor-critics' nets).
+        self.obs_norm = None if self.dims.discrete else obs_stats(real)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(cfg.seed)
-            if cfg.algo in Q_ALGOS:
+            if self.actor_critic:
+                assert cfg.actor_lr is not None and self.obs_norm is not None
+                ac_class = ContinuousCqlNets if cfg.algo == "macql" else Td3bcNets
+                ac = ac_class(self.dims, cfg.hidden, cfg.layers)
+                ac.norm.set_stats(*self.obs_norm)
+                self.nets = ac
+            elif cfg.algo in Q_ALGOS:
                 nets_class = CfcqlNets if cfg.algo == "cfcql" else MacqlNets
                 self.nets: torch.nn.Module = nets_class(self.dims, cfg.hidden, cfg.layers)
                 if cfg.normalise_state:
@@ -221,21 +319,44 @@ class _Trainer:
                 self.nets = AgentNet(self.dims.obs_dim, self.dims.n_agents, n_out, cfg.hidden, cfg.layers)
                 params = list(self.nets.parameters())
         self.nets.to(cfg.device)
-        # Gaussian BC standardises observations with the real data's statistics; recomputed from the
-        # same data on resume, so the checkpoint need not hold them.
-        self.obs_norm = None if self.dims.discrete else obs_stats(real)
         # the training view of the Gaussian policy: it shares self.nets (AgentNet has no dropout or
         # normalisation layers, so the eval mode GaussianBCPolicy sets changes nothing)
         self.gauss = (
             None
-            if self.obs_norm is None
+            if self.obs_norm is None or self.actor_critic
             else GaussianBCPolicy(self.nets, self.dims, *self.obs_norm, cfg.device)
         )
-        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        if isinstance(self.nets, (ContinuousCqlNets, Td3bcNets)):
+            assert cfg.actor_lr is not None
+            self.opt: torch.optim.Optimizer | OptimiserSet = self.nets.optimisers(cfg.actor_lr, cfg.lr)
+        else:
+            self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.ac_cfg: ContinuousCqlConfig | Td3bcConfig | None = None
+        if cfg.algo == "macql" and self.actor_critic:
+            assert cfg.cql_samples is not None
+            self.ac_cfg = ContinuousCqlConfig(
+                gamma=cfg.gamma,
+                cql_alpha=cfg.cql_alpha,
+                cql_samples=cfg.cql_samples,
+                target_update_every=cfg.target_update_every,
+                target_tau=cfg.target_tau,
+                entropy_alpha=cfg.entropy_alpha,
+                cql_synthetic=cfg.cql_synthetic,
+            )
+        elif cfg.algo == "td3bc":
+            self.ac_cfg = Td3bcConfig(
+                gamma=cfg.gamma,
+                alpha=cfg.td3bc_alpha,
+                policy_noise=cfg.policy_noise,
+                noise_clip=cfg.noise_clip,
+                policy_delay=cfg.policy_delay,
+                target_tau=cfg.target_tau,
+                bc_synthetic="data" if cfg.cql_synthetic == "data" else "none",
+            )
         q_cfg = dict(
             gamma=cfg.gamma,
             cql_alpha=cfg.cql_alpha,
-            cql_samples=cfg.cql_samples,
+            cql_samples=cfg.cql_samples or 32,
             cql_include_data=cfg.cql_include_data,
             target_update_every=cfg.target_update_every,
             target_tau=cfg.target_tau,
@@ -259,22 +380,30 @@ class _Trainer:
 
     # --- the policy and rollouts -------------------------------------------------------------
     def agent(self) -> AgentNet:
+        if isinstance(self.nets, (ContinuousCqlNets, Td3bcNets)):
+            return self.nets.actor
         return self.nets.agent if isinstance(self.nets, MacqlNets) else self.nets
 
-    def policy(self, epsilon: float = 0.0) -> AgentNetPolicy | GaussianBCPolicy:
+    def policy(self, epsilon: float = 0.0) -> AgentNetPolicy | GaussianBCPolicy | ContinuousActorPolicy:
         net = copy.deepcopy(self.agent())
+        if self.actor_critic:
+            assert self.obs_norm is not None
+            return ContinuousActorPolicy(net, self.mode, self.dims, *self.obs_norm, device=self.cfg.device)
         if self.obs_norm is not None:
             return GaussianBCPolicy(net, self.dims, *self.obs_norm, device=self.cfg.device)
         return AgentNetPolicy(net, self.mode, self.dims, self.cfg.device, epsilon)
 
     @property
     def mode(self) -> Mode:
+        if self.actor_critic:
+            return TANH_GAUSSIAN if self.cfg.algo == "macql" else DETERMINISTIC
         if self.obs_norm is not None:
             return CONTINUOUS_MODE
         return "q" if self.cfg.algo in Q_ALGOS else "logits"
 
     def payload(self, net: AgentNet, mode: Mode) -> dict:
-        return policy_payload(net, mode, self.dims, self.cfg.hidden, self.cfg.layers)
+        norm = self.obs_norm if mode in CONTINUOUS_MODES else None
+        return policy_payload(net, mode, self.dims, self.cfg.hidden, self.cfg.layers, obs_norm=norm)
 
     def rollouts(self, policy_payload_: dict) -> tuple[Transitions, np.ndarray, np.ndarray, np.ndarray]:
         """Synthetic transitions from the world model under a policy; deterministic given the RNG."""
@@ -333,12 +462,26 @@ class _Trainer:
         self.nets.set_behaviour(bc.net)
 
     def first_rollout_policy(self) -> dict:
+        """The policy of the first synthetic buffer: BC of the real data (Gaussian BC on continuous
+        actions, the same network the rollout stage fits)."""
         from logo_cli.algos.bc import train_bc
+        from logo_cli.algos.gaussian_bc import train_gaussian_bc
 
         def bc_progress(step: int, total: int, info: dict) -> None:
             if self.progress is not None:
                 self.progress("bc", step, total, info)
 
+        if not self.dims.discrete:
+            gbc = train_gaussian_bc(
+                self.real,
+                steps=self.cfg.bc_steps,
+                hidden=self.cfg.hidden,
+                layers=self.cfg.layers,
+                seed=self.cfg.seed,
+                device=self.cfg.device,
+                progress=bc_progress,
+            )
+            return self.payload(gbc.net, CONTINUOUS_MODE)
         bc = train_bc(
             self.real,
             steps=self.cfg.bc_steps,
@@ -355,6 +498,12 @@ class _Trainer:
         assert self.sampler is not None
         batch = self.sampler.sample(self.cfg.batch_size)
         self.step += 1
+        if isinstance(self.nets, ContinuousCqlNets):
+            assert isinstance(self.opt, OptimiserSet) and isinstance(self.ac_cfg, ContinuousCqlConfig)
+            return continuous_cql_update(self.nets, self.opt, batch, self.ac_cfg, self.step, self.gen)
+        if isinstance(self.nets, Td3bcNets):
+            assert isinstance(self.opt, OptimiserSet) and isinstance(self.ac_cfg, Td3bcConfig)
+            return td3bc_update(self.nets, self.opt, batch, self.ac_cfg, self.step, self.gen)
         if isinstance(self.nets, CfcqlNets):
             assert isinstance(self.macql, CfcqlConfig)
             return cfcql_update(self.nets, self.opt, batch, self.macql, self.step, self.gen)
@@ -540,7 +689,7 @@ def _loop(t: _Trainer, env, work: Path, state: dict | None, resumed_from: int, p
         weight_by=cfg.weight_by,
         penalty_lambda=cfg.penalty_lambda,
         gamma=cfg.gamma,
-        n_step=cfg.n_step if cfg.algo in Q_ALGOS else 1,
+        n_step=cfg.n_step if cfg.algo in (*Q_ALGOS, "td3bc") else 1,
         rng=t.sampler_rng,
         device=cfg.device,
     )
@@ -655,6 +804,7 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
     wall0 = time.perf_counter()
     check_target(cfg.out, "train-policy", cfg.overwrite)  # again, now that the lock is held
     real, data_attrs = _load_data(cfg)
+    cfg = resolve(cfg, real.dims.discrete)
     work = partial_dir(cfg.out)
     ckpt = work / CHECKPOINT
     resuming = cfg.resume and ckpt.is_file()
