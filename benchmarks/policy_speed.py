@@ -1,4 +1,6 @@
-"""Policy-learning speed: MACQL, CFCQL and BC gradient steps per second, sampler included.
+"""Policy-learning speed: MACQL, CFCQL and BC gradient steps per second, sampler included; and the
+continuous learners (MA-CQL, MA-TD3+BC, Gaussian BC) on MaMuJoCo HalfCheetah-2x3 dims (N=2, O=12,
+S=17, Ad=3).
 
 Builds random transitions with SMAX dims (3m: N=3, O=75, S=72, A=8; 5m_vs_6m: N=5, O=140, S=132,
 A=11), then times `MixedSampler.sample` + `macql_update` (QMIX mixer, CQL term over sampled joint
@@ -11,6 +13,7 @@ map's configurations take turns (round robin) so that a change in the machine's 
 alike rather than whichever happened to run during it.
 
     python benchmarks/policy_speed.py [--steps 200] [--batch-size 256] [--threads 1 2] [--device cpu]
+        [--only discrete|continuous]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from logo_cli.data.transitions import Transitions
 from logo_cli.models.agent_net import AgentNet
 
 MAPS = {"3m": (3, 75, 72, 8), "5m_vs_6m": (5, 140, 132, 11)}
+CONTINUOUS_MAPS = {"HalfCheetah-2x3": (2, 12, 17, 3)}  # (N, O, S, Ad)
 RESULTS = Path(__file__).parent / "results" / "policy_speed.json"
 
 
@@ -55,6 +59,61 @@ def random_transitions(n: int, dims: tuple[int, int, int, int], seed: int) -> Tr
         next_obs=rng.standard_normal((n, na, od), dtype=np.float32),
         next_avail_actions=avail,
     )
+
+
+def random_continuous_transitions(n: int, dims: tuple[int, int, int, int], seed: int) -> Transitions:
+    na, od, sd, ad = dims
+    rng = np.random.default_rng(seed)
+    ones = np.ones((n, na, 1), bool)
+    return Transitions(
+        state=rng.standard_normal((n, sd), dtype=np.float32),
+        obs=rng.standard_normal((n, na, od), dtype=np.float32),
+        actions=rng.uniform(-1, 1, (n, na, ad)).astype(np.float32),
+        avail_actions=ones,
+        reward=rng.random(n, dtype=np.float32),
+        terminated=rng.random(n) < 0.01,
+        next_state=rng.standard_normal((n, sd), dtype=np.float32),
+        next_obs=rng.standard_normal((n, na, od), dtype=np.float32),
+        next_avail_actions=ones,
+    )
+
+
+def make_continuous_step(algo: str, sampler: MixedSampler, args) -> Callable[[], None]:
+    """One gradient step of a continuous learner (default sizes: hidden 128, 2 layers)."""
+    from logo_cli.algos.gaussian_bc import GaussianBCPolicy, gaussian_nll
+    from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
+    from logo_cli.algos.td3bc import Td3bcConfig, Td3bcNets, td3bc_update
+
+    torch.manual_seed(0)
+    dims = sampler.dims
+    gen = torch.Generator(device=args.device).manual_seed(0)
+    counter = [0]
+    if algo in ("macql", "td3bc"):
+        if algo == "macql":
+            nets = ContinuousCqlNets(dims).to(args.device)
+            opt, cfg, update = nets.optimisers(1e-4, 3e-4), ContinuousCqlConfig(), continuous_cql_update
+        else:
+            nets = Td3bcNets(dims).to(args.device)
+            opt, cfg, update = nets.optimisers(3e-4, 3e-4), Td3bcConfig(), td3bc_update
+
+        def ac_step() -> None:
+            counter[0] += 1
+            update(nets, opt, sampler.sample(args.batch_size), cfg, counter[0], gen)
+
+        return ac_step
+    net = AgentNet(dims.obs_dim, dims.n_agents, 2 * dims.n_actions).to(args.device)
+    policy = GaussianBCPolicy(net, dims, np.zeros(dims.obs_dim), np.ones(dims.obs_dim), args.device)
+    net.train()
+    bc_opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+
+    def gbc_step() -> None:
+        batch = sampler.sample(args.batch_size)
+        loss = gaussian_nll(policy, batch["obs"], batch["actions"])
+        bc_opt.zero_grad()
+        loss.backward()
+        bc_opt.step()
+
+    return gbc_step
 
 
 def time_steps(step, n: int) -> tuple[float, float]:
@@ -115,13 +174,38 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--n-step", type=int, default=5, help="n of the n-step variant that is timed too")
+    ap.add_argument("--only", choices=("discrete", "continuous"), default=None, help="time one kind only")
     args = ap.parse_args()
 
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     commit = git.stdout.strip()
     load_before = os.getloadavg()
     rows = []
-    for name, dims in MAPS.items():
+    for name, dims in CONTINUOUS_MAPS.items() if args.only != "discrete" else ():
+        real = random_continuous_transitions(50_000, dims, 0)
+        syn = random_continuous_transitions(50_000, dims, 1)
+        unc = np.random.default_rng(2).random(len(syn))
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            configs = [("macql", "real-only", 1), ("macql", "weight", 1), ("td3bc", "real-only", 1),
+                       ("td3bc", "weight", 1), ("gaussian-bc", "real-only", 1)]  # fmt: skip
+            steps = []
+            for algo, mode, n_step in configs:
+                sampler = MixedSampler(
+                    real, syn, unc, mode=mode, n_step=n_step, rng=np.random.default_rng(0), device=args.device
+                )
+                steps.append(make_continuous_step(algo, sampler, args))
+            timings = [[] for _ in configs]
+            for _ in range(args.repeats):
+                for i, step in enumerate(steps):
+                    timings[i].append(time_steps(step, args.steps))
+            for (algo, mode, n_step), timing in zip(configs, timings, strict=True):
+                rows.append({"map": name, "algo": algo, "mode": mode, "n_step": n_step, "threads": threads,
+                             "batch_size": args.batch_size,
+                             "steps_per_s": round(max(t[0] for t in timing), 1),
+                             "steps_per_cpu_s": round(max(t[1] for t in timing), 1)})  # fmt: skip
+                print(rows[-1], flush=True)
+    for name, dims in MAPS.items() if args.only != "continuous" else ():
         real = random_transitions(50_000, dims, 0)
         syn = random_transitions(50_000, dims, 1)
         unc = np.random.default_rng(2).random(len(syn))
@@ -158,11 +242,14 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "cql_samples": args.cql_samples,
+        "continuous_cql_samples": 10,
         "note": "best of repeats; a shared, busy 2-core CPU makes these noisy",
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    # one kind only: its own file, so the other kind's figures are kept
+    path = RESULTS if args.only is None else RESULTS.with_name(f"policy_speed_{args.only}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
     print("\n| map | algo | mode | n-step | threads | steps/s | steps per CPU-s |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
