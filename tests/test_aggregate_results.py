@@ -292,3 +292,33 @@ def test_results_json_leaves_out_where_the_artifacts_were_kept(agg, grid: Path, 
     saved = json.loads(path.read_text())
     assert "artifacts" not in saved["params"] and "/scratch/" not in path.read_text()
     assert saved["params"]["commit"] == "abc1234"
+
+
+def test_unwinnable_env_is_compared_on_the_normalised_score(agg, tmp_path: Path):
+    """MaMuJoCo evaluations have no win rate: the table, the paired differences and the compact JSON
+    use the normalised score instead (0 = random, 100 = expert), never a 0% win rate."""
+    out = tmp_path / "run"
+    scores = {"logo-weight": [40.0, 50.0], "macql": [35.0, 38.0]}
+    for method, values in scores.items():
+        for seed, v in enumerate(values):
+            fabricate(out, "medium", method, seed, 0.0, v * 10.0)
+            path = out / "eval" / f"medium-{method}-s{seed}.json"
+            ev = json.loads(path.read_text())
+            ev.update(win_rate=None, wins=None, normalised_score=v)
+            path.write_text(json.dumps(ev))
+    write_params(out, ["medium"], ["logo-weight", "macql"], [0, 1])
+    md = tmp_path / "results.md"
+    compact = tmp_path / "compact.json"
+    result = agg.main(["--out", str(out), "--markdown", str(md), "--results-json", str(compact)])
+    cells = {c["method"]: c for c in result["cells"]}
+    assert cells["logo-weight"]["win_rate_mean"] is None
+    assert cells["logo-weight"]["normalised_score_mean"] == pytest.approx(45.0)
+    assert cells["macql"]["normalised_score_sd"] == pytest.approx(statistics.stdev([35.0, 38.0]))
+    (paired,) = result["paired_vs_logo_weight"]
+    assert paired["diffs"] == pytest.approx([0.05, 0.12])  # score points / 100, like win-rate fractions
+    text = md.read_text()
+    assert "normalised score (mean ± sd)" in text and "45.0 ± 7.1" in text
+    assert "0.0%" not in text
+    assert "normalised score per seed (points): +5.0, +12.0" in text
+    row = json.loads(compact.read_text())["results"]["medium"]["macql"]["s1"]
+    assert row["win_rate"] is None and row["normalised_score"] == 38.0

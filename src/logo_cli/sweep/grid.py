@@ -46,6 +46,8 @@ METHODS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     # CFCQL's counterfactual conservative term on the same backbone, with and without LOGO's data
     "cfcql": (None, ("--algo", "cfcql", "--mode", "real-only")),
     "logo-cfcql": ("logo", ("--algo", "cfcql", "--mode", "weight")),
+    # continuous actions (MaMuJoCo): MA-TD3+BC; the macql methods above run continuous MA-CQL there
+    "td3bc": (None, ("--algo", "td3bc", "--mode", "real-only")),
 }
 COLLECTED = ("expert", "medium", "medium_replay", "mixed", "random")  # qualities `logo collect` makes
 

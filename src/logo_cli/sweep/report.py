@@ -9,7 +9,8 @@
 
 Reads OUT/eval/<quality>-<method>-s<seed>.json (from `logo evaluate --out`), the policy run's
 manifest.json for provenance, OUT/params.json for the intended grid and OUT/logs/steps.tsv for the
-wall time. Per quality x method: mean and sample sd (ddof 1) over seeds of the win rate and the mean
+wall time. Per quality x method: mean and sample sd (ddof 1) over seeds of the win rate (or, where
+nothing is won, MaMuJoCo, the normalised score: 0 = random, 100 = the ladder's expert) and the mean
 return, with the number of seeds; a run that is absent counts as missing, never as a zero. Writes
 OUT/results.json, the markdown table between markers in --markdown (a rerun replaces only that
 block) and a grouped bar chart (win rate and return, error bars = sd over seeds).
@@ -44,6 +45,7 @@ METHOD_LABELS = {
     "bc": "BC",
     "cfcql": "CFCQL (real only)",
     "logo-cfcql": "LOGO + CFCQL (weight)",
+    "td3bc": "MA-TD3+BC (real only)",
 }
 # What each method's train-policy manifest must say (algo, mode), to catch mislabelled runs.
 METHOD_CONFIG = {
@@ -56,6 +58,7 @@ METHOD_CONFIG = {
     "bc": ("bc", "real-only"),
     "cfcql": ("cfcql", "real-only"),
     "logo-cfcql": ("cfcql", "weight"),
+    "td3bc": ("td3bc", "real-only"),
 }
 
 
@@ -64,12 +67,21 @@ class Run:
     quality: str
     method: str
     seed: int
-    win_rate: float
+    win_rate: float | None  # None where nothing is won (MaMuJoCo)
     return_mean: float
     episodes: int
     file: str
     provenance: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    normalised_score: float | None = None  # 0 = random, 100 = the dataset's expert; None: no references
+
+    @property
+    def headline(self) -> float | None:
+        """The figure methods are compared on, as a fraction: the win rate, else the normalised
+        score / 100, else nothing (no win, no reference returns)."""
+        if self.win_rate is not None:
+            return self.win_rate
+        return None if self.normalised_score is None else self.normalised_score / 100.0
 
 
 @dataclass
@@ -84,7 +96,10 @@ class Cell:
     return_sd: float | None
     seeds: list[int]
     missing_seeds: list[int]
-    win_rates: list[float]
+    win_rates: list[float | None]
+    normalised_score_mean: float | None = None
+    normalised_score_sd: float | None = None
+    normalised_scores: list[float | None] = field(default_factory=list)
 
 
 def parse_name(path: Path) -> tuple[str, str, int] | None:
@@ -140,13 +155,16 @@ def load_runs(out: Path) -> tuple[list[Run], list[str]]:
             continue
         try:
             ev = json.loads(path.read_text())
-            win_rate, ret, episodes = float(ev["win_rate"]), float(ev["return_mean"]), int(ev["episodes"])
+            win_rate = None if ev["win_rate"] is None else float(ev["win_rate"])
+            ret, episodes = float(ev["return_mean"]), int(ev["episodes"])
+            score = ev.get("normalised_score")
+            score = None if score is None else float(score)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             skipped.append(f"{path.name}: unreadable evaluate JSON ({exc})")
             continue
         quality, method, seed = parts
         prov, problems = provenance(ev, method, seed)
-        runs.append(Run(quality, method, seed, win_rate, ret, episodes, str(path), prov, problems))
+        runs.append(Run(quality, method, seed, win_rate, ret, episodes, str(path), prov, problems, score))
     return runs, skipped
 
 
@@ -184,8 +202,9 @@ def aggregate(
     cells = []
     for q, m in planned_cells(plans, runs):
         mine = sorted((r for r in runs if r.quality == q and r.method == m), key=lambda r: r.seed)
-        wr_mean, wr_sd = mean_sd([r.win_rate for r in mine])
+        wr_mean, wr_sd = mean_sd([r.win_rate for r in mine if r.win_rate is not None])
         ret_mean, ret_sd = mean_sd([r.return_mean for r in mine])
+        ns_mean, ns_sd = mean_sd([r.normalised_score for r in mine if r.normalised_score is not None])
         have = [r.seed for r in mine]
         cells.append(
             Cell(
@@ -200,16 +219,20 @@ def aggregate(
                 seeds=have,
                 missing_seeds=[s for s in seeds if s not in have],
                 win_rates=[r.win_rate for r in mine],
+                normalised_score_mean=ns_mean,
+                normalised_score_sd=ns_sd,
+                normalised_scores=[r.normalised_score for r in mine],
             )
         )
     return cells
 
 
 def paired_differences(runs: list[Run], reference: str = "logo-weight") -> list[dict]:
-    """Win rate of `reference` minus each other method's, seed by seed (same data, same evaluation
-    seeds), over the seeds both have: the comparison the paper's claim is about."""
+    """Headline figure (win rate, or normalised score / 100 where nothing is won) of `reference` minus
+    each other method's, seed by seed (same data, same evaluation seeds), over the seeds both have:
+    the comparison the paper's claim is about."""
     out = []
-    by = {(r.quality, r.method, r.seed): r.win_rate for r in runs}
+    by = {(r.quality, r.method, r.seed): r.headline for r in runs if r.headline is not None}
     for q in dict.fromkeys(r.quality for r in runs):
         for m in dict.fromkeys(r.method for r in runs if r.quality == q and r.method != reference):
             seeds = sorted(s for (qq, mm, s) in by if qq == q and mm == m and (q, reference, s) in by)
@@ -283,6 +306,7 @@ def compact_results(runs: list[Run], params: dict, plans: list[dict] | None = No
         table.setdefault(r.quality, {}).setdefault(r.method, {})[f"s{r.seed}"] = {
             "win_rate": r.win_rate,
             "return_mean": r.return_mean,
+            **({} if r.win_rate is not None else {"normalised_score": r.normalised_score}),
             "episodes": r.episodes,
             "commit": commit,
         }
@@ -295,6 +319,17 @@ def compact_results(runs: list[Run], params: dict, plans: list[dict] | None = No
         "plans": plans or [{"qualities": params.get("qualities"), "methods": params.get("methods")}],
         "results": table,
     }
+
+
+def scored(cells: list[Cell]) -> bool:
+    """True where the cells' runs win nothing (MaMuJoCo): the normalised score is their headline."""
+    return any(c.n for c in cells) and all(c.win_rate_mean is None for c in cells if c.n)
+
+
+def fmt_score(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "missing"
+    return f"{mean:.1f}" + (f" ± {sd:.1f}" if sd is not None else " (1 seed, no sd)")
 
 
 def fmt(mean: float | None, sd: float | None, pct: bool) -> str:
@@ -318,27 +353,39 @@ def markdown_block(
 ) -> str:
     """The table and its notes, between the markers; `figure` is a path relative to the markdown."""
     start, end = markers(tag)
+    by_score = scored(cells)
+    name = "normalised score" if by_score else "win rate"
     lines = [
         start,
         "",
-        "| quality | method | win rate (mean ± sd) | return (mean ± sd) | seeds | win rate per seed |",
+        f"| quality | method | {name} (mean ± sd) | return (mean ± sd) | seeds | {name} per seed |",
     ]
     lines.append("|---|---|---|---|---|---|")
     for c in cells:
-        per_seed = ", ".join(f"s{s}: {w:.1%}" for s, w in zip(c.seeds, c.win_rates, strict=True)) or "-"
+        if by_score:
+            per_seed = ", ".join(
+                f"s{s}: " + ("-" if v is None else f"{v:.1f}")
+                for s, v in zip(c.seeds, c.normalised_scores, strict=True)
+            )
+            head = fmt_score(c.normalised_score_mean, c.normalised_score_sd)
+        else:
+            per_seed = ", ".join(
+                f"s{s}: " + ("-" if w is None else f"{w:.1%}")
+                for s, w in zip(c.seeds, c.win_rates, strict=True)
+            )
+            head = fmt(c.win_rate_mean, c.win_rate_sd, True)
         seeds = f"{c.n}/{c.expected}" + (
             f" (missing {', '.join(f's{s}' for s in c.missing_seeds)})" if c.missing_seeds else ""
         )
         label = METHOD_LABELS.get(c.method, c.method)
-        win = fmt(c.win_rate_mean, c.win_rate_sd, True)
         ret = fmt(c.return_mean, c.return_sd, False)
-        lines.append(f"| {c.quality} | {label} | {win} | {ret} | {seeds} | {per_seed} |")
+        lines.append(f"| {c.quality} | {label} | {head} | {ret} | {seeds} | {per_seed or '-'} |")
     lines.append("")
     for d in paired or []:
         diffs = ", ".join(f"{x * 100:+.1f}" for x in d["diffs"])
         lines.append(
             f"- {d['quality']}: {METHOD_LABELS.get(d['reference'], d['reference'])} minus "
-            f"{METHOD_LABELS.get(d['method'], d['method'])}, win rate per seed (points): {diffs}; "
+            f"{METHOD_LABELS.get(d['method'], d['method'])}, {name} per seed (points): {diffs}; "
             f"mean {d['mean'] * 100:+.1f}"
             + (f" ± {d['sd'] * 100:.1f}" if d["sd"] is not None else "")
             + f", higher on {d['positive']}/{len(d['diffs'])} seeds"
@@ -374,7 +421,7 @@ def markdown_block(
         shown = [f"{k} {params[k]}" for k in keys if params.get(k) not in (None, "")]
         lines.append("Parameters: " + ", ".join(shown) + ".")
     if figure is not None:
-        lines += ["", f"![win rate and return per quality and method]({figure})"]
+        lines += ["", f"![{name} and return per quality and method]({figure})"]
     lines += ["", end]
     return "\n".join(lines)
 
@@ -405,12 +452,14 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
     qualities = list(dict.fromkeys(c.quality for c in cells))
     methods = list(dict.fromkeys(c.method for c in cells))
     by = {(c.quality, c.method): c for c in cells}
+    by_score = scored(cells)
     fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 3.2 * len(qualities) + 4), 4.6))
     width = 0.8 / max(1, len(methods))
     x = np.arange(len(qualities))
     colors = plt.get_cmap("tab10").colors
+    headline = ("normalised_score", "normalised score (0 random, 100 expert)", 1.0)
     for ax, key, label, scale in (
-        (axes[0], "win_rate", "win rate (%)", 100.0),
+        (axes[0], *(headline if by_score else ("win_rate", "win rate (%)", 100.0))),
         (axes[1], "return", "mean episode return", 1.0),
     ):
         for j, m in enumerate(methods):
@@ -443,7 +492,9 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
                     )
                 if sd is not None:
                     ax.errorbar(pos[i], mean * scale, yerr=sd * scale, color="black", capsize=3, lw=1)
-                note = f"{mean * scale:.0f}%" if key == "win_rate" else f"{mean:.2f}"
+                note = {"win_rate": f"{mean * scale:.0f}%", "normalised_score": f"{mean:.0f}"}.get(
+                    key, f"{mean:.2f}"
+                )
                 if c.n < c.expected:
                     note += f"\nn={c.n}"
                 top = (mean + (sd or 0.0)) * scale
@@ -462,7 +513,8 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
                 lw=1,
                 label="dataset (behaviour, sampled)" if i == 0 else None,
             )
-    axes[0].set_ylim(0, 105)
+    if not by_score:  # a normalised score can fall below 0 or pass 100
+        axes[0].set_ylim(0, 105)
     handles, labels = axes[0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda k: labels[k].startswith("dataset"))  # methods first
     handles, labels = [handles[k] for k in order], [labels[k] for k in order]
@@ -545,9 +597,14 @@ def main(argv: list[str] | None = None) -> dict:
             f"({steps} policy steps{extra})"
         )
         plot(cells, args.figure, title, data_rates)
+    by_score = scored(cells)
     for c in cells:
-        wr, ret = fmt(c.win_rate_mean, c.win_rate_sd, True), fmt(c.return_mean, c.return_sd, False)
-        print(f"{c.quality:14s} {c.method:13s} win {wr:22s} return {ret:24s} n={c.n}/{c.expected}")
+        if by_score:
+            head = "score " + fmt_score(c.normalised_score_mean, c.normalised_score_sd)
+        else:
+            head = "win " + fmt(c.win_rate_mean, c.win_rate_sd, True)
+        ret = fmt(c.return_mean, c.return_sd, False)
+        print(f"{c.quality:14s} {c.method:13s} {head:28s} return {ret:24s} n={c.n}/{c.expected}")
     if result["missing"]:
         print(f"missing: {', '.join(result['missing'])}")
     if walls.get("total_s") is not None:
