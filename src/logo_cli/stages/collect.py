@@ -4,7 +4,10 @@ Qualities (CFCQL / OG-MARL conventions, drawn from a behaviour ladder, see stage
 expert, medium, medium_replay (every training snapshot up to the medium one, each in proportion to
 the training steps it acted for, in training order), mixed (half medium then half expert episodes)
 and random (uniform over available actions, no ladder needed). Continuous-action envs (MaMuJoCo)
-have only `random` so far: each entry of every agent's [-1, 1] action vector uniform. Each source
+have the same qualities from a Gaussian-MAPPO ladder (algos/online_ppo_gaussian.py); their random
+policy draws each entry of every agent's [-1, 1] action vector uniformly. A continuous dataset carries
+the ladder's reference returns as the attributes reference_return_random / reference_return_expert
+(normalised score 0 / 100; for `random` only when a ladder is found without training). Each source
 plays its own block of episodes with a seed derived from `seed`, so a dataset regenerates exactly
 from its command line.
 
@@ -27,8 +30,8 @@ from logo_cli.stages import behaviour as bh
 from logo_cli.stages.behaviour import Ladder, load_ladder
 
 QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
-# The behaviour ladder trains discrete policies only, so a continuous env has no ladder qualities yet.
-CONTINUOUS_QUALITIES: tuple[str, ...] = ("random",)
+# Continuous envs (Gaussian-MAPPO ladders) have every quality.
+CONTINUOUS_QUALITIES: tuple[str, ...] = QUALITIES
 SOURCE = "logo-cli collect"
 # progress(phase, done, total, info): phase "train" counts env steps, "collect" counts episodes.
 Progress = Callable[[str, int, int, dict], None]
@@ -46,7 +49,7 @@ class CollectConfig:
     stochastic: bool = True  # sample actions from the behaviour policy (False: greedy)
     overwrite: bool = False  # replace an existing output file
     train_behaviour: bool = False  # train a fresh ladder first (into `behaviour` or the default dir)
-    train_steps: int = 2_000_000  # env steps of that training
+    train_steps: int | None = None  # env steps of that training (None: 2M discrete, 1.5M continuous)
     device: str = "cpu"  # torch device of the behaviour policy
     torch_threads: int = 1  # torch CPU threads (small networks: one is fastest on a busy CPU)
     episode_limit: int | None = None  # shorter (or longer) episodes where the simulator allows it
@@ -86,7 +89,7 @@ def resolve_ladder(cfg: CollectConfig, progress: Progress | None) -> Ladder:
         and bh.shipped_behaviour_dir(cfg.env) is None
     ):
         target = cfg.behaviour or bh.default_behaviour_dir(cfg.env)
-        train_cfg = bh.BehaviourConfig(env=cfg.env, seed=cfg.seed, train_steps=cfg.train_steps)
+        train_cfg = bh.default_config(cfg.env, seed=cfg.seed, train_steps=cfg.train_steps)
         on_train = (lambda d, t, info: progress("train", d, t, info)) if progress else None
         bh.train_ladder(train_cfg, target, on_train)
         return load_ladder(target, cfg.env)
@@ -94,6 +97,17 @@ def resolve_ladder(cfg: CollectConfig, progress: Progress | None) -> Ladder:
         if candidate is not None and (candidate / bh.LADDER_FILE).is_file():
             return load_ladder(candidate, cfg.env)
     raise LogoError(f"--behaviour: no ladder found for {cfg.env}")  # unreachable by the test above
+
+
+def existing_ladder(cfg: CollectConfig) -> Ladder | None:
+    """The ladder resolve_ladder would pick without training, or None (the `random` quality's
+    reference returns come from it)."""
+    if cfg.train_behaviour:
+        return None
+    for candidate in (cfg.behaviour, bh.default_behaviour_dir(cfg.env), bh.shipped_behaviour_dir(cfg.env)):
+        if candidate is not None and (candidate / bh.LADDER_FILE).is_file():
+            return load_ladder(candidate, cfg.env)
+    return None
 
 
 def split_sources(ladder: Ladder | None, quality: str, episodes: int) -> list[tuple[str, int]]:
@@ -122,6 +136,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
     import torch
 
     from logo_cli.data.h5 import DatasetWriter
+    from logo_cli.data.layout import REFERENCE_EXPERT_ATTR, REFERENCE_RANDOM_ATTR, normalised_score
     from logo_cli.envs import make_env
     from logo_cli.outputs import building
     from logo_cli.policies.random_policy import RandomPolicy
@@ -135,15 +150,15 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         # first: a bad --env fails before any training
         env = make_env(cfg.env, num_envs=cfg.num_envs, max_steps=cfg.episode_limit)
         spec = env.spec
-        if not spec.discrete and cfg.quality not in CONTINUOUS_QUALITIES:
-            env.close()
-            raise LogoError(
-                f"--quality {cfg.quality}: {cfg.env} has continuous actions; only "
-                f"{', '.join(CONTINUOUS_QUALITIES)} works there (behaviour training is discrete-only)"
-            )
         ladder = None if cfg.quality == "random" else resolve_ladder(cfg, progress)
         if ladder is not None:
             ladder.check_env(spec)
+        references = None
+        if not spec.discrete:
+            ref_ladder = ladder if ladder is not None else existing_ladder(cfg)
+            if ref_ladder is not None:
+                ref_ladder.check_env(spec)
+                references = ref_ladder.reference_returns()
         sources = split_sources(ladder, cfg.quality, cfg.episodes)
         used = [{"policy": n, "episodes": k, **(ladder.describe(n) if ladder else {})} for n, k in sources]
         attrs = {
@@ -161,6 +176,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
             "behaviour": used,
             "provenance": provenance_block(),  # the code and command that made the dataset
         }
+        if references is not None:
+            attrs[REFERENCE_RANDOM_ATTR], attrs[REFERENCE_EXPERT_ATTR] = references
         t0 = time.time()
         returns, wins, lengths = [], [], []
         n_done, n_won, sum_return = 0, 0, 0.0  # running totals for the progress line
@@ -212,4 +229,6 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         "wall_time_s": round(wall, 2),
         "behaviour_dir": str(ladder.path) if ladder else None,
         "sources": used,
+        "reference_returns": {"random": references[0], "expert": references[1]} if references else None,
+        "normalised_score": normalised_score(float(r.mean()), *references) if references else None,
     }
