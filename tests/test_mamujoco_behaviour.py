@@ -152,6 +152,17 @@ def test_collect_every_quality_from_the_ladder_with_reference_attrs(tiny_ladder,
         assert used == want
 
 
+def test_collect_leaves_out_references_measured_at_another_episode_limit(tiny_ladder, runner, tmp_path):
+    out, _ = tiny_ladder
+    data = tmp_path / "short.h5"
+    args = ["collect", "--env", ENV, "--quality", "random", "--episodes", "2", "--num-envs", "2",
+            "--episode-limit", "10", "--behaviour", str(out), "--out", str(data), "--json"]  # fmt: skip
+    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    assert res["reference_returns"] is None and res["normalised_score"] is None
+    with h5py.File(data, "r") as f:
+        assert "reference_return_random" not in f.attrs and "reference_return_expert" not in f.attrs
+
+
 def test_collect_refuses_a_ladder_of_another_env(runner, tmp_path):
     from logo_cli.stages.behaviour import shipped_behaviour_dir
 

@@ -7,7 +7,8 @@ and random (uniform over available actions, no ladder needed). Continuous-action
 have the same qualities from a Gaussian-MAPPO ladder (algos/online_ppo_gaussian.py); their random
 policy draws each entry of every agent's [-1, 1] action vector uniformly. A continuous dataset carries
 the ladder's reference returns as the attributes reference_return_random / reference_return_expert
-(normalised score 0 / 100; for `random` only when a ladder is found without training). Each source
+(normalised score 0 / 100; only where the ladder's episode limit is the dataset's; for `random` only
+when a ladder is found without training). Each source
 plays its own block of episodes with a seed derived from `seed`, so a dataset regenerates exactly
 from its command line.
 
@@ -156,7 +157,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         references = None
         if not spec.discrete:
             ref_ladder = ladder if ladder is not None else existing_ladder(cfg)
-            if ref_ladder is not None:
+            # reference returns hold for the episode length they were measured at
+            if ref_ladder is not None and ref_ladder.data.get("episode_limit") == spec.episode_limit:
                 ref_ladder.check_env(spec)
                 references = ref_ladder.reference_returns()
         sources = split_sources(ladder, cfg.quality, cfg.episodes)
