@@ -136,6 +136,7 @@ def test_collect_every_quality_from_the_ladder_with_reference_attrs(tiny_ladder,
     res = json.loads(_ok(runner.invoke(app, args)).stdout)
     refs = ladder["reference_returns"]
     assert res["episodes"] == 4 and res["quality"] == quality
+    assert res["win_rate"] is None and res["n_wins"] is None  # nothing is won in MaMuJoCo
     assert res["reference_returns"] == {"random": refs["random"], "expert": refs["expert"]}
     expected = 100 * (res["return_mean"] - refs["random"]) / (refs["expert"] - refs["random"])
     assert res["normalised_score"] == pytest.approx(expected)

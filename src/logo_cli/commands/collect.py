@@ -135,7 +135,7 @@ def command(
         result["quality"],
         str(result["episodes"]),
         str(result["transitions"]),
-        f"{result['win_rate']:.1%}",
+        f"{result['win_rate']:.1%}" if result["win_rate"] is not None else "n/a",
         f"{result['return_mean']:.3f} ± {result['return_sd']:.3f}",
         f"{result['length_mean']:.1f}",
         f"{result['episodes_per_s']:.0f}",

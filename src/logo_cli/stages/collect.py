@@ -208,7 +208,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
                     if progress:
                         progress("collect", n_done, cfg.episodes, {
                             "episodes_per_s": n_done / max(time.time() - t0, 1e-9),
-                            "return_mean": sum_return / n_done, "win_rate": n_won / n_done})  # fmt: skip
+                            "return_mean": sum_return / n_done,
+                            "win_rate": n_won / n_done if spec.winnable else None})  # fmt: skip
             r, w, lens = np.concatenate(returns), np.concatenate(wins), np.concatenate(lengths)
             writer.attrs.update(n_wins=int(w.sum()), won=w.astype(bool).tolist())
         wall = time.time() - t0
@@ -222,8 +223,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         "seed": cfg.seed,
         "episodes": int(len(r)),
         "transitions": int(lens.sum()),
-        "n_wins": int(w.sum()),
-        "win_rate": float(w.mean()),
+        "n_wins": int(w.sum()) if spec.winnable else None,  # None: nothing is won here (MaMuJoCo)
+        "win_rate": float(w.mean()) if spec.winnable else None,
         "return_mean": float(r.mean()),
         "return_sd": float(r.std()),
         "length_mean": float(lens.mean()),
