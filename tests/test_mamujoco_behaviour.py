@@ -164,6 +164,25 @@ def test_collect_leaves_out_references_measured_at_another_episode_limit(tiny_la
         assert "reference_return_random" not in f.attrs and "reference_return_expert" not in f.attrs
 
 
+def test_the_shipped_ladder_collects_with_its_reference_returns(runner, tmp_path):
+    from logo_cli.stages.behaviour import load_ladder, shipped_behaviour_dir
+
+    path = shipped_behaviour_dir(ENV)
+    assert path is not None and path.name == "mamujoco_HalfCheetah-2x3"
+    ladder = load_ladder(path, ENV)
+    random, expert = ladder.reference_returns()
+    assert random < 0 < expert  # a random cheetah goes nowhere and pays for its control
+    data = tmp_path / "mixed.h5"
+    args = ["collect", "--env", ENV, "--quality", "mixed", "--episodes", "2", "--num-envs", "2",
+            "--behaviour", str(path), "--out", str(data), "--json"]  # fmt: skip
+    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    assert [s["policy"] for s in res["sources"]] == [ladder.medium, ladder.expert]
+    assert res["length_mean"] == 1000 and res["reference_returns"] == {"random": random, "expert": expert}
+    assert 0 < res["normalised_score"] < 150
+    with h5py.File(data, "r") as f:
+        assert f.attrs["reference_return_expert"] == expert
+
+
 def test_collect_refuses_a_ladder_of_another_env(runner, tmp_path):
     from logo_cli.stages.behaviour import shipped_behaviour_dir
 
