@@ -164,6 +164,21 @@ def test_collect_leaves_out_references_measured_at_another_episode_limit(tiny_la
         assert "reference_return_random" not in f.attrs and "reference_return_expert" not in f.attrs
 
 
+def test_collect_trains_a_ladder_on_its_own_episodes(runner, tmp_path):
+    from logo_cli.stages.behaviour import load_ladder
+
+    lad, data = tmp_path / "lad", tmp_path / "medium.h5"
+    args = ["collect", "--env", ENV, "--quality", "medium", "--episodes", "2", "--num-envs", "2",
+            "--episode-limit", "10", "--train-behaviour", "--train-steps", "4096", "--behaviour", str(lad),
+            "--out", str(data), "--json"]  # fmt: skip
+    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    ladder = load_ladder(lad, ENV)
+    assert ladder.data["episode_limit"] == 10 and ladder.data["env_steps"] == 4096
+    assert res["behaviour_dir"] == str(lad) and res["length_mean"] == 10
+    random, expert = ladder.reference_returns()
+    assert res["reference_returns"] == {"random": random, "expert": expert}
+
+
 def test_the_shipped_ladder_collects_with_its_reference_returns(runner, tmp_path):
     from logo_cli.stages.behaviour import load_ladder, shipped_behaviour_dir
 

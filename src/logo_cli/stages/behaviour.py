@@ -75,11 +75,14 @@ def is_continuous(env_name: str) -> bool:
     return env_name.split(":", 1)[0].lower() in CONTINUOUS_FAMILIES
 
 
-def default_config(env_name: str, seed: int = 0, train_steps: int | None = None) -> BehaviourConfig:
+def default_config(
+    env_name: str, seed: int = 0, train_steps: int | None = None, episode_limit: int | None = None
+) -> BehaviourConfig:
     """The ladder settings `logo collect` trains with: the dataclass defaults (SMAX), or for a
     continuous env (1000-step episodes) sparser evaluations: 8 greedy + 8 stochastic episodes per
-    snapshot, 4 finalists re-evaluated on 32 episodes, a snapshot every 12 updates of 16 x 256."""
-    kw: dict = {"env": env_name, "seed": seed}
+    snapshot, 4 finalists re-evaluated on 32 episodes, a snapshot every 12 updates of 16 x 256.
+    `episode_limit`: the episodes the ladder trains and is evaluated on (None: the simulator's)."""
+    kw: dict = {"env": env_name, "seed": seed, "episode_limit": episode_limit}
     if train_steps is not None:
         kw["train_steps"] = train_steps
     if is_continuous(env_name):

@@ -90,7 +90,8 @@ def resolve_ladder(cfg: CollectConfig, progress: Progress | None) -> Ladder:
         and bh.shipped_behaviour_dir(cfg.env) is None
     ):
         target = cfg.behaviour or bh.default_behaviour_dir(cfg.env)
-        train_cfg = bh.default_config(cfg.env, seed=cfg.seed, train_steps=cfg.train_steps)
+        # trained on the episodes it will collect (its reference returns hold for that length)
+        train_cfg = bh.default_config(cfg.env, cfg.seed, cfg.train_steps, cfg.episode_limit)
         on_train = (lambda d, t, info: progress("train", d, t, info)) if progress else None
         bh.train_ladder(train_cfg, target, on_train)
         return load_ladder(target, cfg.env)
