@@ -1,6 +1,7 @@
-"""Every shipped behaviour ladder (datasets/behaviour/smax_*/), including the heterogeneous maps
-(2s3z: two unit types; 5m_vs_6m, 3s_vs_5z, 6h_vs_8z: more enemies than allies, so more attack
-actions than agents): valid, pruned as the ladder code prunes, and usable by `logo collect`."""
+"""Every shipped behaviour ladder (datasets/behaviour/*/): valid and pruned as the ladder code
+prunes; the SMAX ones, including the heterogeneous maps (2s3z: two unit types; 5m_vs_6m, 3s_vs_5z,
+6h_vs_8z: more enemies than allies, so more attack actions than agents), usable by `logo collect`
+(the MaMuJoCo one: tests/test_mamujoco_behaviour.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from logo_cli.stages.behaviour import LADDER_FILE, load_ladder
+from logo_cli.stages.behaviour import LADDER_FILE, load_ladder, sanitise
 
 BEHAVIOUR = Path(__file__).resolve().parents[1] / "datasets" / "behaviour"
 LADDERS = sorted(p.parent for p in BEHAVIOUR.glob(f"*/{LADDER_FILE}"))
@@ -29,7 +30,7 @@ def test_ladders_are_shipped():
 @pytest.mark.parametrize("path", LADDERS, ids=IDS)
 def test_shipped_ladder_is_valid_and_pruned(path):
     env = _env(path)
-    assert path.name == "smax_" + env.split(":", 1)[1]  # the folder collect looks for
+    assert path.name == sanitise(env)  # the folder collect looks for
     ladder = load_ladder(path, env)
     names = [s["name"] for s in ladder.data["snapshots"]]
     assert names.index(ladder.medium) < names.index(ladder.expert)
@@ -45,7 +46,8 @@ def test_shipped_ladder_is_valid_and_pruned(path):
     assert "greedy_final" in expert  # chosen after the re-evaluation
 
 
-OTHER_MAPS = [p for p in LADDERS if p.name != "smax_3m"]  # 3m: tests/test_collect_cli.py
+# 3m: tests/test_collect_cli.py; MaMuJoCo: tests/test_mamujoco_behaviour.py
+OTHER_MAPS = [p for p in LADDERS if p.name.startswith("smax_") and p.name != "smax_3m"]
 
 
 @pytest.mark.parametrize("path", OTHER_MAPS, ids=[p.name for p in OTHER_MAPS])

@@ -95,16 +95,6 @@ def test_collect_keeps_falls_apart_from_time_outs(runner, tmp_path):
     assert ends[1]["terminations"] == {"terminated": 0, "timeouts": 2, "cut_short": 0}
 
 
-def test_collect_refuses_behaviour_qualities_on_continuous_envs(runner, tmp_path):
-    res = runner.invoke(
-        app, ["collect", "--env", ENV, "--quality", "medium", "--out", str(tmp_path / "x.h5")]
-    )
-    assert res.exit_code != 0
-    line = res.output.strip()
-    assert "\n" not in line and "continuous" in line and "only random works" in line
-    assert not (tmp_path / "x.h5").exists()
-
-
 # ---- pretrain, rollout, calibrate -----------------------------------------------------------------
 def test_pretrain_runs_hold_continuous_models(pipeline):
     _, _, runs = pipeline

@@ -69,13 +69,28 @@ def masked_logits(actor: AgentNet, obs: torch.Tensor, avail: torch.Tensor) -> to
 def gae(rollout: Rollout, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and value targets [T,B]. `next_value` is V of the step's own successor (the final
     state where an episode ended), so a time-out bootstraps and only a real end stops the value."""
-    delta = rollout.reward + gamma * (~rollout.terminated) * rollout.next_value - rollout.value
+    return gae_arrays(
+        rollout.reward, rollout.value, rollout.next_value, rollout.terminated, rollout.done, gamma, lam
+    )
+
+
+def gae_arrays(
+    reward: torch.Tensor,
+    value: torch.Tensor,
+    next_value: torch.Tensor,
+    terminated: torch.Tensor,
+    done: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """gae() on bare [T,B] tensors (terminated, done bool), for learners with their own rollout."""
+    delta = reward + gamma * (~terminated) * next_value - value
     adv = torch.zeros_like(delta)
     running = torch.zeros_like(delta[0])
     for t in range(delta.shape[0] - 1, -1, -1):
-        running = delta[t] + gamma * lam * (~rollout.done[t]) * running
+        running = delta[t] + gamma * lam * (~done[t]) * running
         adv[t] = running
-    return adv, adv + rollout.value
+    return adv, adv + value
 
 
 class PPOTrainer:

@@ -28,8 +28,7 @@ def command(
         ...,
         "--quality",
         metavar=one_of("quality"),
-        help="expert | medium | medium_replay | mixed | random (see the command help for what each is); "
-        "continuous-action envs (mamujoco) take random only.",
+        help="expert | medium | medium_replay | mixed | random (see the command help for what each is).",
         show_default=False,
     ),
     episodes: int = typer.Option(1000, "--episodes", help="Number of complete episodes to record."),
@@ -63,11 +62,15 @@ def command(
     train_behaviour: bool = typer.Option(
         False,
         "--train-behaviour",
-        help="Train a fresh ladder first (online MAPPO) into --behaviour or runs/behaviour/<env>/, "
-        "replacing it.",
+        help="Train a fresh ladder first (online MAPPO; Gaussian MAPPO for mamujoco) into --behaviour or "
+        "runs/behaviour/<env>/, replacing it.",
     ),
-    train_steps: int = typer.Option(
-        2_000_000, "--train-steps", help="Env steps of that online training (summed over parallel envs)."
+    train_steps: int | None = typer.Option(
+        None,
+        "--train-steps",
+        help="Env steps of that online training (summed over parallel envs). Default: 2,000,000 "
+        "(smax), 1,500,000 (mamujoco).",
+        show_default=False,
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -100,9 +103,12 @@ def command(
             text = f"return {info.get('train_return', float('nan')):.2f}"
             if "greedy_win_rate" in info:
                 text += f"  greedy win {info['greedy_win_rate']:.0%}"
+            elif "greedy_return" in info:
+                text += f"  greedy return {info['greedy_return']:.1f}"
         else:
-            text = (f"{info['episodes_per_s']:.0f} ep/s  return {info['return_mean']:.2f}  "
-                    f"win {info['win_rate']:.0%}")  # fmt: skip
+            text = f"{info['episodes_per_s']:.1f} ep/s  return {info['return_mean']:.2f}"
+            if info.get("win_rate") is not None:
+                text += f"  win {info['win_rate']:.0%}"
         bar.update(tasks[phase], completed=done, info=text)
 
     ws, _ = open_workspace(workspace)
@@ -129,12 +135,19 @@ def command(
         result["quality"],
         str(result["episodes"]),
         str(result["transitions"]),
-        f"{result['win_rate']:.1%}",
+        f"{result['win_rate']:.1%}" if result["win_rate"] is not None else "n/a",
         f"{result['return_mean']:.3f} ± {result['return_sd']:.3f}",
         f"{result['length_mean']:.1f}",
         f"{result['episodes_per_s']:.0f}",
     )
     out.print(table)
+    if result.get("normalised_score") is not None:
+        refs = result["reference_returns"]
+        out.print(
+            f"normalised score {result['normalised_score']:.1f} (0 = random {refs['random']:.1f}, "
+            f"100 = expert {refs['expert']:.1f})",
+            highlight=False,
+        )
     sources = ", ".join(f"{s['policy']} x{s['episodes']}" for s in result["sources"])
     out.print(f"behaviour: {result['behaviour_dir'] or 'uniform random'} ({sources})", highlight=False)
 
@@ -145,10 +158,17 @@ command.__doc__ = "\n\n".join(
         "Collect an offline dataset (canonical .h5) from a simulator with a behaviour policy.",
         "Qualities follow CFCQL / OG-MARL: expert = the ladder's best snapshot; medium = the snapshot whose "
         "return is closest to half the expert's; medium_replay = episodes of every training snapshot up to "
-        "the medium one (equal shares); mixed = half medium, half expert; random = uniform over available "
-        "actions. Actions are sampled from the policy unless --greedy.",
+        "the medium one (in proportion to the training steps each acted for); mixed = half medium, half "
+        "expert; random = uniform over available actions. Actions are sampled from the policy unless "
+        "--greedy.",
+        "Continuous-action envs (mamujoco) train a Gaussian MAPPO ladder ranked by return: expert = the "
+        "best greedy return; medium = the snapshot whose sampled return is closest to halfway between the "
+        "random policy's and the expert's. Their datasets carry the reference returns "
+        "(reference_return_random, reference_return_expert) that `logo evaluate` turns into a normalised "
+        "score.",
         "The behaviour ladder comes from --behaviour when given; else runs/behaviour/<env>/ when present; "
-        "else the ladder shipped in datasets/behaviour/<env>/ (smax:3m); else it is trained first "
-        "(minutes for smax:3m on a CPU), as it is with --train-behaviour.",
+        "else the ladder shipped in datasets/behaviour/<env>/ (smax maps, mamujoco:HalfCheetah-2x3); else it "
+        "is trained first (minutes for smax:3m on a CPU, about half an hour for HalfCheetah), as it is "
+        "with --train-behaviour.",
     ]
 )

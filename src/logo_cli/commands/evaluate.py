@@ -54,6 +54,16 @@ def command(
         help="Take each agent's best available action (continuous: the Gaussian's mean), or sample "
         "(softmax and Gaussian policies; Q policies stay greedy).",
     ),
+    reference_returns: str | None = typer.Option(
+        None,
+        "--reference-returns",
+        metavar="RANDOM,EXPERT",
+        help="Returns of the random policy and the expert, for the normalised score "
+        "100 * (R - RANDOM) / (EXPERT - RANDOM). Default: the reference_return_random / "
+        "reference_return_expert attributes of the dataset the policy was trained on (datasets "
+        "collected from a mamujoco ladder carry them), or a behaviour policy's ladder; else no score.",
+        show_default=False,
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     out_path: Path | None = typer.Option(
@@ -77,9 +87,10 @@ def command(
     from logo_cli.artifacts import resolve_device, write_json_atomic
     from logo_cli.outputs import building, check_target
     from logo_cli.provenance import input_record, provenance_block
-    from logo_cli.stages.evaluate import EvaluateConfig
+    from logo_cli.stages.evaluate import EvaluateConfig, parse_reference_returns
     from logo_cli.workspace import evaluate_defaults, tracking
 
+    refs = parse_reference_returns(reference_returns) if reference_returns is not None else None
     ws, defaults = open_workspace(workspace)
     policy, env = evaluate_defaults(ws, defaults, policy, env)
     if out_path is None:
@@ -95,6 +106,7 @@ def command(
         seed=seed,
         greedy=greedy,
         device=resolve_device(device),
+        reference_returns=refs,
     )
     with tracking(ws, "evaluate", out_path, defaults):
         # Locked until written; the file is built beside --out and swapped in at the end.
@@ -163,12 +175,22 @@ def _table(policy: str, env: str, result: dict) -> None:
             f"{result['return_mean']:.4g}" + (f"  (95% CI {ci[0]:.4g} - {ci[1]:.4g})" if ci else ""),
         ),
         ("return sd", f"{result['return_sd']:.4g}"),
+        ("normalised score", _score(result)),
         ("episode length", f"{result['length_mean']:.1f}"),
         ("policy", ", ".join(f"{k} {v}" for k, v in result["policy"].items() if k != "hash")),
     ]
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+def _score(result: dict) -> str:
+    score, refs = result.get("normalised_score"), result.get("reference_returns")
+    if score is None or not refs:
+        return "n/a (no reference returns; see --reference-returns)"
+    ci = result.get("normalised_score_ci95")
+    text = f"{score:.1f}" + (f"  (95% CI {ci[0]:.1f} - {ci[1]:.1f})" if ci else "")
+    return text + f"  [0 = {refs['random']:.4g}, 100 = {refs['expert']:.4g}, from {refs['source']}]"
 
 
 def _safe(text: str) -> str:

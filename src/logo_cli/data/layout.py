@@ -176,3 +176,43 @@ def decode_attr(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# Optional file attributes of a dataset collected from a continuous behaviour ladder: the returns that
+# map to normalised scores 0 (uniform random policy) and 100 (the ladder's expert), see docs/collect.md.
+REFERENCE_RANDOM_ATTR = "reference_return_random"
+REFERENCE_EXPERT_ATTR = "reference_return_expert"
+
+
+def check_reference_returns(random: object, expert: object, source: str) -> tuple[float, float]:
+    """(random, expert) as finite floats with expert > random; a one-line LogoError otherwise."""
+    from logo_cli.errors import LogoError
+
+    out = []
+    for name, v in (("random", random), ("expert", expert)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise LogoError(f"{source}: reference return ({name}) {v!r} is not a number")
+        if not np.isfinite(float(v)):
+            raise LogoError(f"{source}: reference return ({name}) {v!r} is not finite")
+        out.append(float(v))
+    if not out[1] > out[0]:
+        raise LogoError(f"{source}: reference returns random {out[0]:g} >= expert {out[1]:g}")
+    return out[0], out[1]
+
+
+def reference_returns(attrs: dict, source: str) -> tuple[float, float] | None:
+    """A dataset's (random, expert) reference returns from its attributes; None when it has neither;
+    one line when only one is there or either is not a finite float."""
+    from logo_cli.errors import LogoError
+
+    have = [k for k in (REFERENCE_RANDOM_ATTR, REFERENCE_EXPERT_ATTR) if attrs.get(k) is not None]
+    if not have:
+        return None
+    if len(have) == 1:
+        raise LogoError(f"{source}: attribute {have[0]} without its pair")
+    return check_reference_returns(attrs[REFERENCE_RANDOM_ATTR], attrs[REFERENCE_EXPERT_ATTR], source)
+
+
+def normalised_score(ret: float, random: float, expert: float) -> float:
+    """100 * (ret - random) / (expert - random): 0 = the random policy, 100 = the expert."""
+    return 100.0 * (ret - random) / (expert - random)

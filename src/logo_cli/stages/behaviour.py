@@ -1,15 +1,22 @@
 """The behaviour-policy ladder: online MAPPO snapshots from which `logo collect` draws each quality.
 
-Training (algos/online_ppo.py) saves a snapshot of the actor every `snapshot_every` env steps
-(starting with the untrained one; 4x sparser after the first 20, once the steep early part of the
-learning curve, where the medium rung lies, is covered) and evaluates each on fresh episodes
-(greedy and stochastic). Then:
+Training (algos/online_ppo.py; algos/online_ppo_gaussian.py for continuous actions) saves a
+snapshot of the actor every `snapshot_every` env steps (starting with the untrained one; 4x
+sparser after the first 20, once the steep early part of the learning curve, where the medium rung
+lies, is covered) and evaluates each on fresh episodes (greedy and stochastic). Then:
 - expert = the snapshot with the best greedy win rate; the `finalists` best by the short
   evaluation are re-evaluated on `final_eval_episodes` greedy episodes first, since picking the
   maximum of many noisy 64-episode estimates would otherwise mostly pick a lucky one;
 - medium = the snapshot before the expert whose stochastic return is closest to half the expert's
   (stochastic, because collection samples actions by default);
 - medium_replay draws from every snapshot up to the medium one, mixed = medium + expert.
+Continuous-action envs (MaMuJoCo: nothing is won) rank by return instead: expert = the best greedy
+return (same finalist re-evaluation); medium = the snapshot before the expert whose stochastic
+return is closest to the random policy's plus half the gap to the expert's stochastic return, i.e. a
+normalised score of 50 (a random HalfCheetah scores below zero, so "half the expert's return" would
+sit too low). Such a ladder also records `reference_returns`: the uniform random policy's return and
+the expert's greedy return over `final_eval_episodes` episodes each, the 0 and 100 of normalised
+scores (greedy, as `logo evaluate` plays by default).
 Snapshots after the medium one other than the expert serve no quality: they stay listed in
 ladder.json with their evaluation, but their files are not kept, so a ladder stays small to ship.
 
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from logo_cli.algos.online_ppo import PPOConfig
+from logo_cli.algos.online_ppo_gaussian import GaussianPPOConfig
 from logo_cli.artifacts import file_hash, make_manifest, staged_dir, write_json_atomic
 from logo_cli.envs.base import MultiAgentEnv
 from logo_cli.errors import LogoError
@@ -50,7 +58,37 @@ class BehaviourConfig:
     torch_threads: int = (
         1  # torch CPU threads: tiny networks gain nothing from more, lose a lot on a busy CPU
     )
-    ppo: PPOConfig = field(default_factory=PPOConfig)  # the online learner's settings
+    episode_limit: int | None = None  # shorter episodes where the simulator allows it (None: its own)
+    ppo: PPOConfig = field(default_factory=PPOConfig)  # the online learner's settings (discrete)
+    gaussian_ppo: GaussianPPOConfig = field(default_factory=GaussianPPOConfig)  # (continuous)
+
+    def rollout_size(self, continuous: bool) -> tuple[int, int]:
+        """(num_envs, rollout_len) of the learner that trains this env."""
+        p = self.gaussian_ppo if continuous else self.ppo
+        return p.num_envs, p.rollout_len
+
+
+CONTINUOUS_FAMILIES = ("mamujoco",)
+
+
+def is_continuous(env_name: str) -> bool:
+    return env_name.split(":", 1)[0].lower() in CONTINUOUS_FAMILIES
+
+
+def default_config(
+    env_name: str, seed: int = 0, train_steps: int | None = None, episode_limit: int | None = None
+) -> BehaviourConfig:
+    """The ladder settings `logo collect` trains with: the dataclass defaults (SMAX), or for a
+    continuous env (1000-step episodes) sparser evaluations: 8 greedy + 8 stochastic episodes per
+    snapshot, 4 finalists re-evaluated on 32 episodes, a snapshot every 12 updates of 16 x 256.
+    `episode_limit`: the episodes the ladder trains and is evaluated on (None: the simulator's)."""
+    kw: dict = {"env": env_name, "seed": seed, "episode_limit": episode_limit}
+    if train_steps is not None:
+        kw["train_steps"] = train_steps
+    if is_continuous(env_name):
+        kw.update(snapshot_every=49_152, eval_episodes=8, finalists=4, final_eval_episodes=32)
+        kw.setdefault("train_steps", 1_500_000)
+    return BehaviourConfig(**kw)
 
 
 def sanitise(env_name: str) -> str:
@@ -70,7 +108,7 @@ def shipped_behaviour_dir(env_name: str) -> Path | None:
 
 
 def evaluate(env: MultiAgentEnv, policy, episodes: int, seed: int, greedy: bool) -> dict:
-    """Win rate and return (mean, sd) of `episodes` complete episodes."""
+    """Win rate (None where nothing is won) and return (mean, sd) of `episodes` complete episodes."""
     from logo_cli.stages.collect_episodes import run_episodes
 
     rng = np.random.default_rng(seed)
@@ -79,12 +117,15 @@ def evaluate(env: MultiAgentEnv, policy, episodes: int, seed: int, greedy: bool)
         returns.append(fin.returns)
         wins.append(fin.won)
     r, w = np.concatenate(returns), np.concatenate(wins)
-    return {"win_rate": float(w.mean()), "return_mean": float(r.mean()), "return_sd": float(r.std())}
+    win_rate = float(w.mean()) if env.spec.winnable else None
+    return {"win_rate": win_rate, "return_mean": float(r.mean()), "return_sd": float(r.std())}
 
 
 def _greedy_key(snap: dict) -> tuple[float, float]:
+    """Win rate then stochastic return; greedy return then stochastic return where nothing is won."""
     greedy = snap.get("greedy_final", snap["greedy"])
-    return greedy["win_rate"], snap["stochastic"]["return_mean"]
+    first = greedy["win_rate"] if greedy["win_rate"] is not None else greedy["return_mean"]
+    return first, snap["stochastic"]["return_mean"]
 
 
 def finalists(snapshots: list[dict], k: int) -> list[int]:
@@ -93,13 +134,15 @@ def finalists(snapshots: list[dict], k: int) -> list[int]:
     return order[:k]
 
 
-def choose_rungs(snapshots: list[dict]) -> tuple[int, int]:
+def choose_rungs(snapshots: list[dict], random_return: float | None = None) -> tuple[int, int]:
     """(expert index, medium index) by the rules in this module's docstring (a snapshot's
-    `greedy_final` evaluation, where present, outranks its short `greedy` one)."""
+    `greedy_final` evaluation, where present, outranks its short `greedy` one). `random_return`
+    given (continuous ladders): medium aims at random + half of (expert - random), stochastic."""
     with_final = [i for i, s in enumerate(snapshots) if "greedy_final" in s]
     pool = with_final or range(len(snapshots))
     expert = max(pool, key=lambda i: (_greedy_key(snapshots[i]), i))
-    half = 0.5 * snapshots[expert]["stochastic"]["return_mean"]
+    top = snapshots[expert]["stochastic"]["return_mean"]
+    half = 0.5 * top if random_return is None else random_return + 0.5 * (top - random_return)
     before = range(expert) if expert > 0 else range(1)
     medium = min(before, key=lambda i: (abs(snapshots[i]["stochastic"]["return_mean"] - half), -i))
     return expert, medium
@@ -110,41 +153,57 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
     import torch
 
     from logo_cli.algos.online_ppo import PPOTrainer
+    from logo_cli.algos.online_ppo_gaussian import GaussianPPOTrainer
     from logo_cli.data.transitions import Dims
     from logo_cli.envs import make_env
+    from logo_cli.policies.random_policy import RandomPolicy
     from logo_cli.policies.torch_policy import AgentNetPolicy, load_policy, save_policy
 
-    if cfg.train_steps < cfg.ppo.num_envs * cfg.ppo.rollout_len:
+    continuous = is_continuous(cfg.env)
+    num_envs, rollout_len = cfg.rollout_size(continuous)
+    if cfg.train_steps < num_envs * rollout_len:
         raise LogoError(
-            f"--train-steps {cfg.train_steps}: less than one rollout "
-            f"({cfg.ppo.num_envs} envs x {cfg.ppo.rollout_len} steps)"
+            f"--train-steps {cfg.train_steps}: less than one rollout ({num_envs} envs x {rollout_len} steps)"
         )
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.torch_threads)
     try:
         t0 = time.time()
-        env = make_env(cfg.env, num_envs=cfg.ppo.num_envs)
-        eval_env = make_env(cfg.env, num_envs=min(cfg.eval_episodes, cfg.ppo.num_envs))
+        env = make_env(cfg.env, num_envs=num_envs, max_steps=cfg.episode_limit)
+        eval_env = make_env(cfg.env, num_envs=min(cfg.eval_episodes, num_envs), max_steps=cfg.episode_limit)
         spec = env.spec
+        if spec.discrete == continuous:
+            raise LogoError(f"{cfg.env}: {'discrete' if spec.discrete else 'continuous'} actions, unexpected")
         dims = Dims(spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, spec.discrete)
-        per_update = cfg.ppo.num_envs * cfg.ppo.rollout_len
+        per_update = num_envs * rollout_len
         total_updates = cfg.train_steps // per_update
-        trainer = PPOTrainer(env, cfg.ppo, cfg.seed, total_updates)
+        trainer: PPOTrainer | GaussianPPOTrainer
+        if continuous:
+            trainer = GaussianPPOTrainer(env, cfg.gaussian_ppo, cfg.seed, total_updates)
+            hidden, layers = cfg.gaussian_ppo.hidden, cfg.gaussian_ppo.layers
+        else:
+            trainer = PPOTrainer(env, cfg.ppo, cfg.seed, total_updates)
+            hidden, layers = cfg.ppo.hidden, cfg.ppo.layers
         snapshots: list[dict] = []
         with staged_dir(out_dir, overwrite=True) as tmp:
 
             def snapshot() -> None:
                 k = len(snapshots)
                 name = f"snap_{k:04d}"
-                policy = AgentNetPolicy(trainer.actor, "logits", dims)
+                meta = {"env": cfg.env, "env_steps": trainer.env_steps, "snapshot": name}
+                if isinstance(trainer, GaussianPPOTrainer):
+                    # saved first and evaluated as loaded back: the file is what collect will play
+                    save_policy(tmp / f"{name}.pt", trainer.actor, "gaussian", dims, hidden, layers, meta,
+                                obs_norm=trainer.obs_norm())  # fmt: skip
+                    policy = load_policy(tmp / f"{name}.pt")
+                else:
+                    policy = AgentNetPolicy(trainer.actor, "logits", dims)
                 eval_seed = cfg.seed * 7919 + 1_000_003 + k  # fresh episodes, never the training ones
                 greedy = evaluate(eval_env, policy, cfg.eval_episodes, eval_seed, greedy=True)
                 stoch = evaluate(eval_env, policy, cfg.eval_episodes, eval_seed, greedy=False)
                 trainer.actor.train()
-                meta = {"env": cfg.env, "env_steps": trainer.env_steps, "snapshot": name}
-                save_policy(
-                    tmp / f"{name}.pt", trainer.actor, "logits", dims, cfg.ppo.hidden, cfg.ppo.layers, meta
-                )
+                if not continuous:
+                    save_policy(tmp / f"{name}.pt", trainer.actor, "logits", dims, hidden, layers, meta)
                 snapshots.append({"name": name, "file": f"{name}.pt", "env_steps": trainer.env_steps,
                                   "updates": trainer.updates, "wall_s": round(time.time() - t0, 2),
                                   "greedy": greedy, "stochastic": stoch})  # fmt: skip
@@ -157,14 +216,32 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
                 if trainer.env_steps - last_snap >= every or trainer.updates == total_updates:
                     snapshot()
                     last_snap = trainer.env_steps
-                    stats = {**stats, "greedy_win_rate": snapshots[-1]["greedy"]["win_rate"]}
+                    last = snapshots[-1]["greedy"]
+                    stats = {**stats, "greedy_return": last["return_mean"]}
+                    if last["win_rate"] is not None:
+                        stats["greedy_win_rate"] = last["win_rate"]
                 if progress:
                     progress(trainer.env_steps, total_updates * per_update, stats)
             for i in finalists(snapshots, cfg.finalists):
                 policy = load_policy(tmp / snapshots[i]["file"])
                 seed = cfg.seed * 7919 + 2_000_003 + i
                 snapshots[i]["greedy_final"] = evaluate(eval_env, policy, cfg.final_eval_episodes, seed, True)
-            expert, medium = choose_rungs(snapshots)
+            references = None
+            if continuous:
+                seed = cfg.seed * 7919 + 3_000_003
+                rand = RandomPolicy(spec.n_actions)
+                random_eval = evaluate(eval_env, rand, cfg.final_eval_episodes, seed, greedy=False)
+            expert, medium = choose_rungs(snapshots, random_eval["return_mean"] if continuous else None)
+            if continuous:
+                top = snapshots[expert]
+                references = {
+                    "random": random_eval["return_mean"],
+                    "expert": top.get("greedy_final", top["greedy"])["return_mean"],
+                    "expert_stochastic": top["stochastic"]["return_mean"],
+                    "medium_stochastic": snapshots[medium]["stochastic"]["return_mean"],
+                    "random_sd": random_eval["return_sd"],
+                    "episodes": cfg.final_eval_episodes,
+                }
             for i, snap in enumerate(snapshots):
                 path = tmp / snap["file"]
                 if i > medium and i != expert:
@@ -186,11 +263,14 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
                 "seed": cfg.seed,
                 "snapshots": snapshots,
             }
+            if references is not None:
+                ladder["reference_returns"] = references
             write_json_atomic(tmp / LADDER_FILE, ladder)
             metrics = {
                 "expert": snapshots[expert],
                 "medium": snapshots[medium],
                 "env_steps": trainer.env_steps,
+                "reference_returns": references,
             }
             write_json_atomic(
                 tmp / "manifest.json",
@@ -233,8 +313,21 @@ class Ladder:
             "hash": s.get("hash", ""),
             "env_steps": s["env_steps"],
             "greedy_win_rate": s["greedy"]["win_rate"],
+            "greedy_return": s["greedy"]["return_mean"],
             "stochastic_return": s["stochastic"]["return_mean"],
         }
+
+    def reference_returns(self) -> tuple[float, float] | None:
+        """(random, expert) returns, the 0 and 100 of normalised scores; None for a ladder without
+        them (discrete ladders). Refused in one line when present but not two finite floats."""
+        from logo_cli.data.layout import check_reference_returns
+
+        refs = self.data.get("reference_returns")
+        if refs is None:
+            return None
+        if not isinstance(refs, dict):
+            raise LogoError(f"{self.path / LADDER_FILE}: reference_returns is not an object")
+        return check_reference_returns(refs.get("random"), refs.get("expert"), str(self.path / LADDER_FILE))
 
     def check_env(self, spec) -> None:
         from logo_cli.data.transitions import Dims

@@ -4,7 +4,11 @@ Qualities (CFCQL / OG-MARL conventions, drawn from a behaviour ladder, see stage
 expert, medium, medium_replay (every training snapshot up to the medium one, each in proportion to
 the training steps it acted for, in training order), mixed (half medium then half expert episodes)
 and random (uniform over available actions, no ladder needed). Continuous-action envs (MaMuJoCo)
-have only `random` so far: each entry of every agent's [-1, 1] action vector uniform. Each source
+have the same qualities from a Gaussian-MAPPO ladder (algos/online_ppo_gaussian.py); their random
+policy draws each entry of every agent's [-1, 1] action vector uniformly. A continuous dataset carries
+the ladder's reference returns as the attributes reference_return_random / reference_return_expert
+(normalised score 0 / 100; only where the ladder's episode limit is the dataset's; for `random` only
+when a ladder is found without training). Each source
 plays its own block of episodes with a seed derived from `seed`, so a dataset regenerates exactly
 from its command line.
 
@@ -27,8 +31,8 @@ from logo_cli.stages import behaviour as bh
 from logo_cli.stages.behaviour import Ladder, load_ladder
 
 QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
-# The behaviour ladder trains discrete policies only, so a continuous env has no ladder qualities yet.
-CONTINUOUS_QUALITIES: tuple[str, ...] = ("random",)
+# Continuous envs (Gaussian-MAPPO ladders) have every quality.
+CONTINUOUS_QUALITIES: tuple[str, ...] = QUALITIES
 SOURCE = "logo-cli collect"
 # progress(phase, done, total, info): phase "train" counts env steps, "collect" counts episodes.
 Progress = Callable[[str, int, int, dict], None]
@@ -46,7 +50,7 @@ class CollectConfig:
     stochastic: bool = True  # sample actions from the behaviour policy (False: greedy)
     overwrite: bool = False  # replace an existing output file
     train_behaviour: bool = False  # train a fresh ladder first (into `behaviour` or the default dir)
-    train_steps: int = 2_000_000  # env steps of that training
+    train_steps: int | None = None  # env steps of that training (None: 2M discrete, 1.5M continuous)
     device: str = "cpu"  # torch device of the behaviour policy
     torch_threads: int = 1  # torch CPU threads (small networks: one is fastest on a busy CPU)
     episode_limit: int | None = None  # shorter (or longer) episodes where the simulator allows it
@@ -86,7 +90,8 @@ def resolve_ladder(cfg: CollectConfig, progress: Progress | None) -> Ladder:
         and bh.shipped_behaviour_dir(cfg.env) is None
     ):
         target = cfg.behaviour or bh.default_behaviour_dir(cfg.env)
-        train_cfg = bh.BehaviourConfig(env=cfg.env, seed=cfg.seed, train_steps=cfg.train_steps)
+        # trained on the episodes it will collect (its reference returns hold for that length)
+        train_cfg = bh.default_config(cfg.env, cfg.seed, cfg.train_steps, cfg.episode_limit)
         on_train = (lambda d, t, info: progress("train", d, t, info)) if progress else None
         bh.train_ladder(train_cfg, target, on_train)
         return load_ladder(target, cfg.env)
@@ -94,6 +99,17 @@ def resolve_ladder(cfg: CollectConfig, progress: Progress | None) -> Ladder:
         if candidate is not None and (candidate / bh.LADDER_FILE).is_file():
             return load_ladder(candidate, cfg.env)
     raise LogoError(f"--behaviour: no ladder found for {cfg.env}")  # unreachable by the test above
+
+
+def existing_ladder(cfg: CollectConfig) -> Ladder | None:
+    """The ladder resolve_ladder would pick without training, or None (the `random` quality's
+    reference returns come from it)."""
+    if cfg.train_behaviour:
+        return None
+    for candidate in (cfg.behaviour, bh.default_behaviour_dir(cfg.env), bh.shipped_behaviour_dir(cfg.env)):
+        if candidate is not None and (candidate / bh.LADDER_FILE).is_file():
+            return load_ladder(candidate, cfg.env)
+    return None
 
 
 def split_sources(ladder: Ladder | None, quality: str, episodes: int) -> list[tuple[str, int]]:
@@ -122,6 +138,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
     import torch
 
     from logo_cli.data.h5 import DatasetWriter
+    from logo_cli.data.layout import REFERENCE_EXPERT_ATTR, REFERENCE_RANDOM_ATTR, normalised_score
     from logo_cli.envs import make_env
     from logo_cli.outputs import building
     from logo_cli.policies.random_policy import RandomPolicy
@@ -135,15 +152,16 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         # first: a bad --env fails before any training
         env = make_env(cfg.env, num_envs=cfg.num_envs, max_steps=cfg.episode_limit)
         spec = env.spec
-        if not spec.discrete and cfg.quality not in CONTINUOUS_QUALITIES:
-            env.close()
-            raise LogoError(
-                f"--quality {cfg.quality}: {cfg.env} has continuous actions; only "
-                f"{', '.join(CONTINUOUS_QUALITIES)} works there (behaviour training is discrete-only)"
-            )
         ladder = None if cfg.quality == "random" else resolve_ladder(cfg, progress)
         if ladder is not None:
             ladder.check_env(spec)
+        references = None
+        if not spec.discrete:
+            ref_ladder = ladder if ladder is not None else existing_ladder(cfg)
+            # reference returns hold for the episode length they were measured at
+            if ref_ladder is not None and ref_ladder.data.get("episode_limit") == spec.episode_limit:
+                ref_ladder.check_env(spec)
+                references = ref_ladder.reference_returns()
         sources = split_sources(ladder, cfg.quality, cfg.episodes)
         used = [{"policy": n, "episodes": k, **(ladder.describe(n) if ladder else {})} for n, k in sources]
         attrs = {
@@ -161,6 +179,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
             "behaviour": used,
             "provenance": provenance_block(),  # the code and command that made the dataset
         }
+        if references is not None:
+            attrs[REFERENCE_RANDOM_ATTR], attrs[REFERENCE_EXPERT_ATTR] = references
         t0 = time.time()
         returns, wins, lengths = [], [], []
         n_done, n_won, sum_return = 0, 0, 0.0  # running totals for the progress line
@@ -189,7 +209,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
                     if progress:
                         progress("collect", n_done, cfg.episodes, {
                             "episodes_per_s": n_done / max(time.time() - t0, 1e-9),
-                            "return_mean": sum_return / n_done, "win_rate": n_won / n_done})  # fmt: skip
+                            "return_mean": sum_return / n_done,
+                            "win_rate": n_won / n_done if spec.winnable else None})  # fmt: skip
             r, w, lens = np.concatenate(returns), np.concatenate(wins), np.concatenate(lengths)
             writer.attrs.update(n_wins=int(w.sum()), won=w.astype(bool).tolist())
         wall = time.time() - t0
@@ -203,8 +224,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         "seed": cfg.seed,
         "episodes": int(len(r)),
         "transitions": int(lens.sum()),
-        "n_wins": int(w.sum()),
-        "win_rate": float(w.mean()),
+        "n_wins": int(w.sum()) if spec.winnable else None,  # None: nothing is won here (MaMuJoCo)
+        "win_rate": float(w.mean()) if spec.winnable else None,
         "return_mean": float(r.mean()),
         "return_sd": float(r.std()),
         "length_mean": float(lens.mean()),
@@ -212,4 +233,6 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
         "wall_time_s": round(wall, 2),
         "behaviour_dir": str(ladder.path) if ladder else None,
         "sources": used,
+        "reference_returns": {"random": references[0], "expert": references[1]} if references else None,
+        "normalised_score": normalised_score(float(r.mean()), *references) if references else None,
     }

@@ -9,6 +9,11 @@ approximation); Student-t interval for the mean return (returns are bounded, so 
 close to its nominal coverage already at a few dozen episodes). An env where nothing is won (MaMuJoCo,
 `EnvSpec.winnable` False) keeps the same record keys with wins, win_rate and win_rate_ci95 None: a 0%
 win rate would read as a policy that always loses.
+Normalised score (D4RL's convention): 100 * (R - R_random) / (R_expert - R_random), for the mean
+return and its interval, when reference returns are known: given explicitly (`reference_returns`),
+else the attributes reference_return_random / reference_return_expert of the dataset a train-policy
+run was trained on (its manifest's dataset_attrs, used only when that dataset's env and episode
+limit are the evaluated ones), else a behaviour:<name> policy's ladder; otherwise None.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class EvaluateConfig:
     seed: int = 0  # seeds the envs and the policy's sampling
     greedy: bool = True  # best available action, or sample from the policy
     device: str = "cpu"  # resolved torch device
+    reference_returns: tuple[float, float] | None = None  # (random, expert): normalised score 0 and 100
 
 
 def wilson_interval(wins: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -160,6 +166,7 @@ def behaviour_policy(name: str, env: str, device: str = "cpu") -> tuple[TeamPoli
         "name": name,
         "snapshot": snap,
         "path": str(ladder.path / str(entry["file"])),
+        "ladder": str(ladder.path),
     }
     return ladder.policy(snap, device), info
 
@@ -193,6 +200,67 @@ def resolve_policy(spec: str, env: str, device: str = "cpu") -> tuple[TeamPolicy
     return policy, info, policy.dims
 
 
+def parse_reference_returns(text: str) -> tuple[float, float]:
+    """'RANDOM,EXPERT' -> (random, expert), finite, expert > random; one line otherwise."""
+    from logo_cli.data.layout import check_reference_returns
+
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2:
+        raise LogoError(f"--reference-returns {text}: expected RANDOM,EXPERT (two numbers)")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise LogoError(f"--reference-returns {text}: expected RANDOM,EXPERT (two numbers)") from None
+    return check_reference_returns(values[0], values[1], "--reference-returns")
+
+
+def find_reference_returns(
+    cfg: EvaluateConfig, spec: EnvSpec, info: dict
+) -> tuple[tuple[float, float], str] | None:
+    """(random, expert) and where they came from, by the order in this module's docstring; `info`
+    is resolve_policy's record of the policy."""
+    from logo_cli.artifacts import MANIFEST, read_manifest
+    from logo_cli.data.layout import reference_returns
+
+    if cfg.reference_returns is not None:
+        return cfg.reference_returns, "--reference-returns"
+    path = Path(cfg.policy)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        attrs = read_manifest(path).get("dataset_attrs") or {}
+        if not isinstance(attrs, dict) or attrs.get("env") != cfg.env:
+            return None
+        limit = attrs.get("episode_limit")
+        if limit is not None and limit != spec.episode_limit:
+            return None
+        refs = reference_returns(attrs, f"{path / MANIFEST} (dataset_attrs)")
+        return (refs, "dataset") if refs else None
+    if info.get("kind") == "behaviour" and info.get("ladder"):
+        from logo_cli.stages.behaviour import load_ladder
+
+        ladder = load_ladder(Path(info["ladder"]), cfg.env)
+        if ladder.data.get("episode_limit") != spec.episode_limit:
+            return None
+        refs = ladder.reference_returns()
+        return (refs, "behaviour ladder") if refs else None
+    return None
+
+
+def add_normalised_score(result: dict, refs: tuple[tuple[float, float], str] | None) -> dict:
+    """normalised_score (of the mean return), normalised_score_ci95 and reference_returns; None
+    without references."""
+    from logo_cli.data.layout import normalised_score
+
+    if refs is None:
+        result.update(normalised_score=None, normalised_score_ci95=None, reference_returns=None)
+        return result
+    (random, expert), source = refs
+    ci = result.get("return_ci95")
+    result["normalised_score"] = normalised_score(result["return_mean"], random, expert)
+    result["normalised_score_ci95"] = [normalised_score(c, random, expert) for c in ci] if ci else None
+    result["reference_returns"] = {"random": random, "expert": expert, "source": source}
+    return result
+
+
 def run(cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
     """Resolve the policy, check it fits the env, play the episodes, return the metrics."""
     from logo_cli.envs import make_env
@@ -212,7 +280,9 @@ def run(cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
             policy = RandomPolicy(env.spec.n_actions)
         if dims is not None:
             dims.check_same(env_dims(env.spec), f"--policy {cfg.policy} vs --env {cfg.env}")
+        refs = find_reference_returns(cfg, env.spec, info)  # a garbled reference fails before any episode
         result = run_episodes(env, policy, cfg.episodes, cfg.seed, cfg.greedy, progress)
+        add_normalised_score(result, refs)
     finally:
         env.close()
     result["policy"] = info
