@@ -12,6 +12,8 @@ the real data's statistics. Per agent and batch row, with K = `cql_samples` draw
                         ∪ [Q_k(o_i, a'_j) − log π(a'_j|o'_i)]_j )     u_j ~ U[−1, 1]^Ad, a_j, a'_j ~ π
   critic   = td + α_cql · Σ_k mean(lse_k − Q_k(o_i, a_i))
   actor    = mean(α · log π(a|o_i) − min_k Q_k(o_i, a)),  a ~ π(· | o_i) reparameterised
+             (the first `bc_steps` steps: mean(α · log π(a|o_i) − log π(a_data|o_i)) on real rows,
+             behaviour cloning while the critics settle: the reference code's policy_eval_start)
   α        = exp(log α), tuned towards the target entropy −Ad per agent (or fixed, `entropy_alpha`)
 
 with the target critics moved by Polyak averaging (`target_tau`) every `target_update_every` steps.
@@ -54,6 +56,7 @@ class ContinuousCqlConfig:
     entropy_alpha: float | None = None  # fixed SAC temperature; None: tuned towards target_entropy
     target_entropy: float | None = None  # per agent; None: −(action entries per agent)
     cql_synthetic: CqlSynthetic = "none"
+    bc_steps: int = 0  # first steps whose actor loss clones the real rows' actions instead of max Q
 
 
 class ContinuousCqlNets(nn.Module):
@@ -164,7 +167,17 @@ def continuous_cql_update(
         if cfg.entropy_alpha is None
         else torch.tensor(cfg.entropy_alpha, device=q_new.device)
     )
-    actor_loss = (alpha * logp - q_new).mean()
+    if step <= cfg.bc_steps:
+        # log π(a_data | o): the data action's pre-tanh value, kept inside (−1, 1) so atanh is finite
+        u_data = torch.atanh(actions.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
+        from logo_cli.algos.continuous_actor import tanh_gaussian_log_prob
+
+        per_row = alpha * logp - tanh_gaussian_log_prob(u_data, mean, log_std)  # [B,N]
+        synthetic = batch.get("synthetic")
+        real = per_row if synthetic is None else per_row[~synthetic]
+        actor_loss = real.mean() if real.numel() else per_row.new_zeros(())
+    else:
+        actor_loss = (alpha * logp - q_new).mean()
     opt["actor"].zero_grad(set_to_none=True)
     actor_loss.backward()
     opt["actor"].step()

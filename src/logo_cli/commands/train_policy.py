@@ -136,6 +136,12 @@ def command(
         "entropy −(action entries per agent).",
         show_default=False,
     ),
+    actor_bc_steps: int = typer.Option(
+        0,
+        "--actor-bc-steps",
+        help="Continuous macql: the first steps train the actor by behaviour cloning on the real rows "
+        "(CQL's policy_eval_start) while the critics learn; 0: SAC from the start.",
+    ),
     td3bc_alpha: float = typer.Option(
         2.5, "--td3bc-alpha", help="td3bc: α of the actor's Q weight λ = α / mean |Q|."
     ),
@@ -289,6 +295,7 @@ def command(
         weight_by=weight_by, penalty_lambda=penalty_lambda, steps=steps,
         batch_size=batch_size, lr=lr, actor_lr=actor_lr, gamma=gamma, cql_alpha=cql_alpha,
         cql_samples=cql_samples, entropy_alpha=entropy_alpha, td3bc_alpha=td3bc_alpha,
+        actor_bc_steps=actor_bc_steps,
         policy_noise=policy_noise, noise_clip=noise_clip, policy_delay=policy_delay,
         cql_include_data=cql_include_data, cql_synthetic=cql_synthetic, cfcql_temperature=cfcql_temperature,
         cfcql_bc_steps=cfcql_bc_steps, n_step=n_step,

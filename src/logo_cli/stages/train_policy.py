@@ -119,6 +119,7 @@ class TrainPolicyConfig:
         None  # Polyak factor of a target update (discrete 1: hard copy; continuous 0.005)
     )
     entropy_alpha: float | None = None  # continuous MA-CQL: fixed SAC temperature; None: auto-tuned
+    actor_bc_steps: int = 0  # continuous MA-CQL: first steps whose actor loss is behaviour cloning
     td3bc_alpha: float = 2.5  # MA-TD3+BC: α of λ = α / mean |Q|
     policy_noise: float = 0.2  # MA-TD3+BC: std of the target policy smoothing noise
     noise_clip: float = 0.5  # MA-TD3+BC: clip of that noise
@@ -184,6 +185,7 @@ def _check_numbers(cfg: TrainPolicyConfig) -> None:
     number("--lr", cfg.lr, lo=0.0, lo_open=True, allow_none=True)
     number("--actor-lr", cfg.actor_lr, lo=0.0, lo_open=True, allow_none=True)
     number("--entropy-alpha", cfg.entropy_alpha, lo=0.0, allow_none=True)
+    number("--actor-bc-steps", cfg.actor_bc_steps, lo=0)
     number("--td3bc-alpha", cfg.td3bc_alpha, lo=0.0)
     number("--policy-noise", cfg.policy_noise, lo=0.0)
     number("--noise-clip", cfg.noise_clip, lo=0.0)
@@ -237,6 +239,8 @@ def _load_data(cfg: TrainPolicyConfig) -> tuple[Transitions, dict]:
 
 def _check_action_kind(cfg: TrainPolicyConfig, discrete: bool, source: str) -> None:
     """Refuse, in one line, a learner or an option that does not fit the dataset's action kind."""
+    if cfg.actor_bc_steps and (discrete or cfg.algo != "macql"):
+        raise LogoError(f"{source}: --actor-bc-steps is for --algo macql on continuous actions")
     if discrete:
         if cfg.algo == "td3bc":
             raise LogoError(f"{source}: --algo td3bc needs continuous actions (this dataset's are discrete)")
@@ -342,6 +346,7 @@ class _Trainer:
                 target_tau=cfg.target_tau,
                 entropy_alpha=cfg.entropy_alpha,
                 cql_synthetic=cfg.cql_synthetic,
+                bc_steps=cfg.actor_bc_steps,
             )
         elif cfg.algo == "td3bc":
             self.ac_cfg = Td3bcConfig(
