@@ -30,8 +30,8 @@ from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
 
 POLICY_FORMAT = "logo-policy"
 POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
-Mode = Literal["logits", "q", "gaussian"]
-MODES = ("logits", "q", "gaussian")
+Mode = Literal["logits", "q", "gaussian", "recurrent_q"]
+MODES = ("logits", "q", "gaussian", "recurrent_q")  # recurrent_q: policies/recurrent_policy.py
 CONTINUOUS_MODE = "gaussian"  # the one mode over continuous actions; the others need discrete ones
 # Optional key of a MACQL policy file: its QMIX mixer, as MacqlNets.mixer_payload() writes it.
 # Acting never reads it; `logo export` does.
@@ -152,6 +152,10 @@ def policy_from_payload(
     except (KeyError, TypeError, ValueError) as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LogoError(f"{source}: garbled policy checkpoint ({detail})") from None
+    if mode == "recurrent_q":  # a GRU agent with per-slot memory (policies/recurrent_policy.py)
+        from logo_cli.policies.recurrent_policy import recurrent_from_state
+
+        return recurrent_from_state(state, dims, hidden, layers, source, device, epsilon)  # type: ignore[return-value]
     # a Gaussian head has a mean and a log-std per action entry
     n_out = 2 * dims.n_actions if mode == CONTINUOUS_MODE else dims.n_actions
     with torch.device("meta"):  # the declared network's shapes, without allocating it
