@@ -243,6 +243,10 @@ def command(
     ):
         if value not in choices:
             raise LogoError(f"{name} {value}: expected one of {', '.join(choices)}")
+    if agent == "gru" and (synthetic is not None or model is not None or mode not in (None, "real-only")):
+        from logo_cli.stages.train_recurrent import REAL_ONLY
+
+        raise LogoError(REAL_ONLY)
     ws, defaults = open_workspace(workspace)
     data, synthetic, model = train_policy_defaults(
         ws, defaults, data, synthetic, model, real_only=mode == "real-only"

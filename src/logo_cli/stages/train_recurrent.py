@@ -30,6 +30,10 @@ from logo_cli.policies.recurrent_policy import RECURRENT_MODE, RecurrentQPolicy,
 from logo_cli.stages.train_policy import Q_ALGOS, Progress, TrainPolicyConfig, _Trainer
 
 AGENTS = ("mlp", "gru")
+REAL_ONLY = (
+    "--agent gru: real-only for now (--mode real-only, no --synthetic / --model): synthetic "
+    "branches would need GRU hidden states from their real episode prefixes"
+)
 
 
 def check_recurrent_config(cfg: TrainPolicyConfig) -> None:
@@ -43,10 +47,7 @@ def check_recurrent_config(cfg: TrainPolicyConfig) -> None:
     if cfg.algo not in Q_ALGOS:
         raise LogoError(f"--agent gru: needs --algo macql or cfcql (--algo {cfg.algo} is feed-forward only)")
     if cfg.mode != "real-only" or cfg.synthetic is not None or cfg.model is not None:
-        raise LogoError(
-            "--agent gru: real-only for now (--mode real-only, no --synthetic / --model): synthetic "
-            "branches would need GRU hidden states from their real episode prefixes"
-        )
+        raise LogoError(REAL_ONLY)
     if cfg.n_step != 1:
         raise LogoError(f"--agent gru: uses TD(λ) targets (--td-lambda); --n-step {cfg.n_step} must be 1")
     number("--td-lambda", cfg.td_lambda, lo=0.0, hi=1.0)
