@@ -267,3 +267,30 @@ def test_cli_cfcql_gru_and_refusals(runner, tmp_path):
         app, [*base.copy()[:-1], "lstm", "--mode", "real-only", "--out", str(tmp_path / "d"), *TINY]
     )
     _one_line_error(res, "--agent lstm")
+
+
+@pytest.mark.parametrize("algo", ["macql", "cfcql"])
+def test_gru_run_resumes_to_identical_weights(tmp_path, algo):
+    from logo_cli.stages.train_policy import TrainPolicyConfig, partial_dir, run
+
+    def cfg(out):
+        return TrainPolicyConfig(
+            data=SHIPPED, out=out, mode="real-only", algo=algo, agent="gru", steps=12, seq_batch=4,
+            rnn_hidden=8, hidden=8, layers=1, cql_samples=4, log_every=2, checkpoint_every=4,
+            target_update_every=3, cfcql_bc_steps=2, device="cpu",
+        )  # fmt: skip
+
+    run(cfg(tmp_path / "full"))
+
+    def interrupt(phase, done, total, info):
+        if phase == "train" and done == 10:  # after the step-8 checkpoint
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg(out), progress=interrupt)
+    assert (partial_dir(out) / "checkpoint.pt").is_file()
+    assert run(cfg(out)).resumed_from == 8
+    wa = torch.load(tmp_path / "full" / "policy.pt", weights_only=True)["state_dict"]
+    wb = torch.load(out / "policy.pt", weights_only=True)["state_dict"]
+    assert set(wa) == set(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)

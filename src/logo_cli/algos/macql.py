@@ -10,7 +10,8 @@ with a^1..a^K joint actions drawn per agent uniformly among its available action
 Deviations from CFCQL, all forced by LOGO sampling individual transitions rather than episodes:
 - feed-forward agents (AgentNet, shared parameters + one-hot agent id), no RNN, and no last action in
   the input (transitions do not carry a_{t-1});
-- one-step TD targets instead of TD(λ);
+- one-step TD targets instead of TD(λ) (`--agent gru`, algos/recurrent.py, lifts these two: GRU
+  agents on whole episodes, TD(λ) targets);
 - CFCQL draws actions uniformly over all actions and zeroes the Q_tot of joint actions that contain an
   unavailable one (its `chosen_if_avail` product); here unavailable actions are never drawn at all,
   so every sample counts;
