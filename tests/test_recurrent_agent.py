@@ -252,9 +252,9 @@ def test_cli_cfcql_gru_and_refusals(runner, tmp_path):
                               "--out", str(run_dir), *TINY])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert isinstance(load_policy(run_dir / "policy.pt"), RecurrentQPolicy)
-    res = runner.invoke(app, [*base, "--mode", "weight", "--synthetic", str(tmp_path / "x.zarr"),
+    res = runner.invoke(app, [*base, "--model", str(tmp_path / "wm"), "--refresh-every", "5",
                               "--out", str(tmp_path / "a"), *TINY])  # fmt: skip
-    _one_line_error(res, "--agent gru", "real-only")
+    _one_line_error(res, "--agent gru", "refresh")
     res = runner.invoke(
         app, [*base, "--algo", "bc", "--mode", "real-only", "--out", str(tmp_path / "b"), *TINY]
     )
@@ -294,3 +294,101 @@ def test_gru_run_resumes_to_identical_weights(tmp_path, algo):
     wa = torch.load(tmp_path / "full" / "policy.pt", weights_only=True)["state_dict"]
     wb = torch.load(out / "policy.pt", weights_only=True)["state_dict"]
     assert set(wa) == set(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def branch_buffer(real, starts_and_lengths):
+    """Synthetic branches that are chunks of real episodes: branch b = rows r .. r+k-1, steps 0..k-1
+    (written interleaved by step, as rollouts write them), with uncertainty growing along the branch."""
+    rows, branch, step = [], [], []
+    for b, (r, k) in enumerate(starts_and_lengths):
+        rows += list(range(r, r + k))
+        branch += [b] * k
+        step += list(range(k))
+    order = np.lexsort((np.array(branch), np.array(step)))  # by step first: interleaved
+    idx = np.array(rows)[order]
+    unc = (0.1 * np.array(step, dtype=np.float32))[order]
+    return real.select(idx), unc, np.array(branch)[order], np.array(step, dtype=np.int16)[order]
+
+
+def test_branches_start_from_the_gru_state_of_their_real_prefix():
+    from logo_cli.algos.recurrent import BranchSampler, burn_in
+    from logo_cli.data.sampler import MixedSampler
+
+    eps, real = known_episodes()
+    episodes = EpisodeSampler(real, np.random.default_rng(0))
+    e = int(np.argmax(episodes.lengths))
+    s0, n = int(episodes.starts[e]), int(episodes.lengths[e])
+    spec = [(s0, 2), (s0 + 2, n - 2), (s0 + n - 1, 1)]  # from the episode start, mid-episode, last step
+    syn, unc, branch, step = branch_buffer(real, spec)
+    sampler = MixedSampler(
+        real, syn, unc, branch=branch, step=step, mode="uniform", rng=np.random.default_rng(1)
+    )
+    bs = BranchSampler(episodes, sampler.synthetic_view(), weighted=False, burn_in=20)
+    assert bs.matched == 3 and list(bs.start_row) == [r for r, _ in spec]
+    torch.manual_seed(0)
+    agent = GRUAgent(3, 2, 5, hidden=8)
+    whole = episodes.episodes(np.array([e]))
+    q_whole, _ = agent(whole["obs"], whole["last_action"])
+    batch = bs.branches(np.arange(3), np.array([k for _, k in spec]))
+    h0 = burn_in(agent, batch["pre_obs"], batch["pre_last"], batch["pre_valid"])
+    q_branch, _ = agent(batch["obs"], batch["last_action"], h0)
+    for i, (r, k) in enumerate(spec):
+        d = r - s0
+        assert batch["mask"][i].tolist()[:k] == [True] * k
+        torch.testing.assert_close(q_branch[i, :k], q_whole[0, d : d + k])  # exactly the episode's Qs
+        torch.testing.assert_close(batch["obs"][i, : k + 1], whole["obs"][0, d : d + k + 1])
+    # a short burn-in starts from zeros that many steps before the branch: no longer exact
+    short = BranchSampler(episodes, sampler.synthetic_view(), weighted=False, burn_in=1)
+    b1 = short.branches(np.array([1]), np.array([n - 2]))
+    assert b1["pre_obs"].shape[1] == 1 and bool(b1["pre_valid"].all())
+    torch.testing.assert_close(b1["last_action"][0, 0], whole["last_action"][0, 2])
+
+
+def test_weighted_branch_cut_keeps_a_prefix_in_proportion_to_row_weights():
+    from logo_cli.algos.recurrent import BranchSampler
+    from logo_cli.data.sampler import MixedSampler
+
+    _, real = known_episodes()
+    episodes = EpisodeSampler(real, np.random.default_rng(0))
+    spec = [(int(s), int(k)) for s, k in zip(episodes.starts, episodes.lengths, strict=True) if k >= 3]
+    syn, unc, branch, step = branch_buffer(real, spec)
+    sampler = MixedSampler(
+        real, syn, unc, branch=branch, step=step, mode="weight", rng=np.random.default_rng(1)
+    )
+    bs = BranchSampler(episodes, sampler.synthetic_view(), weighted=True, burn_in=20)
+    rng = np.random.default_rng(2)
+    order = bs.order.numpy()
+    for _ in range(300):
+        b = bs.sample(16, rng)
+        assert bool((b["mask"][:, 0]).all())  # at least one step, a prefix of each branch
+        assert bool((b["mask"][:, 1:] <= b["mask"][:, :-1]).all())
+    # expected inclusion of each row: P(branch) · w_j / w_0 ∝ w_j
+    p_row = np.zeros(len(syn))
+    for i, f in enumerate(bs.first):
+        for j in range(bs.length[i]):
+            p_row[order[f + j]] = bs.p_branch[i] * bs.w_run[f + j] / bs.w_first[i]
+    probs = sampler.weights()
+    np.testing.assert_allclose(p_row / p_row.sum(), probs / probs.sum(), rtol=1e-9)
+
+
+def test_gru_trains_with_a_synthetic_buffer(tmp_path):
+    from logo_cli.data.h5 import open_dataset
+    from logo_cli.data.zarr_store import SyntheticWriter
+    from logo_cli.stages.train_policy import TrainPolicyConfig, run
+
+    with open_dataset(SHIPPED) as ds:
+        real = ds.transitions()
+    episodes = EpisodeSampler(real, np.random.default_rng(0))
+    spec = [
+        (int(s) + 3, 4) for s, k in zip(episodes.starts[:40], episodes.lengths[:40], strict=True) if k >= 8
+    ]
+    syn, unc, branch, step = branch_buffer(real, spec)
+    buf = tmp_path / "buf.zarr"
+    with SyntheticWriter(buf, {"stage": "test"}, syn.dims, chunk_rows=64) as w:
+        w.append(syn, unc, step, branch)
+    for mode in ("weight", "penalty"):
+        res = run(TrainPolicyConfig(
+            data=SHIPPED, out=tmp_path / mode, synthetic=buf, mode=mode, agent="gru", steps=4, seq_batch=4,
+            rnn_hidden=8, hidden=8, layers=1, cql_samples=4, log_every=2, device="cpu",
+        ))  # fmt: skip
+        assert res.final["branch_starts_found"] == 1.0 and np.isfinite(res.final["loss"])

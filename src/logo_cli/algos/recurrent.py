@@ -138,14 +138,17 @@ def recurrent_loss(
     td_lambda: float,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """MACQL / CFCQL loss (by `term`) on a batch of episodes from EpisodeSampler; parts as macql's."""
+    """MACQL / CFCQL loss (by `term`) on a batch of sequences (EpisodeSampler, or SequenceBatcher with
+    synthetic branches: then `h0` / `h0_target` [B,N,H] start the online / target GRU and `synthetic`
+    [B] flags the branches); parts as macql's."""
     assert isinstance(nets.agent, GRUAgent)
     obs, last, avail, state = batch["obs"], batch["last_action"], batch["avail_actions"], batch["state"]
     mask, reward = batch["mask"], batch["reward"]
     b, steps = reward.shape
-    q, _ = nets.agent(obs, last)  # [B,T+1,N,A]
+    h0, h0_target = batch.get("h0"), batch.get("h0_target")  # burnt-in starts (synthetic branches)
+    q, _ = nets.agent(obs, last, h0)  # [B,T+1,N,A]
     with torch.no_grad():
-        q_target, _ = nets.target_agent(obs, last)
+        q_target, _ = nets.target_agent(obs, last, h0_target)
         best = masked_greedy(q.detach()[:, 1:], avail[:, 1:])  # double Q: online greedy at t+1
         q_next = q_target[:, 1:].gather(-1, best.unsqueeze(-1)).squeeze(-1)  # [B,T,N]
         v_next = nets.target_mixer(
@@ -158,6 +161,207 @@ def recurrent_loss(
         "actions": batch["actions"][mask],
         "avail_actions": avail[:, :-1][mask],
     }
+    if "synthetic" in batch:  # [B] per sequence -> per step, for macql's cql_synthetic treatment
+        rows["synthetic"] = batch["synthetic"][:, None].expand(b, steps)[mask]
     return conservative_q_loss(
         nets, rows, cfg, term, generator, q_agents=q[:, :-1][mask], target=target[mask]
     )
+
+
+_SEQUENCE_KEYS = ("obs", "state", "avail_actions", "last_action", "actions", "reward", "terminated", "mask")
+
+
+def pad_time(batch: dict[str, torch.Tensor], steps: int) -> dict[str, torch.Tensor]:
+    """Pad a sequence batch (EpisodeSampler layout) with zeros to `steps` steps (+1 row)."""
+    out = {}
+    for k, v in batch.items():
+        size = steps + 1 if k in ("obs", "state", "avail_actions", "last_action") else steps
+        if k not in _SEQUENCE_KEYS or v.shape[1] == size:
+            out[k] = v
+            continue
+        pad = v.new_zeros((v.shape[0], size - v.shape[1], *v.shape[2:]))
+        out[k] = torch.cat([v, pad], dim=1)
+    return out
+
+
+@torch.no_grad()
+def burn_in(agent: GRUAgent, obs: torch.Tensor, last: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Hidden state after a right-aligned prefix: obs [B,P,N,O], last [B,P,N,A], valid [B,P] (a suffix
+    of True per row) -> h [B,N,H]; zeros for a row with an empty prefix (an episode's first step)."""
+    h = agent.initial_state(obs.shape[0], obs.device)
+    for t in range(obs.shape[1]):
+        _, nxt = agent.step(obs[:, t], last[:, t], h)
+        h = torch.where(valid[:, t, None, None], nxt, h)
+    return h
+
+
+class BranchSampler:
+    """Synthetic branches as sequences, each started from the GRU state of its real prefix.
+
+    A branch's first row is a dataset state (rollouts start at real rows, and the first row keeps its
+    state and observations exactly), so it is found in the real data by those values; the up to
+    `burn_in` real steps before it in its episode (observations and actions) are the prefix the
+    online and the target GRU run over, without gradient, to get the branch's initial hidden states;
+    the real action just before it is the branch's first "last action". A branch whose first row is
+    not in the data (a partial buffer; or a first row not at step 0) starts from zeros.
+
+    Sampling: weight mode draws branch b with probability ∝ w_{b,0}, its first row's weight, and
+    keeps its steps j while w_{b,j} >= u · w_{b,0}, u ~ U(0, 1): with the default cumulative score the
+    weights never grow along a branch, so step j is kept with probability w_{b,j} / w_{b,0} and every
+    row is trained on in proportion to its own weight, as the transition sampler does. A cut branch
+    bootstraps from its last kept step (a truncation). Uniform and penalty modes draw whole branches
+    uniformly, which trains every row equally often.
+    """
+
+    def __init__(
+        self,
+        real: EpisodeSampler,
+        view: tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray],
+        weighted: bool,
+        burn_in: int,
+    ):
+        syn, probs, branch, step = view
+        self.real, self.syn, self.weighted, self.burn = real, syn, weighted, int(burn_in)
+        order = np.lexsort((step, branch))
+        sb = np.asarray(branch)[order]
+        first = np.flatnonzero(np.concatenate([[True], sb[1:] != sb[:-1]]))
+        self.order = torch.as_tensor(order, device=real.device)
+        self.first = first  # position in `order` of each branch's first row
+        self.length = np.diff(np.concatenate([first, [len(order)]]))
+        w = np.asarray(probs, dtype=np.float64)[order]
+        # running minimum along each branch: the keep-threshold of the cut (equal to w when monotone)
+        seg = np.repeat(np.arange(len(first)), self.length)
+        self.w_run = _running_min_by_segment(w, seg)
+        self.w_first = w[first]
+        self.p_branch = self.w_first / self.w_first.sum() if weighted else None
+        starts = np.asarray(step)[order][first] == 0
+        self.start_row = self._find_starts(order[first], starts)
+        self.matched = int((self.start_row >= 0).sum())
+
+    def _find_starts(self, rows: np.ndarray, at_zero: np.ndarray) -> np.ndarray:
+        """Dataset row of each branch's first row (-1: not found), by exact state and observations."""
+        t = self.real._t
+        real_key = torch.cat([t["state"], t["obs"].flatten(1)], dim=1).cpu().numpy()
+        index = {real_key[i].tobytes(): i for i in range(len(real_key) - 1, -1, -1)}  # first occurrence
+        syn_key = torch.cat([self.syn["state"], self.syn["obs"].flatten(1)], dim=1).cpu().numpy()
+        return np.array(
+            [index.get(syn_key[r].tobytes(), -1) if ok else -1 for r, ok in zip(rows, at_zero, strict=True)],
+            dtype=np.int64,
+        )
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        nb = len(self.first)
+        which = rng.choice(nb, size=n, p=self.p_branch) if self.weighted else rng.integers(0, nb, size=n)
+        keep = self.length[which].copy()
+        if self.weighted:
+            u = rng.random(n)
+            for i, b in enumerate(which):  # steps kept while the running weight stays above u·w_0
+                w = self.w_run[self.first[b] : self.first[b] + self.length[b]]
+                keep[i] = max(1, int((w >= u[i] * self.w_first[b]).sum()))
+        return self.branches(which, keep)
+
+    def branches(self, which: np.ndarray, keep: np.ndarray) -> dict[str, torch.Tensor]:
+        dev = self.real.device
+        steps = int(keep.max())
+        t = np.arange(steps + 1)
+        pos = self.first[which][:, None] + np.minimum(t[None, :], keep[:, None] - 1)
+        rows = self.order[torch.as_tensor(pos, device=dev)]  # [B,T+1] synthetic row of each step
+        after = torch.as_tensor(t[None, :] >= keep[:, None], device=dev)
+        src = self.syn
+
+        def pick(now: str, nxt: str) -> torch.Tensor:
+            a, b = src[now][rows], src[nxt][rows]
+            return torch.where(after.view(*after.shape, *([1] * (a.dim() - 2))), b, a)
+
+        mask = ~after[:, :steps]
+        actions = src["actions"][rows[:, :steps]] * mask[..., None]
+        n_act = self.real.n_actions
+        onehot = torch.nn.functional.one_hot(actions, n_act).float() * mask[..., None, None]
+        start = self.start_row[which]
+        pre = self._prefix(start)
+        last0 = pre.pop("first_last")  # [B,N,A]: the real action before the branch
+        out = {
+            "obs": pick("obs", "next_obs"),
+            "state": pick("state", "next_state"),
+            "avail_actions": pick("avail_actions", "next_avail_actions"),
+            "last_action": torch.cat([last0[:, None], onehot], dim=1),
+            "actions": actions,
+            "reward": src["reward"][rows[:, :steps]] * mask,
+            "terminated": src["terminated"][rows[:, :steps]] & mask,
+            "mask": mask,
+        }
+        return {**out, **pre}
+
+    def _prefix(self, start: np.ndarray) -> dict[str, torch.Tensor]:
+        """Right-aligned real prefixes (up to `burn` steps) of the branch starts (-1: none)."""
+        real, dev = self.real, self.real.device
+        known = start >= 0
+        ep = np.searchsorted(real.starts, np.where(known, start, 0), side="right") - 1
+        depth = np.where(known, start - real.starts[ep], 0)  # steps of the episode before the start
+        plen = np.minimum(depth, self.burn)
+        p = max(int(plen.max()), 1)
+        j = np.arange(p)[None, :] - p + plen[:, None]  # index into each prefix; < 0: padding
+        valid = j >= 0
+        rows = np.where(valid, np.where(known, start, 0)[:, None] - plen[:, None] + j, 0)
+        rt = torch.as_tensor(rows, device=dev)
+        t = real._t
+        # last action of each prefix step: the real action of the row before, zeros at an episode start
+        ep_first = real.starts[ep][:, None]
+        prev_ok = torch.as_tensor(valid & known[:, None] & (rows > ep_first), device=dev)
+        prev = torch.as_tensor(np.maximum(rows - 1, 0), device=dev)
+        one = torch.nn.functional.one_hot(t["actions"][prev], real.n_actions).float()
+        last = one * prev_ok[..., None, None]
+        before = torch.as_tensor(np.maximum(np.where(known, start, 0) - 1, 0), device=dev)
+        first_ok = torch.as_tensor(known & (depth > 0), device=dev)[:, None, None]
+        first_last = torch.nn.functional.one_hot(t["actions"][before], real.n_actions).float() * first_ok
+        return {
+            "pre_obs": t["obs"][rt],
+            "pre_last": last,
+            "pre_valid": torch.as_tensor(valid & known[:, None], device=dev),
+            "first_last": first_last,
+        }
+
+
+def _running_min_by_segment(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    for i in range(1, len(values)):
+        if segment[i] == segment[i - 1] and out[i - 1] < out[i]:
+            out[i] = out[i - 1]
+    return out
+
+
+class SequenceBatcher:
+    """Batches of `seq_batch` sequences: real episodes, plus round(seq_batch · ratio) synthetic
+    branches (BranchSampler) when a buffer is installed; adds h0 / h0_target and `synthetic`."""
+
+    def __init__(self, real: EpisodeSampler, branches: BranchSampler | None, ratio: float):
+        self.real, self.branches, self.ratio = real, branches, ratio
+
+    def sample(self, nets: MacqlNets, n: int) -> dict[str, torch.Tensor]:
+        if self.branches is None:
+            return self.real.sample(n)
+        n_syn = int(np.floor(n * self.ratio + 0.5))
+        parts = []
+        if n - n_syn > 0:
+            parts.append(self.real.sample(n - n_syn))
+        syn = self.branches.sample(n_syn, self.real.rng) if n_syn > 0 else None
+        if syn is not None:
+            pre = {k: syn.pop(k) for k in ("pre_obs", "pre_last", "pre_valid")}
+            assert isinstance(nets.agent, GRUAgent) and isinstance(nets.target_agent, GRUAgent)
+            syn["h0"] = burn_in(nets.agent, pre["pre_obs"], pre["pre_last"], pre["pre_valid"])
+            syn["h0_target"] = burn_in(nets.target_agent, pre["pre_obs"], pre["pre_last"], pre["pre_valid"])
+            parts.append(syn)
+        steps = max(int(p["mask"].shape[1]) for p in parts)
+        parts = [pad_time(p, steps) for p in parts]
+        dev = self.real.device
+        n_real = n - n_syn
+        flags = torch.cat([torch.zeros(n_real, dtype=torch.bool), torch.ones(n_syn, dtype=torch.bool)])
+        out = {k: torch.cat([p[k] for p in parts]) for k in parts[-1] if k not in ("h0", "h0_target")}
+        if syn is not None:
+            agent = nets.agent
+            assert isinstance(agent, GRUAgent)
+            zeros = agent.initial_state(n_real, dev)
+            out["h0"] = torch.cat([zeros, syn["h0"]])
+            out["h0_target"] = torch.cat([zeros, syn["h0_target"]])
+        out["synthetic"] = flags.to(dev)
+        return out

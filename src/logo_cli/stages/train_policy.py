@@ -114,11 +114,13 @@ class TrainPolicyConfig:
     allow_incomplete: bool = False  # use the prefix of an interrupted (incomplete) --synthetic buffer
     logger: str = "none"  # experiment tracker: none, tensorboard or wandb (see logo_cli.tracking)
     # Recurrent agents (stages/train_recurrent.py): "gru" trains MACQL / CFCQL with GRU agents on
-    # batches of `seq_batch` whole episodes with TD(`td_lambda`) targets (real-only).
+    # batches of `seq_batch` whole episodes (and synthetic branches, whose GRU state starts from up to
+    # `burn_in` real steps before them) with TD(`td_lambda`) targets.
     agent: str = "mlp"
     td_lambda: float = 0.6
     seq_batch: int = 32
     rnn_hidden: int = 64
+    burn_in: int = 20
 
 
 def partial_dir(out: Path) -> Path:
