@@ -392,3 +392,24 @@ def test_gru_trains_with_a_synthetic_buffer(tmp_path):
             rnn_hidden=8, hidden=8, layers=1, cql_samples=4, log_every=2, device="cpu",
         ))  # fmt: skip
         assert res.final["branch_starts_found"] == 1.0 and np.isfinite(res.final["loss"])
+
+
+def test_gru_with_in_memory_rollouts_finds_every_branch_start(runner, tmp_path):
+    """Branches from the world model start at dataset rows: every start is found for the burn-in."""
+    from logo_cli.data.h5_write import write_dataset
+    from logo_cli.stages.train_policy import TrainPolicyConfig, run
+
+    data = tmp_path / "toy_medium.h5"
+    eps = random_episodes(16, n_agents=2, obs_dim=4, state_dim=6, n_actions=5, episode_limit=8, seed=0)
+    write_dataset(data, eps, {"map_name": "toy", "quality": "medium"})
+    wm = tmp_path / "wm"
+    res = runner.invoke(app, ["pretrain", "--data", str(data), "--model", "logo", "--out", str(wm),
+                              "--max-steps", "10", "--batch-size", "32", "--hidden", "16", "--latent", "8",
+                              "--holdout", "0.25", "--device", "cpu"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = run(TrainPolicyConfig(
+        data, tmp_path / "run", model=wm, mode="weight", agent="gru", refresh_every=0, horizon=3,
+        rollout_starts=24, bc_steps=5, steps=4, seq_batch=4, rnn_hidden=8, hidden=8, layers=1,
+        cql_samples=4, log_every=2, device="cpu",
+    ))  # fmt: skip
+    assert res.final["branch_starts_found"] == 1.0 and np.isfinite(res.final["loss"])
