@@ -239,15 +239,32 @@ class BranchSampler:
         self.matched = int((self.start_row >= 0).sum())
 
     def _find_starts(self, rows: np.ndarray, at_zero: np.ndarray) -> np.ndarray:
-        """Dataset row of each branch's first row (-1: not found), by exact state and observations."""
-        t = self.real._t
-        real_key = torch.cat([t["state"], t["obs"].flatten(1)], dim=1).cpu().numpy()
-        index = {real_key[i].tobytes(): i for i in range(len(real_key) - 1, -1, -1)}  # first occurrence
-        syn_key = torch.cat([self.syn["state"], self.syn["obs"].flatten(1)], dim=1).cpu().numpy()
-        return np.array(
-            [index.get(syn_key[r].tobytes(), -1) if ok else -1 for r, ok in zip(rows, at_zero, strict=True)],
-            dtype=np.int64,
-        )
+        """Dataset row of each branch's first row (-1: not found), by exact state and observations
+        (hashed in chunks, so a large dataset is never copied whole; a hash match is checked)."""
+        t, syn = self.real._t, self.syn
+
+        def key(src: dict[str, torch.Tensor], i: np.ndarray) -> np.ndarray:
+            ii = torch.as_tensor(i, device=self.real.device)
+            return torch.cat([src["state"][ii], src["obs"][ii].flatten(1)], dim=1).cpu().numpy()
+
+        index: dict[int, int] = {}
+        n = int(t["state"].shape[0])
+        for lo in range(n - 1, -1, -65536):  # backwards: the first occurrence of a value wins
+            chunk = np.arange(max(0, lo - 65535), lo + 1)
+            for i, k in zip(chunk[::-1], key(t, chunk)[::-1], strict=True):
+                index[hash(k.tobytes())] = int(i)
+        out = np.full(len(rows), -1, dtype=np.int64)
+        wanted = np.flatnonzero(at_zero)
+        if len(wanted) == 0:
+            return out
+        keys = key(syn, rows[wanted])
+        found = np.array([index.get(hash(k.tobytes()), -1) for k in keys], dtype=np.int64)
+        ok = found >= 0
+        if ok.any():  # a hash collision would name another row: keep exact matches only
+            same = (key(t, found[ok]) == keys[ok]).all(axis=1)
+            found[np.flatnonzero(ok)[~same]] = -1
+        out[wanted] = found
+        return out
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         nb = len(self.first)
@@ -323,11 +340,17 @@ class BranchSampler:
 
 
 def _running_min_by_segment(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    out = values.copy()
-    for i in range(1, len(values)):
-        if segment[i] == segment[i - 1] and out[i - 1] < out[i]:
-            out[i] = out[i - 1]
-    return out
+    """Running minimum of `values` restarting at each new `segment` (non-decreasing ids), vectorised:
+    on ranks (exact integers) offset so that every segment lies below all earlier ones."""
+    n = len(values)
+    if n == 0:
+        return values.copy()
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    offset = np.asarray(segment, dtype=np.int64) * (n + 1)
+    low = np.minimum.accumulate(rank - offset) + offset
+    return values[order][low]
 
 
 class SequenceBatcher:
