@@ -6,7 +6,9 @@ Builds random transitions with SMAX dims (3m: N=3, O=75, S=72, A=8; 5m_vs_6m: N=
 A=11), then times `MixedSampler.sample` + `macql_update` (QMIX mixer, CQL term over sampled joint
 actions), `cfcql_update` (the counterfactual term: N·A mixer evaluations per row, plus the frozen
 behaviour net's forward pass) and `bc_loss` steps, for a few torch thread counts, real-only and
-half-synthetic batches.
+half-synthetic batches. `macql-gru` is MACQL with GRU agents (`--agent gru`): a step is a batch of
+`--seq-batch` whole episodes (random episodes of 1-25 steps, about 13 on average like SMAX 3m's)
+with TD(λ) targets, so its rows per step are about 13 x seq-batch, not --batch-size.
 Writes benchmarks/results/policy_speed.json and prints a markdown table. On a shared CPU the figures
 are noisy: each configuration is timed `--repeats` times and the best is kept, and the repeats of a
 map's configurations take turns (round robin) so that a change in the machine's load hits all of them
@@ -14,6 +16,7 @@ alike rather than whichever happened to run during it.
 
     python benchmarks/policy_speed.py [--steps 200] [--batch-size 256] [--threads 1 2] [--device cpu]
         [--only discrete|continuous]
+        [--seq-batch 32] [--algos macql cfcql bc macql-gru] [--maps 3m 5m_vs_6m]
 """
 
 from __future__ import annotations
@@ -165,6 +168,35 @@ def make_step(algo: str, dims: tuple[int, int, int, int], sampler: MixedSampler,
     return bc_step
 
 
+def make_gru_step(dims: tuple[int, int, int, int], args) -> Callable[[], None]:
+    """One MACQL step with GRU agents on `seq_batch` whole random episodes (sampling included)."""
+    from logo_cli.algos.macql import apply_update, sampled_cql_term
+    from logo_cli.algos.recurrent import EpisodeSampler, make_recurrent, recurrent_loss
+    from logo_cli.data.synthetic import random_episodes
+    from logo_cli.data.transitions import episodes_to_transitions
+
+    na, od, sd, a = dims
+    eps = random_episodes(2000, n_agents=na, obs_dim=od, state_dim=sd, n_actions=a, episode_limit=25,
+                          terminate_prob=0.9, seed=0)  # fmt: skip
+    real = episodes_to_transitions(
+        eps.state, eps.obs, eps.actions, eps.avail_actions, eps.reward, eps.terminated, eps.filled
+    )
+    sampler = EpisodeSampler(real, np.random.default_rng(0), args.device)
+    torch.manual_seed(0)
+    nets = make_recurrent(MacqlNets(real.dims), real.dims, 64).to(args.device)
+    opt = torch.optim.Adam(nets.online_parameters(), lr=5e-4)
+    cfg = MacqlConfig(cql_samples=args.cql_samples)
+    gen = torch.Generator(device=args.device).manual_seed(0)
+    counter = [0]
+
+    def gru_step() -> None:
+        counter[0] += 1
+        loss, parts = recurrent_loss(nets, sampler.sample(args.seq_batch), cfg, sampled_cql_term, 0.6, gen)
+        apply_update(nets, opt, loss, parts, cfg, counter[0])
+
+    return gru_step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=200)
@@ -175,6 +207,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--n-step", type=int, default=5, help="n of the n-step variant that is timed too")
     ap.add_argument("--only", choices=("discrete", "continuous"), default=None, help="time one kind only")
+    ap.add_argument("--seq-batch", type=int, default=32, help="episodes per step of macql-gru")
+    ap.add_argument("--algos", nargs="+", default=["macql", "cfcql", "bc", "macql-gru"])
+    ap.add_argument("--maps", nargs="+", default=list(MAPS))
+    ap.add_argument("--out", type=Path, default=None, help="JSON file to write (default: --only's own file)")
     args = ap.parse_args()
 
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -205,16 +241,25 @@ def main() -> None:
                              "steps_per_s": round(max(t[0] for t in timing), 1),
                              "steps_per_cpu_s": round(max(t[1] for t in timing), 1)})  # fmt: skip
                 print(rows[-1], flush=True)
-    for name, dims in MAPS.items() if args.only != "continuous" else ():
+    for name, dims in ((m, MAPS[m]) for m in args.maps) if args.only != "continuous" else ():
         real = random_transitions(50_000, dims, 0)
         syn = random_transitions(50_000, dims, 1)
         unc = np.random.default_rng(2).random(len(syn))
         for threads in args.threads:
             torch.set_num_threads(threads)
             variants = [("macql", "real-only", 1), ("macql", "weight", 1), ("macql", "weight", args.n_step)]
-            configs = [*variants, ("cfcql", "real-only", 1), ("bc", "real-only", 1)]
+            configs = [
+                *variants,
+                ("cfcql", "real-only", 1),
+                ("bc", "real-only", 1),
+                ("macql-gru", "real-only", 1),
+            ]
+            configs = [c for c in configs if c[0] in args.algos]
             steps = []
             for algo, mode, n_step in configs:
+                if algo == "macql-gru":
+                    steps.append(make_gru_step(dims, args))
+                    continue
                 sampler = MixedSampler(
                     real, syn, unc, mode=mode, n_step=n_step, rng=np.random.default_rng(0), device=args.device
                 )
@@ -225,7 +270,7 @@ def main() -> None:
                     timings[i].append(time_steps(step, args.steps))
             for (algo, mode, n_step), timing in zip(configs, timings, strict=True):
                 rows.append({"map": name, "algo": algo, "mode": mode, "n_step": n_step, "threads": threads,
-                             "batch_size": args.batch_size,
+                             "batch_size": args.seq_batch if algo == "macql-gru" else args.batch_size,
                              "steps_per_s": round(max(t[0] for t in timing), 1),
                              "steps_per_cpu_s": round(max(t[1] for t in timing), 1)})  # fmt: skip
                 print(rows[-1], flush=True)
@@ -247,7 +292,8 @@ def main() -> None:
         "rows": rows,
     }
     # one kind only: its own file, so the other kind's figures are kept
-    path = RESULTS if args.only is None else RESULTS.with_name(f"policy_speed_{args.only}.json")
+    default = RESULTS if args.only is None else RESULTS.with_name(f"policy_speed_{args.only}.json")
+    path = args.out or default
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print("\n| map | algo | mode | n-step | threads | steps/s | steps per CPU-s |")

@@ -10,7 +10,8 @@ with a^1..a^K joint actions drawn per agent uniformly among its available action
 Deviations from CFCQL, all forced by LOGO sampling individual transitions rather than episodes:
 - feed-forward agents (AgentNet, shared parameters + one-hot agent id), no RNN, and no last action in
   the input (transitions do not carry a_{t-1});
-- one-step TD targets instead of TD(λ);
+- one-step TD targets instead of TD(λ) (`--agent gru`, algos/recurrent.py, lifts these two: GRU
+  agents on whole episodes, TD(λ) targets);
 - CFCQL draws actions uniformly over all actions and zeroes the Q_tot of joint actions that contain an
   unavailable one (its `chosen_if_avail` product); here unavailable actions are never drawn at all,
   so every sample counts;
@@ -225,15 +226,23 @@ def conservative_q_loss(
     cfg: MacqlConfig,
     term: ConservativeTerm,
     generator: torch.Generator | None = None,
+    *,
+    q_agents: torch.Tensor | None = None,
+    target: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """½ (Q_tot(s, a) − y)² + α · conservative term, on one batch of transitions.
 
+    `q_agents` [B,N,A] and `target` [B] may be given precomputed (a recurrent agent unrolled over
+    episodes, whose steps are flattened into rows: algos/recurrent.py); by default they are the
+    feed-forward agent's Qs of `obs` and `td_target`.
     Returns (loss, parts) with parts detached: td_loss, cql_gap (before α), q_tot, target, plus the
     term's own parts.
     """
-    q_agents = nets.agent(batch["obs"])  # [B,N,A]
+    if q_agents is None:
+        q_agents = nets.agent(batch["obs"])  # [B,N,A]
     state = nets.norm_state(batch["state"])
-    target = td_target(nets, batch, cfg.gamma)
+    if target is None:
+        target = td_target(nets, batch, cfg.gamma)
     if cfg.cql_alpha > 0:
         q_tot, push_down, extra = term(nets, q_agents, state, batch, cfg, generator)
     else:

@@ -203,6 +203,23 @@ def command(
     ),
     hidden: int = typer.Option(128, "--hidden", help="Agent network width."),
     layers: int = typer.Option(2, "--layers", help="Agent network hidden layers."),
+    agent: str = typer.Option(
+        "mlp",
+        "--agent",
+        metavar="mlp|gru",
+        help="MACQL / CFCQL agent: feed-forward on transitions (mlp) or recurrent GRU on whole episodes "
+        "with TD(λ) targets (gru; no rollout refreshes). See docs/policy.md, Recurrent agents.",
+    ),
+    td_lambda: float = typer.Option(0.6, "--td-lambda", help="--agent gru: λ of the TD(λ) targets."),
+    seq_batch: int = typer.Option(
+        32, "--seq-batch", help="--agent gru: whole episodes per gradient step (--batch-size is unused)."
+    ),
+    rnn_hidden: int = typer.Option(64, "--rnn-hidden", help="--agent gru: GRU hidden width."),
+    burn_in: int = typer.Option(
+        20,
+        "--burn-in",
+        help="--agent gru: real steps before a synthetic branch's start that set its GRU state.",
+    ),
     eval_env: str | None = typer.Option(
         None,
         "--env",
@@ -280,6 +297,10 @@ def command(
     ):
         if value not in choices:
             raise LogoError(f"{name} {value}: expected one of {', '.join(choices)}")
+    if agent == "gru" and model is not None and refresh_every > 0:
+        from logo_cli.stages.train_recurrent import NO_REFRESH
+
+        raise LogoError(NO_REFRESH)
     ws, defaults = open_workspace(workspace)
     data, synthetic, model = train_policy_defaults(
         ws, defaults, data, synthetic, model, real_only=mode == "real-only"
@@ -305,6 +326,7 @@ def command(
         horizon=horizon, rollout_starts=rollout_starts, rollout_epsilon=rollout_epsilon, bc_steps=bc_steps,
         log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=resolve_device(device),
         resume=resume, overwrite=overwrite, allow_incomplete=allow_incomplete, logger=logger,
+        agent=agent, td_lambda=td_lambda, seq_batch=seq_batch, rnn_hidden=rnn_hidden, burn_in=burn_in,
     )  # fmt: skip
     inputs = {
         "data": data,

@@ -193,6 +193,7 @@ class MixedSampler:
             synthetic = synthetic.with_reward(synthetic.reward - self.penalty_lambda * uncertainty)
         self._syn = self._tensors(synthetic, np.asarray(branch), order)
         self._n_syn = n
+        self._syn_branch, self._syn_step = np.asarray(branch), np.asarray(step)
         if self.mode == "weight":
             score = (
                 uncertainty if self.weight_by == "step" else cumulative_by_segment(uncertainty, branch, order)
@@ -208,6 +209,14 @@ class MixedSampler:
             self._c = self._c_given if self._c_given is not None else default_c(uncertainty)
             self._probs = np.full(n, 1.0 / n)
             self._cdf = None
+
+    def synthetic_view(self) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray] | None:
+        """The installed synthetic rows as the sampler uses them (tensors, penalised reward in penalty
+        mode), their sampling probabilities, branch ids and steps; None in real-only mode. For
+        learners that sample whole branches (algos/recurrent.py)."""
+        if self._syn is None or self._probs is None:
+            return None
+        return self._syn, self._probs, self._syn_branch, self._syn_step
 
     def weights(self) -> np.ndarray:
         """Sampling probability of each synthetic row (sums to 1); empty in real-only mode."""

@@ -1,7 +1,8 @@
 """The per-agent network every discrete policy here uses (behaviour, BC, MACQL Q-networks).
 
 Parameters are shared across agents; a one-hot agent id tells them apart (the standard pymarl
-choice). Feed-forward: LOGO samples individual transitions, not episodes, so there is no RNN.
+choice). Feed-forward: LOGO samples individual transitions, not episodes, so there is no RNN
+(`--agent gru` uses the recurrent models/gru_agent.py instead, on whole episodes).
 """
 
 from __future__ import annotations

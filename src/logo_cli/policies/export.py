@@ -178,6 +178,9 @@ class ScriptedMixer(nn.Module):
 
 def script_agent(policy: AgentNetPolicy) -> torch.jit.ScriptModule:
     """The policy's network as a TorchScript module (CPU, eval mode)."""
+    from logo_cli.policies.recurrent_policy import refuse_recurrent
+
+    refuse_recurrent(policy, "export")
     net = policy.net
     dims = policy.dims
     linears = [m for m in net.net if isinstance(m, nn.Linear)]
@@ -252,6 +255,9 @@ def continuous_export_meta(policy, source_meta: dict | None = None) -> dict:
 
 def export_meta(policy: AgentNetPolicy, has_mixer: bool, source_meta: dict | None = None) -> dict:
     """What a user of the exported files needs to feed them (stored inside each archive and beside)."""
+    from logo_cli.policies.recurrent_policy import refuse_recurrent
+
+    refuse_recurrent(policy, "export")  # the scripted agent is stateless
     d = policy.dims
     greedy_rule = (
         "each agent's action is the argmax of its values over the actions whose avail entry is nonzero "

@@ -38,8 +38,9 @@ from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
 
 POLICY_FORMAT = "logo-policy"
 POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
-Mode = Literal["logits", "q", "gaussian", "tanh_gaussian", "deterministic"]
-MODES = ("logits", "q", "gaussian", "tanh_gaussian", "deterministic")
+Mode = Literal["logits", "q", "gaussian", "tanh_gaussian", "deterministic", "recurrent_q"]
+# recurrent_q: a GRU agent with memory (policies/recurrent_policy.py)
+MODES = ("logits", "q", "gaussian", "tanh_gaussian", "deterministic", "recurrent_q")
 CONTINUOUS_MODE = "gaussian"  # Gaussian behaviour cloning's mode (algos/gaussian_bc.py)
 # the modes over continuous actions (each with "obs_norm"); the others need discrete ones
 CONTINUOUS_MODES = ("gaussian", "tanh_gaussian", "deterministic")
@@ -164,6 +165,10 @@ def policy_from_payload(payload: dict, source: str, device: str = "cpu", epsilon
     except (KeyError, TypeError, ValueError) as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LogoError(f"{source}: garbled policy checkpoint ({detail})") from None
+    if mode == "recurrent_q":  # a GRU agent with per-slot memory (policies/recurrent_policy.py)
+        from logo_cli.policies.recurrent_policy import recurrent_from_state
+
+        return recurrent_from_state(state, dims, hidden, layers, source, device, epsilon)  # type: ignore[return-value]
     n_out = _outputs(mode, dims)
     with torch.device("meta"):  # the declared network's shapes, without allocating it
         expected = AgentNet(dims.obs_dim, dims.n_agents, n_out, hidden=hidden, layers=layers)

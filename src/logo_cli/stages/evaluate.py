@@ -97,6 +97,11 @@ def run_episodes(
     quota = np.full(b, episodes // b) + (np.arange(b) < episodes % b)
     rng = np.random.default_rng(seed)
     obs = env.reset(seed)
+    # A policy with memory (policies/recurrent_policy.py) has an optional reset(mask) hook: all slots
+    # start afresh here, and each slot again when its episode ends.
+    reset = getattr(policy, "reset", None)
+    if reset is not None:
+        reset(np.ones(b, dtype=bool))
     ret, length, done_count = np.zeros(b), np.zeros(b, np.int64), np.zeros(b, np.int64)
     returns: list[float] = []
     wins: list[bool] = []
@@ -114,6 +119,8 @@ def run_episodes(
             lengths.append(int(length[i]))
         done_count += step.done
         ret[step.done], length[step.done] = 0.0, 0
+        if reset is not None and step.done.any():
+            reset(step.done)
         obs = step.reset
         if progress is not None and step.done.any():
             wins_so_far = int(sum(wins)) if env.spec.winnable else None

@@ -264,6 +264,9 @@ def _policy(cfg: RolloutConfig, data: Transitions, progress: Progress | None) ->
         from logo_cli.policies.torch_policy import load_policy
 
         policy = load_policy(cfg.policy, cfg.device)
+        from logo_cli.policies.recurrent_policy import refuse_recurrent
+
+        refuse_recurrent(policy, f"--policy {cfg.policy}")
         policy.dims.check_same(data.dims, f"{cfg.policy} vs {cfg.data}")
         return policy, {"kind": "checkpoint", "path": str(cfg.policy), "hash": file_hash(cfg.policy)}
     from logo_cli.algos.bc import train_bc

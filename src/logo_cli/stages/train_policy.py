@@ -146,6 +146,14 @@ class TrainPolicyConfig:
     overwrite: bool = False  # replace an existing <out>
     allow_incomplete: bool = False  # use the prefix of an interrupted (incomplete) --synthetic buffer
     logger: str = "none"  # experiment tracker: none, tensorboard or wandb (see logo_cli.tracking)
+    # Recurrent agents (stages/train_recurrent.py): "gru" trains MACQL / CFCQL with GRU agents on
+    # batches of `seq_batch` whole episodes (and synthetic branches, whose GRU state starts from up to
+    # `burn_in` real steps before them) with TD(`td_lambda`) targets.
+    agent: str = "mlp"
+    td_lambda: float = 0.6
+    seq_batch: int = 32
+    rnn_hidden: int = 64
+    burn_in: int = 20
 
 
 def partial_dir(out: Path) -> Path:
@@ -169,6 +177,9 @@ def _check_config(cfg: TrainPolicyConfig) -> None:
     if cfg.model is not None and (cfg.horizon < 1 or cfg.rollout_starts < 1):
         raise LogoError("--horizon / rollout starts: must be at least 1")
     _check_numbers(cfg)
+    from logo_cli.stages.train_recurrent import check_recurrent_config
+
+    check_recurrent_config(cfg)
     from logo_cli.outputs import check_target
     from logo_cli.tracking import check_logger
 
@@ -654,7 +665,12 @@ def _train(cfg: TrainPolicyConfig, real: Transitions, work: Path, progress: Prog
     """Build or restore the trainer, then train to cfg.steps (checkpointing into `work`)."""
     from logo_cli.artifacts import load_checkpoint
 
-    t = _Trainer(cfg, real, progress)
+    if cfg.agent == "gru":
+        from logo_cli.stages.train_recurrent import RecurrentTrainer
+
+        t = RecurrentTrainer(cfg, real, progress)
+    else:
+        t = _Trainer(cfg, real, progress)
     ckpt = work / CHECKPOINT
     state = load_checkpoint(ckpt, cfg.device) if ckpt.is_file() else None
     if state is not None:
@@ -830,7 +846,12 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
     mode = t.mode
     meta = {"algo": cfg.algo, "stage": "train-policy", "data": str(cfg.data), "steps": cfg.steps}
     mixer = t.nets.mixer_payload() if isinstance(t.nets, MacqlNets) else None
-    save_policy(work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta, mixer, t.obs_norm)
+    if hasattr(t, "save_policy"):  # --agent gru: a recurrent policy file (stages/train_recurrent.py)
+        t.save_policy(work / "policy.pt", meta)
+    else:
+        save_policy(
+            work / "policy.pt", t.agent(), mode, t.dims, cfg.hidden, cfg.layers, meta, mixer, t.obs_norm
+        )
     inputs: dict[str, str | Path] = {"data": cfg.data}
     if syn_info["kind"] == "buffer" and cfg.synthetic is not None:
         inputs["synthetic"] = cfg.synthetic
