@@ -322,3 +322,31 @@ def test_unwinnable_env_is_compared_on_the_normalised_score(agg, tmp_path: Path)
     assert "normalised score per seed (points): +5.0, +12.0" in text
     row = json.loads(compact.read_text())["results"]["medium"]["macql"]["s1"]
     assert row["win_rate"] is None and row["normalised_score"] == 38.0
+
+
+def test_logo_on_another_backbone_is_paired_with_its_own_learner(agg, tmp_path: Path):
+    """LOGO + MA-TD3+BC is compared seed by seed with MA-TD3+BC (and its penalty variant), not with BC."""
+    out = tmp_path / "run"
+    values = {
+        "logo-td3bc": [0.5, 0.6],
+        "td3bc": [0.45, 0.5],
+        "logo-td3bc-penalty": [0.4, 0.4],
+        "bc": [0.1, 0.1],
+    }
+    modes = {
+        "logo-td3bc": ("td3bc", "weight"),
+        "td3bc": ("td3bc", "real-only"),
+        "logo-td3bc-penalty": ("td3bc", "penalty"),
+        "bc": ("bc", "real-only"),
+    }
+    for method, rates in values.items():
+        for seed, w in enumerate(rates):
+            fabricate(out, "medium", method, seed, w, 1.0, algo_mode=modes[method])
+    write_params(out, ["medium"], list(values), [0, 1])
+    result = agg.main(["--out", str(out)])
+    same = {d["method"]: d for d in result["paired_same_backbone"]}
+    assert set(same) == {"td3bc", "logo-td3bc-penalty"}
+    assert same["td3bc"]["diffs"] == pytest.approx([0.05, 0.10])
+    assert same["logo-td3bc-penalty"]["positive"] == 2
+    assert result["paired_vs_logo_weight"] == []  # no logo-weight runs here
+    assert all(r["problems"] == [] for r in result["runs"])

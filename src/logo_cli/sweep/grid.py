@@ -48,6 +48,9 @@ METHODS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "logo-cfcql": ("logo", ("--algo", "cfcql", "--mode", "weight")),
     # continuous actions (MaMuJoCo): MA-TD3+BC; the macql methods above run continuous MA-CQL there
     "td3bc": (None, ("--algo", "td3bc", "--mode", "real-only")),
+    "logo-td3bc": ("logo", ("--algo", "td3bc", "--mode", "weight")),
+    "logo-td3bc-penalty": ("logo", ("--algo", "td3bc", "--mode", "penalty")),
+    "logo-td3bc-uniform": ("logo", ("--algo", "td3bc", "--mode", "uniform")),
 }
 COLLECTED = ("expert", "medium", "medium_replay", "mixed", "random")  # qualities `logo collect` makes
 

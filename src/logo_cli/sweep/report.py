@@ -46,6 +46,9 @@ METHOD_LABELS = {
     "cfcql": "CFCQL (real only)",
     "logo-cfcql": "LOGO + CFCQL (weight)",
     "td3bc": "MA-TD3+BC (real only)",
+    "logo-td3bc": "LOGO + MA-TD3+BC (weight)",
+    "logo-td3bc-penalty": "LOGO + MA-TD3+BC (penalty)",
+    "logo-td3bc-uniform": "LOGO + MA-TD3+BC (uniform)",
 }
 # What each method's train-policy manifest must say (algo, mode), to catch mislabelled runs.
 METHOD_CONFIG = {
@@ -59,6 +62,9 @@ METHOD_CONFIG = {
     "cfcql": ("cfcql", "real-only"),
     "logo-cfcql": ("cfcql", "weight"),
     "td3bc": ("td3bc", "real-only"),
+    "logo-td3bc": ("td3bc", "weight"),
+    "logo-td3bc-penalty": ("td3bc", "penalty"),
+    "logo-td3bc-uniform": ("td3bc", "uniform"),
 }
 
 
@@ -244,6 +250,23 @@ def paired_differences(runs: list[Run], reference: str = "logo-weight") -> list[
                 | {"mean": mean, "sd": sd, "positive": positive}
             )
     return [d for d in out if d["seeds"]]
+
+
+# LOGO on another backbone and the methods it is compared with seed by seed (same learner).
+BACKBONE_PEERS = {
+    "logo-cfcql": ("cfcql",),
+    "logo-td3bc": ("td3bc", "logo-td3bc-penalty", "logo-td3bc-uniform"),
+}
+
+
+def backbone_differences(runs: list[Run]) -> list[dict]:
+    """paired_differences of LOGO on the CFCQL and TD3+BC backbones against their own peers."""
+    return [
+        d
+        for ref, peers in BACKBONE_PEERS.items()
+        for d in paired_differences(runs, ref)
+        if d["method"] in peers
+    ]
 
 
 def wall_times(steplog: Path) -> dict:
@@ -568,6 +591,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset_win_rates": data_rates,
         "wall_time": walls,
         "paired_vs_logo_weight": paired_differences(runs),
+        "paired_same_backbone": backbone_differences(runs),
     }
     json_path = args.json or args.out / "results.json"
     tmp = json_path.with_name(f".{json_path.name}.tmp")
@@ -585,7 +609,14 @@ def main(argv: list[str] | None = None) -> dict:
         write_markdown(
             args.markdown,
             markdown_block(
-                cells, walls, params, data_rates, skipped, figure, result["paired_vs_logo_weight"], args.tag
+                cells,
+                walls,
+                params,
+                data_rates,
+                skipped,
+                figure,
+                result["paired_vs_logo_weight"] + result["paired_same_backbone"],
+                args.tag,
             ),
             args.tag,
         )
