@@ -16,6 +16,7 @@ import torch
 
 from logo_cli.algos.continuous_actor import (
     TwinCritic,
+    split_gaussian,
     tanh_gaussian_log_prob,
     tanh_gaussian_sample,
 )
@@ -152,6 +153,34 @@ def test_learners_move_towards_the_best_in_data_action(algo):
     assert after < 0.2 < before and after < before / 2, (before, after)
 
 
+def test_actor_bc_steps_clone_the_real_actions_first():
+    """During the first `bc_steps` steps the MA-CQL actor loss is α log π(a|o) − log π(a_data|o) over
+    the real rows (the critic does not enter it): the greedy action moves to the data's actions."""
+    from logo_cli.algos.gaussian_bc import obs_stats
+    from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
+    from logo_cli.data.sampler import MixedSampler
+
+    data = _bandit()
+    rng = np.random.default_rng(0)
+    # data actions concentrated near (-0.5, 0.5), far from the reward's best (0.6, -0.4): only cloning
+    # can bring the greedy action there
+    data.actions[:] = np.clip(np.array([-0.5, 0.5]) + 0.05 * rng.normal(size=data.actions.shape), -1, 1)
+    sampler = MixedSampler(data, mode="real-only", rng=np.random.default_rng(0))
+    torch.manual_seed(0)
+    nets = ContinuousCqlNets(data.dims, hidden=32, layers=2)
+    nets.norm.set_stats(*obs_stats(data))
+    opt = nets.optimisers(3e-3, 3e-3)
+    cfg = ContinuousCqlConfig(cql_samples=2, bc_steps=400, cql_alpha=0.0)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(1, 401):
+        parts = continuous_cql_update(nets, opt, sampler.sample(64), cfg, step, gen)
+    assert torch.isfinite(parts["actor_loss"])
+    with torch.no_grad():
+        mean, _ = split_gaussian(nets.actor(nets.norm(torch.as_tensor(data.obs[:64]))))
+    greedy = torch.tanh(mean).mean(dim=(0, 1)).numpy()
+    assert np.abs(greedy - np.array([-0.5, 0.5])).max() < 0.1, greedy
+
+
 # ---- the MaMuJoCo pipeline through the CLI ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def hc(tmp_path_factory):
@@ -278,6 +307,7 @@ def test_bad_combinations_are_one_line_errors(runner, tmp_path, hc):
         ([*base, "--algo", "td3bc", "--mode", "real-only", "--cql-samples", "4"], ("--cql-samples",)),
         ([*base, "--algo", "bc", "--mode", "real-only", "--actor-lr", "1e-3"], ("--actor-lr",)),
         ([*base, "--algo", "macql", "--mode", "real-only", "--policy-delay", "0"], ("--policy-delay 0",)),
+        ([*base, "--algo", "td3bc", "--mode", "real-only", "--actor-bc-steps", "5"], ("--actor-bc-steps",)),
     ]
     for args, needles in cases:
         _one_line_error(runner.invoke(app, args), *needles)
