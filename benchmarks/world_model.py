@@ -90,7 +90,9 @@ def rollout_speed(run_dir: str, data: str, batch: int, steps: int, device: str, 
     loop_rates = []
     for _ in range(repeats):
         starts = start_rows(tr, rng.integers(0, len(tr), batch * (steps + 4)))
-        gen = generate_rollouts(mr.model, RandomPolicy(), starts, 15, batch, rng, device)
+        # continuous actions: each agent's action vector uniform in [-1, 1]
+        policy = RandomPolicy(None if tr.dims.discrete else tr.dims.n_actions)
+        gen = generate_rollouts(mr.model, policy, starts, 15, batch, rng, device)
         for _ in range(3):  # warm-up
             next(gen)
         n, t0 = 0, time.perf_counter()
