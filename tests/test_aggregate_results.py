@@ -325,15 +325,18 @@ def test_unwinnable_env_is_compared_on_the_normalised_score(agg, tmp_path: Path)
 
 
 def test_logo_on_another_backbone_is_paired_with_its_own_learner(agg, tmp_path: Path):
-    """LOGO + MA-TD3+BC is compared seed by seed with MA-TD3+BC (and its penalty variant), not with BC."""
+    """LOGO + MA-TD3+BC is compared seed by seed with MA-TD3+BC (and its penalty variant), not with BC;
+    LOGO + MACQL is not compared with LOGO + MA-TD3+BC."""
     out = tmp_path / "run"
     values = {
         "logo-td3bc": [0.5, 0.6],
         "td3bc": [0.45, 0.5],
         "logo-td3bc-penalty": [0.4, 0.4],
         "bc": [0.1, 0.1],
+        "logo-weight": [0.3, 0.2],
     }
     modes = {
+        "logo-weight": ("macql", "weight"),
         "logo-td3bc": ("td3bc", "weight"),
         "td3bc": ("td3bc", "real-only"),
         "logo-td3bc-penalty": ("td3bc", "penalty"),
@@ -348,5 +351,6 @@ def test_logo_on_another_backbone_is_paired_with_its_own_learner(agg, tmp_path: 
     assert set(same) == {"td3bc", "logo-td3bc-penalty"}
     assert same["td3bc"]["diffs"] == pytest.approx([0.05, 0.10])
     assert same["logo-td3bc-penalty"]["positive"] == 2
-    assert result["paired_vs_logo_weight"] == []  # no logo-weight runs here
+    # LOGO + MACQL against the learners and BC, not against LOGO on the other backbone
+    assert {d["method"] for d in result["paired_vs_logo_weight"]} == {"td3bc", "bc"}
     assert all(r["problems"] == [] for r in result["runs"])

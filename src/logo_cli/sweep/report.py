@@ -259,6 +259,12 @@ BACKBONE_PEERS = {
 }
 
 
+# LOGO + MACQL is compared with every method except LOGO on another backbone (a different learner).
+OTHER_BACKBONE_METHODS = {m for m in BACKBONE_PEERS if m.startswith("logo-")} | {
+    p for peers in BACKBONE_PEERS.values() for p in peers if p.startswith("logo-")
+}
+
+
 def backbone_differences(runs: list[Run]) -> list[dict]:
     """paired_differences of LOGO on the CFCQL and TD3+BC backbones against their own peers."""
     return [
@@ -302,7 +308,8 @@ def wall_times(steplog: Path) -> dict:
 
 def dataset_win_rates(out: Path, qualities: list[str], env: str = "smax:3m") -> dict[str, float]:
     """Win rate of each collected dataset (its behaviour policy, sampled), for reference: the files
-    OUT/data/<env with : as _>_<quality>.h5 (smax_3m_medium.h5)."""
+    OUT/data/<env with : as _>_<quality>.h5 (smax_3m_medium.h5). A dataset with reference returns
+    (MaMuJoCo, nothing won) gives its normalised score / 100 instead."""
     rates: dict[str, float] = {}
     stem = env.replace(":", "_")
     for q in qualities:
@@ -314,7 +321,15 @@ def dataset_win_rates(out: Path, qualities: list[str], env: str = "smax:3m") -> 
         with h5py.File(path, "r") as f:
             n = f.attrs.get("n_episodes")
             wins = f.attrs.get("n_wins")
-        if n and wins is not None:
+            refs = [f.attrs.get(f"reference_return_{k}") for k in ("random", "expert")]
+        if n and None not in refs:  # nothing is won here (MaMuJoCo): the normalised score / 100
+            from logo_cli.data.h5 import open_dataset
+            from logo_cli.data.layout import normalised_score
+
+            with open_dataset(path) as ds:
+                mean_return = float(ds.transitions().reward.sum()) / float(n)
+            rates[q] = normalised_score(mean_return, float(refs[0]), float(refs[1])) / 100.0
+        elif n and wins is not None:
             rates[q] = float(wins) / float(n)
     return rates
 
@@ -416,8 +431,11 @@ def markdown_block(
     if paired:
         lines.append("")
     if data_rates:
-        ref = ", ".join(f"{q} {r:.1%}" for q, r in data_rates.items())
-        lines.append(f"Datasets' own win rates (behaviour policy, sampled actions): {ref}.")
+        if by_score:
+            ref = ", ".join(f"{q} {r * 100:.1f}" for q, r in data_rates.items())
+        else:
+            ref = ", ".join(f"{q} {r:.1%}" for q, r in data_rates.items())
+        lines.append(f"Datasets' own {name}s (behaviour policy, sampled actions): {ref}.")
     missing = [f"{c.quality}/{c.method}/s{s}" for c in cells for s in c.missing_seeds]
     lines.append(f"Missing runs: {', '.join(missing) if missing else 'none'}.")
     for s in skipped:
@@ -590,7 +608,9 @@ def main(argv: list[str] | None = None) -> dict:
         "not_used": skipped,
         "dataset_win_rates": data_rates,
         "wall_time": walls,
-        "paired_vs_logo_weight": paired_differences(runs),
+        "paired_vs_logo_weight": [
+            d for d in paired_differences(runs) if d["method"] not in OTHER_BACKBONE_METHODS
+        ],
         "paired_same_backbone": backbone_differences(runs),
     }
     json_path = args.json or args.out / "results.json"
