@@ -533,9 +533,9 @@ def plot(cells: list[Cell], path: Path, title: str, data_rates: dict[str, float]
                     )
                 if sd is not None:
                     ax.errorbar(pos[i], mean * scale, yerr=sd * scale, color="black", capsize=3, lw=1)
-                note = {"win_rate": f"{mean * scale:.0f}%", "normalised_score": f"{mean:.0f}"}.get(
-                    key, f"{mean:.2f}"
-                )
+                # returns in the thousands (MaMuJoCo) get no decimals: labels of neighbouring bars collide
+                plain = f"{mean:.0f}" if abs(mean) >= 100 else f"{mean:.2f}"
+                note = {"win_rate": f"{mean * scale:.0f}%", "normalised_score": f"{mean:.0f}"}.get(key, plain)
                 if c.n < c.expected:
                     note += f"\nn={c.n}"
                 top = (mean + (sd or 0.0)) * scale
