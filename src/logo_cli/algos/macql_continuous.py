@@ -39,6 +39,7 @@ from logo_cli.algos.continuous_actor import (
     TwinCritic,
     polyak,
     split_gaussian,
+    tanh_gaussian_log_prob,
     tanh_gaussian_sample,
 )
 from logo_cli.algos.macql import CqlSynthetic, _conservative_term
@@ -170,8 +171,6 @@ def continuous_cql_update(
     if step <= cfg.bc_steps:
         # log π(a_data | o): the data action's pre-tanh value, kept inside (−1, 1) so atanh is finite
         u_data = torch.atanh(actions.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
-        from logo_cli.algos.continuous_actor import tanh_gaussian_log_prob
-
         per_row = alpha * logp - tanh_gaussian_log_prob(u_data, mean, log_std)  # [B,N]
         synthetic = batch.get("synthetic")
         real = per_row if synthetic is None else per_row[~synthetic]
