@@ -15,6 +15,7 @@ out of the policy and entropy terms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,36 @@ class Rollout:
 
 def masked_logits(actor: AgentNet, obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     return actor(obs).masked_fill(~avail, _MASKED)
+
+
+def ppo_epochs(
+    flat: dict[str, torch.Tensor],
+    n: int,
+    loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    opt: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    cfg: PPOConfig,
+    gen: torch.Generator,
+) -> dict[str, float]:
+    """`cfg.epochs` passes over the `n` flattened rollout rows in `cfg.minibatches` shuffled
+    minibatches: Adam on `loss_fn(minibatch)["loss"]` with the gradient norm clipped; returns the
+    mean policy loss, value loss, entropy and clip fraction over the minibatches."""
+    stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0}
+    count = 0
+    mb = max(1, n // cfg.minibatches)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for lo in range(0, n - mb + 1, mb):
+            idx = perm[lo : lo + mb]
+            losses = loss_fn({k: v[idx] for k, v in flat.items()})
+            opt.zero_grad()
+            losses["loss"].backward()
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            for k in stats:
+                stats[k] += float(losses[k])
+            count += 1
+    return {k: v / max(count, 1) for k, v in stats.items()}
 
 
 def gae(rollout: Rollout, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,25 +210,10 @@ class PPOTrainer:
             "adv": adv.flatten(),
             "target": target.flatten(),
         }
-        stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0}
-        count = 0
-        mb = max(1, n // cfg.minibatches)
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=self.gen)
-            for lo in range(0, n - mb + 1, mb):
-                idx = perm[lo : lo + mb]
-                losses = self._loss({k: v[idx] for k, v in flat.items()})
-                self.opt.zero_grad()
-                losses["loss"].backward()
-                nn.utils.clip_grad_norm_(
-                    list(self.actor.parameters()) + list(self.critic.parameters()), cfg.max_grad_norm
-                )
-                self.opt.step()
-                for k in stats:
-                    stats[k] += float(losses[k])
-                count += 1
+        params = list(self.actor.parameters()) + list(self.critic.parameters())
+        stats = ppo_epochs(flat, n, self._loss, self.opt, params, cfg, self.gen)
         self.updates += 1
-        return {k: v / max(count, 1) for k, v in stats.items()}
+        return stats
 
     def _loss(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg

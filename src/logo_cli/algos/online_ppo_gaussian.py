@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from logo_cli.algos.gaussian_bc import LOG_STD_MAX, LOG_STD_MIN, GaussianBCPolicy
-from logo_cli.algos.online_ppo import gae_arrays
+from logo_cli.algos.online_ppo import gae_arrays, ppo_epochs
 from logo_cli.data.transitions import Dims
 from logo_cli.envs.base import EnvObs, MultiAgentEnv
 from logo_cli.models.agent_net import AgentNet, mlp
@@ -207,28 +207,13 @@ class GaussianPPOTrainer:
             "adv": adv.flatten(),
             "target": target.flatten(),
         }
-        stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0}
-        count = 0
-        mb = max(1, n // cfg.minibatches)
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=self.gen)
-            for lo in range(0, n - mb + 1, mb):
-                idx = perm[lo : lo + mb]
-                losses = self.loss({k: v[idx] for k, v in flat.items()})
-                self.opt.zero_grad()
-                losses["loss"].backward()
-                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self.opt.step()
-                for k in stats:
-                    stats[k] += float(losses[k])
-                count += 1
+        out = ppo_epochs(flat, n, self.loss, self.opt, self.params, cfg, self.gen)
         self.updates += 1
         # refresh the running statistics for the next rollout (frozen during this one and its update)
         self.obs_stats.update(ro["obs"].numpy())
         self.state_stats.update(ro["_raw_state"].numpy())
         self.policy.obs_mean = torch.as_tensor(self.obs_stats.mean, dtype=torch.float32)
         self.policy.obs_std = torch.as_tensor(self.obs_stats.std(), dtype=torch.float32)
-        out = {k: v / max(count, 1) for k, v in stats.items()}
         out["std"] = float(torch.exp(self.actor.net[-1].bias.detach()[self.dims.n_actions :]).mean())
         return out
 
