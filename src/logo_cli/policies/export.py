@@ -36,6 +36,19 @@ EXPORT_VERSION = 1
 EXPORT_META_FILE = "logo_export.json"  # the name of the description inside each TorchScript archive
 
 
+def _check_obs(obs: Tensor, n_agents: int, obs_dim: int) -> None:
+    if obs.dim() != 3 or obs.size(1) != n_agents or obs.size(2) != obs_dim:
+        shape = "[B, " + str(n_agents) + ", " + str(obs_dim) + "]"
+        raise ValueError("obs must be " + shape + ", got " + str(obs.shape))
+
+
+def _with_agent_ids(x: Tensor, n_agents: int) -> Tensor:
+    """x [B,N,F] -> [B,N,F+N]: agent i's row gets the one-hot id e_i appended (agents share weights
+    and differ by id)."""
+    ids = torch.eye(n_agents, dtype=x.dtype, device=x.device)
+    return torch.cat([x, ids.unsqueeze(0).expand(x.size(0), n_agents, n_agents)], dim=-1)
+
+
 class ScriptedAgent(nn.Module):
     """AgentNet for TorchScript: shared per-agent MLP over [obs, one-hot agent id]."""
 
@@ -51,20 +64,8 @@ class ScriptedAgent(nn.Module):
     @torch.jit.export
     def values(self, obs: Tensor) -> Tensor:
         """obs [B,N,O] -> one value per action [B,N,A] (Q-values or logits)."""
-        if obs.dim() != 3 or obs.size(1) != self.n_agents or obs.size(2) != self.obs_dim:
-            raise ValueError(
-                "obs must be [B, "
-                + str(self.n_agents)
-                + ", "
-                + str(self.obs_dim)
-                + "], got "
-                + str(obs.shape)
-            )
-        obs = obs.to(torch.float32)
-        # Agent i's row gets the one-hot id e_i appended: agents share weights and differ by id.
-        ids = torch.eye(self.n_agents, dtype=obs.dtype, device=obs.device)
-        ids = ids.unsqueeze(0).expand(obs.size(0), self.n_agents, self.n_agents)
-        return self.net(torch.cat([obs, ids], dim=-1))
+        _check_obs(obs, self.n_agents, self.obs_dim)
+        return self.net(_with_agent_ids(obs.to(torch.float32), self.n_agents))
 
     @torch.jit.export
     def greedy(self, values: Tensor, avail: Tensor | None = None) -> Tensor:
@@ -104,19 +105,9 @@ class ScriptedContinuousAgent(nn.Module):
     @torch.jit.export
     def raw(self, obs: Tensor) -> Tensor:
         """obs [B,N,O] raw -> the network's outputs before tanh."""
-        if obs.dim() != 3 or obs.size(1) != self.n_agents or obs.size(2) != self.obs_dim:
-            raise ValueError(
-                "obs must be [B, "
-                + str(self.n_agents)
-                + ", "
-                + str(self.obs_dim)
-                + "], got "
-                + str(obs.shape)
-            )
+        _check_obs(obs, self.n_agents, self.obs_dim)
         x = (obs.to(torch.float32) - self.obs_mean) / self.obs_std
-        ids = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
-        ids = ids.unsqueeze(0).expand(x.size(0), self.n_agents, self.n_agents)
-        return self.net(torch.cat([x, ids], dim=-1))
+        return self.net(_with_agent_ids(x, self.n_agents))
 
     def forward(self, obs: Tensor) -> Tensor:
         return torch.tanh(self.raw(obs)[:, :, : self.n_actions])
