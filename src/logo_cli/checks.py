@@ -135,3 +135,21 @@ class LossGuard:
             f"{work}: the training loss became NaN or inf between steps {since} and {step}; "
             f"training stopped, {kept} (lower --lr, or check the data for extreme values)"
         )
+
+
+def check_state_shapes(
+    expected: Mapping[str, Any], found: Mapping[str, Any], source: str, what: str, context: str = ""
+) -> None:
+    """One-line LogoError naming `source` when the tensors of `found` (a checkpoint's state dict) do not
+    have the names and shapes of `expected` (the declared network's, e.g. built on the meta device):
+    "`what` (`context`; first difference: NAME [file shape] in the file vs [declared shape])"."""
+    shapes = {k: tuple(v.shape) for k, v in expected.items()}
+    have = {k: tuple(v.shape) for k, v in found.items()}
+    if shapes == have:
+        return
+    diff = sorted(set(shapes) ^ set(have)) or [k for k in shapes if shapes[k] != have[k]]
+    lead = f"{context}; " if context else ""
+    raise LogoError(
+        f"{source}: {what} ({lead}first difference: {diff[0]} {list(have.get(diff[0], ()))} in the file "
+        f"vs {list(shapes.get(diff[0], ()))})"
+    )

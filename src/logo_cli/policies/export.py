@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from logo_cli.checks import MAX_WIDTH, check_finite_weights
+from logo_cli.checks import MAX_WIDTH, check_finite_weights, check_state_shapes
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import mlp
@@ -206,14 +206,7 @@ def mixer_from_payload(payload: dict, dims: Dims, source: str) -> ScriptedMixer 
         raise LogoError(f"{source}: garbled mixer in the policy checkpoint ({e})") from None
     with torch.device("meta"):
         expected = QMixer(dims.n_agents, dims.state_dim, embed=embed, hypernet_embed=hyper)
-    shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if shapes != found:
-        diff = sorted(set(shapes) ^ set(found)) or [k for k in shapes if shapes[k] != found[k]]
-        raise LogoError(
-            f"{source}: mixer weights do not fit the policy's dims (first difference: {diff[0]} "
-            f"{list(found.get(diff[0], ()))} in the file vs {list(shapes.get(diff[0], ()))})"
-        )
+    check_state_shapes(expected.state_dict(), state, source, "mixer weights do not fit the policy's dims")
     check_finite_weights({**state, "state_mean": mean, "state_std": std}, source)
     if not bool((std > 0).all()):
         raise LogoError(f"{source}: mixer state_std has a value <= 0")

@@ -105,7 +105,7 @@ def recurrent_from_state(
     """Rebuild a recurrent policy from a validated payload's parts; one-line LogoError for discrete
     dims missing, layers other than 1, weights that do not fit (checked on the meta device before
     allocating) or NaN / inf weights."""
-    from logo_cli.checks import check_finite_weights
+    from logo_cli.checks import check_finite_weights, check_state_shapes
 
     if not dims.discrete:
         raise LogoError(
@@ -117,15 +117,8 @@ def recurrent_from_state(
         )
     with torch.device("meta"):
         expected = GRUAgent(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden)
-    shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if shapes != found:
-        diff = sorted(set(shapes) ^ set(found)) or [k for k in shapes if shapes[k] != found[k]]
-        raise LogoError(
-            f"{source}: policy weights do not fit its declared dims and hparams (GRU hidden {hidden}; "
-            f"first difference: {diff[0]} {list(found.get(diff[0], ()))} in the file vs "
-            f"{list(shapes.get(diff[0], ()))})"
-        )
+    what = "policy weights do not fit its declared dims and hparams"
+    check_state_shapes(expected.state_dict(), state, source, what, f"GRU hidden {hidden}")
     check_finite_weights(state, source)
     net = GRUAgent(dims.obs_dim, dims.n_agents, dims.n_actions, hidden=hidden)
     net.load_state_dict(state)

@@ -138,7 +138,7 @@ def policy_from_payload(payload: dict, source: str, device: str = "cpu", epsilon
     unknown mode, absurd sizes (bounded, and compared with the file's tensors on the meta device
     before anything is allocated), weights that do not fit, or NaN / inf weights."""
     from logo_cli.artifacts import check_format_version, format_version
-    from logo_cli.checks import check_finite_weights
+    from logo_cli.checks import check_finite_weights, check_state_shapes
 
     if not isinstance(payload, dict) or payload.get("format") != POLICY_FORMAT:
         raise LogoError(f"{source}: not a logo policy checkpoint")
@@ -172,15 +172,8 @@ def policy_from_payload(payload: dict, source: str, device: str = "cpu", epsilon
     n_out = _outputs(mode, dims)
     with torch.device("meta"):  # the declared network's shapes, without allocating it
         expected = AgentNet(dims.obs_dim, dims.n_agents, n_out, hidden=hidden, layers=layers)
-    shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if shapes != found:
-        diff = sorted(set(shapes) ^ set(found)) or [k for k in shapes if shapes[k] != found[k]]
-        raise LogoError(
-            f"{source}: policy weights do not fit its declared dims and hparams (hidden {hidden}, layers "
-            f"{layers}; first difference: {diff[0]} {list(found.get(diff[0], ()))} in the file vs "
-            f"{list(shapes.get(diff[0], ()))})"
-        )
+    what = "policy weights do not fit its declared dims and hparams"
+    check_state_shapes(expected.state_dict(), state, source, what, f"hidden {hidden}, layers {layers}")
     check_finite_weights(state, source)
     net = AgentNet(dims.obs_dim, dims.n_agents, n_out, hidden=hidden, layers=layers)
     try:
