@@ -158,15 +158,10 @@ def continuous_cql_update(
     # actor and temperature, on the critics just updated (their parameters frozen for this pass)
     mean, log_std = split_gaussian(nets.actor(obs_n))
     a_new, logp = tanh_gaussian_sample(mean, log_std, None, generator)  # [B,N,Ad], [B,N]
-    nets.critic.requires_grad_(False)
-    try:
-        q_new = nets.critic(obs_n, a_new).amin(0)
-    finally:
-        nets.critic.requires_grad_(True)
     alpha = (
         nets.log_alpha.detach().exp()
         if cfg.entropy_alpha is None
-        else torch.tensor(cfg.entropy_alpha, device=q_new.device)
+        else torch.tensor(cfg.entropy_alpha, device=logp.device)
     )
     if step <= cfg.bc_steps:
         # log π(a_data | o): the data action's pre-tanh value, kept inside (−1, 1) so atanh is finite
@@ -176,6 +171,11 @@ def continuous_cql_update(
         real = per_row if synthetic is None else per_row[~synthetic]
         actor_loss = real.mean() if real.numel() else per_row.new_zeros(())
     else:
+        nets.critic.requires_grad_(False)
+        try:
+            q_new = nets.critic(obs_n, a_new).amin(0)
+        finally:
+            nets.critic.requires_grad_(True)
         actor_loss = (alpha * logp - q_new).mean()
     opt["actor"].zero_grad(set_to_none=True)
     actor_loss.backward()
