@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from cli_checks import ok, one_line_error
 
 from logo_cli.algos.continuous_actor import (
     TwinCritic,
@@ -27,17 +28,6 @@ from logo_cli.data.transitions import Transitions
 
 ENV, LIMIT, N, AD, OBS = "mamujoco:HalfCheetah-2x3", 12, 2, 3, 12
 TINY = ["--batch-size", "32", "--hidden", "16", "--layers", "1", "--device", "cpu"]
-
-
-def _ok(res):
-    assert res.exit_code == 0, res.output
-    return res
-
-
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.output
 
 
 # ---- known cases -----------------------------------------------------------------------------------
@@ -192,12 +182,12 @@ def hc(tmp_path_factory):
     runner, tmp = CliRunner(), tmp_path_factory.mktemp("contlearners")
     data, wm, buf = tmp / "hc_random.h5", tmp / "wm", tmp / "buf.zarr"
     args = ["collect", "--env", ENV, "--quality", "random", "--episodes", "4", "--num-envs", "2"]
-    _ok(runner.invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
+    ok(runner.invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
     args = ["pretrain", "--data", str(data), "--kind", "logo", "--out", str(wm), "--max-steps", "10"]
     args += ["--batch-size", "16", "--hidden", "16", "--latent", "8", "--holdout", "0.25", "--device", "cpu"]
-    _ok(runner.invoke(app, args))
+    ok(runner.invoke(app, args))
     args = ["rollout", "--model", str(wm), "--data", str(data), "--out", str(buf), "--n-starts", "30"]
-    _ok(runner.invoke(app, [*args, "--horizon", "3", "--bc-steps", "10", "--device", "cpu", "--json"]))
+    ok(runner.invoke(app, [*args, "--horizon", "3", "--bc-steps", "10", "--device", "cpu", "--json"]))
     return tmp, data, wm, buf
 
 
@@ -210,7 +200,7 @@ def test_train_evaluate_export_on_mamujoco(runner, tmp_path, hc, algo, mode, pol
     run_dir = tmp_path / algo
     args = ["train-policy", "--data", str(data), "--synthetic", str(buf), "--algo", algo, "--mode", mode]
     args += ["--steps", "8", "--log-every", "4", "--out", str(run_dir), "--json", *TINY]
-    summary = json.loads(_ok(runner.invoke(app, args)).stdout)
+    summary = json.loads(ok(runner.invoke(app, args)).stdout)
     assert summary["algo"] == algo and summary["steps"] == 8 and np.isfinite(summary["final"]["loss"])
     assert "actor_loss" in summary["final"] and ("cql_gap" in summary["final"]) == (algo == "macql")
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -236,12 +226,12 @@ def test_train_evaluate_export_on_mamujoco(runner, tmp_path, hc, algo, mode, pol
     ev = tmp_path / "ev.json"
     args = ["evaluate", "--env", ENV, "--episodes", "2", "--num-envs", "2", "--episode-limit", str(LIMIT)]
     res = json.loads(
-        _ok(runner.invoke(app, [*args, "--policy", str(run_dir), "--out", str(ev), "--json"])).stdout
+        ok(runner.invoke(app, [*args, "--policy", str(run_dir), "--out", str(ev), "--json"])).stdout
     )
     assert res["episodes"] == 2 and np.isfinite(res["return_mean"]) and res["win_rate"] is None
 
     ex = tmp_path / "export"
-    _ok(runner.invoke(app, ["export", str(run_dir), "--out", str(ex), "--json"]))
+    ok(runner.invoke(app, ["export", str(run_dir), "--out", str(ex), "--json"]))
     agent = torch.jit.load(str(ex / "agent.pt"))
     with torch.no_grad():
         np.testing.assert_allclose(agent(torch.as_tensor(obs)).numpy(), greedy, atol=1e-5)
@@ -255,7 +245,7 @@ def test_in_memory_refresh_uses_the_learners_own_actor(runner, tmp_path, hc):
     args = ["train-policy", "--data", str(data), "--model", str(wm), "--algo", "macql", "--mode", "uniform"]
     args += ["--steps", "6", "--refresh-every", "3", "--bc-steps", "5", "--rollout-starts", "10"]
     args += ["--horizon", "2", "--cql-samples", "2", "--out", str(run_dir), *TINY]
-    _ok(runner.invoke(app, args))
+    ok(runner.invoke(app, args))
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if x["kind"] == "refresh"] == [3]  # none at the last step
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -310,7 +300,7 @@ def test_bad_combinations_are_one_line_errors(runner, tmp_path, hc):
         ([*base, "--algo", "td3bc", "--mode", "real-only", "--actor-bc-steps", "5"], ("--actor-bc-steps",)),
     ]
     for args, needles in cases:
-        _one_line_error(runner.invoke(app, args), *needles)
+        one_line_error(runner.invoke(app, args), *needles)
         assert not out.exists() and not (tmp_path / "r.partial").exists()
 
     eps = random_episodes(4, n_agents=2, obs_dim=3, state_dim=3, n_actions=4, episode_limit=5, seed=0)
@@ -328,8 +318,8 @@ def test_bad_combinations_are_one_line_errors(runner, tmp_path, hc):
         "2",
         *TINY,
     ]
-    _one_line_error(runner.invoke(app, [*dbase, "--algo", "td3bc"]), "td3bc needs continuous actions")
-    _one_line_error(runner.invoke(app, [*dbase, "--algo", "macql", "--actor-lr", "1e-3"]), "--actor-lr")
+    one_line_error(runner.invoke(app, [*dbase, "--algo", "td3bc"]), "td3bc needs continuous actions")
+    one_line_error(runner.invoke(app, [*dbase, "--algo", "macql", "--actor-lr", "1e-3"]), "--actor-lr")
     assert not out.exists()
 
 

@@ -10,23 +10,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_checks import ok, one_line_error
 
 from logo_cli.cli import app
 from logo_cli.stages.train_policy import TrainPolicyConfig, run
 
 ENV, LIMIT, N, AD, OBS = "mamujoco:HalfCheetah-2x3", 20, 2, 3, 12
 TINY = ["--batch-size", "32", "--hidden", "16", "--layers", "1", "--device", "cpu"]
-
-
-def _ok(res):
-    assert res.exit_code == 0, res.output
-    return res
-
-
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.output
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +27,14 @@ def hc_data(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("contpolicy") / "hc_random.h5"
     args = ["collect", "--env", ENV, "--quality", "random", "--episodes", "4", "--num-envs", "2"]
-    _ok(CliRunner().invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
+    ok(CliRunner().invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
     return data
 
 
 def test_train_bc_then_evaluate_on_mamujoco(runner, tmp_path, hc_data):
     run_dir = tmp_path / "bc"
     args = ["train-policy", "--data", str(hc_data), "--algo", "bc", "--mode", "real-only", "--steps", "20"]
-    summary = json.loads(_ok(runner.invoke(app, [*args, "--out", str(run_dir), "--json", *TINY])).stdout)
+    summary = json.loads(ok(runner.invoke(app, [*args, "--out", str(run_dir), "--json", *TINY])).stdout)
     assert summary["algo"] == "bc" and summary["steps"] == 20 and np.isfinite(summary["final"]["bc_loss"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["policy"] == {"file": "policy.pt", "mode": "gaussian", "algo": "bc"}
@@ -69,7 +59,7 @@ def test_train_bc_then_evaluate_on_mamujoco(runner, tmp_path, hc_data):
     ev_args = ["evaluate", "--env", ENV, "--episodes", "2", "--num-envs", "2", "--episode-limit", str(LIMIT)]
     for spec in (str(run_dir), "random"):
         out = tmp_path / f"ev-{spec.replace('/', '_')}.json"
-        res = _ok(runner.invoke(app, [*ev_args, "--policy", spec, "--out", str(out), "--json"]))
+        res = ok(runner.invoke(app, [*ev_args, "--policy", spec, "--out", str(out), "--json"]))
         ev = json.loads(res.stdout)
         assert ev["episodes"] == 2 and ev["length_mean"] == LIMIT and len(ev["return_ci95"]) == 2
         assert ev["win_rate"] is None and ev["win_rate_ci95"] is None and ev["wins"] is None  # nothing is won
@@ -79,7 +69,7 @@ def test_train_bc_then_evaluate_on_mamujoco(runner, tmp_path, hc_data):
     assert ev["policy"]["kind"] == "random"
 
     # export: the deterministic action tanh(mean), observation standardisation inside
-    _ok(runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "ex")]))
+    ok(runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "ex")]))
     with torch.no_grad():
         exported = torch.jit.load(str(tmp_path / "ex" / "agent.pt"))(torch.as_tensor(obs)).numpy()
     np.testing.assert_allclose(exported, greedy, atol=1e-5)
@@ -87,10 +77,10 @@ def test_train_bc_then_evaluate_on_mamujoco(runner, tmp_path, hc_data):
 
 def test_continuous_refusals_name_what_works(runner, tmp_path, hc_data):
     base = ["train-policy", "--data", str(hc_data), "--out", str(tmp_path / "r"), "--steps", "2", *TINY]
-    _one_line_error(runner.invoke(app, [*base, "--algo", "cfcql"]), "macql, td3bc, or bc")
+    one_line_error(runner.invoke(app, [*base, "--algo", "cfcql"]), "macql, td3bc, or bc")
     # BC in a synthetic mode: refused before any world model is read
     res = runner.invoke(app, [*base, "--algo", "bc", "--mode", "uniform", "--model", str(tmp_path)])
-    _one_line_error(res, "--algo bc --mode real-only")
+    one_line_error(res, "--algo bc --mode real-only")
     assert not (tmp_path / "r").exists()
 
 
@@ -130,7 +120,7 @@ def test_gaussian_bc_learns_a_known_linear_policy(runner, tmp_path):
     run_dir = tmp_path / "bc"
     args = ["train-policy", "--data", str(data), "--algo", "bc", "--mode", "real-only", "--steps", "300"]
     args += ["--batch-size", "64", "--hidden", "32", "--layers", "1", "--lr", "3e-3", "--log-every", "20"]
-    _ok(runner.invoke(app, [*args, "--out", str(run_dir), "--device", "cpu"]))
+    ok(runner.invoke(app, [*args, "--out", str(run_dir), "--device", "cpu"]))
     losses = [json.loads(x)["bc_loss"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0] - 1.0  # the log-std shrinks as the mean fits
 

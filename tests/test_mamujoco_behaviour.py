@@ -14,6 +14,8 @@ import torch
 
 pytest.importorskip("gymnasium_robotics")
 
+from cli_checks import ok, one_line_error
+
 from logo_cli.algos.online_ppo import gae_arrays  # noqa: E402
 from logo_cli.algos.online_ppo_gaussian import (  # noqa: E402
     GaussianPPOConfig,
@@ -26,20 +28,6 @@ from logo_cli.cli import app  # noqa: E402
 
 ENV, LIMIT = "mamujoco:HalfCheetah-2x3", 40
 TINY_PPO = GaussianPPOConfig(num_envs=4, rollout_len=32, epochs=2, minibatches=2, hidden=16, layers=1)
-
-
-def _ok(res):
-    assert res.exit_code == 0, res.output
-    return res
-
-
-def _refused(res, *fragments):
-    assert res.exit_code == 2, res.output
-    line = res.output.strip()
-    assert "\n" not in line, line
-    for f in fragments:
-        assert f in line, line
-    return line
 
 
 # ---- the learner's math ---------------------------------------------------------------------------
@@ -133,7 +121,7 @@ def test_collect_every_quality_from_the_ladder_with_reference_attrs(tiny_ladder,
     data = tmp_path / f"hc_{quality}.h5"
     args = ["collect", "--env", ENV, "--quality", quality, "--episodes", "4", "--num-envs", "2",
             "--episode-limit", str(LIMIT), "--behaviour", str(out), "--out", str(data), "--json"]  # fmt: skip
-    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    res = json.loads(ok(runner.invoke(app, args)).stdout)
     refs = ladder["reference_returns"]
     assert res["episodes"] == 4 and res["quality"] == quality
     assert res["win_rate"] is None and res["n_wins"] is None  # nothing is won in MaMuJoCo
@@ -158,7 +146,7 @@ def test_collect_leaves_out_references_measured_at_another_episode_limit(tiny_la
     data = tmp_path / "short.h5"
     args = ["collect", "--env", ENV, "--quality", "random", "--episodes", "2", "--num-envs", "2",
             "--episode-limit", "10", "--behaviour", str(out), "--out", str(data), "--json"]  # fmt: skip
-    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    res = json.loads(ok(runner.invoke(app, args)).stdout)
     assert res["reference_returns"] is None and res["normalised_score"] is None
     with h5py.File(data, "r") as f:
         assert "reference_return_random" not in f.attrs and "reference_return_expert" not in f.attrs
@@ -171,7 +159,7 @@ def test_collect_trains_a_ladder_on_its_own_episodes(runner, tmp_path):
     args = ["collect", "--env", ENV, "--quality", "medium", "--episodes", "2", "--num-envs", "2",
             "--episode-limit", "10", "--train-behaviour", "--train-steps", "4096", "--behaviour", str(lad),
             "--out", str(data), "--json"]  # fmt: skip
-    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    res = json.loads(ok(runner.invoke(app, args)).stdout)
     ladder = load_ladder(lad, ENV)
     assert ladder.data["episode_limit"] == 10 and ladder.data["env_steps"] == 4096
     assert res["behaviour_dir"] == str(lad) and res["length_mean"] == 10
@@ -190,7 +178,7 @@ def test_the_shipped_ladder_collects_with_its_reference_returns(runner, tmp_path
     data = tmp_path / "mixed.h5"
     args = ["collect", "--env", ENV, "--quality", "mixed", "--episodes", "2", "--num-envs", "2",
             "--behaviour", str(path), "--out", str(data), "--json"]  # fmt: skip
-    res = json.loads(_ok(runner.invoke(app, args)).stdout)
+    res = json.loads(ok(runner.invoke(app, args)).stdout)
     assert [s["policy"] for s in res["sources"]] == [ladder.medium, ladder.expert]
     assert res["length_mean"] == 1000 and res["reference_returns"] == {"random": random, "expert": expert}
     assert 0 < res["normalised_score"] < 150
@@ -206,7 +194,7 @@ def test_collect_refuses_a_ladder_of_another_env(runner, tmp_path):
         pytest.skip("no shipped smax:3m ladder")
     data = tmp_path / "x.h5"
     args = ["collect", "--env", ENV, "--quality", "medium", "--behaviour", str(smax), "--out", str(data)]
-    _refused(runner.invoke(app, args), "a ladder for smax:3m, not mamujoco:HalfCheetah-2x3")
+    one_line_error(runner.invoke(app, args), "a ladder for smax:3m, not mamujoco:HalfCheetah-2x3")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -221,7 +209,7 @@ def test_collect_refuses_garbled_reference_returns(tiny_ladder, runner, tmp_path
     target.parent.mkdir()
     args = ["collect", "--env", ENV, "--quality", "expert", "--episodes", "2", "--num-envs", "2",
             "--episode-limit", str(LIMIT), "--behaviour", str(bad), "--out", str(target)]  # fmt: skip
-    _refused(runner.invoke(app, args), "reference return (expert) 'lots' is not a number")
+    one_line_error(runner.invoke(app, args), "reference return (expert) 'lots' is not a number")
     assert list(target.parent.iterdir()) == []
 
 
@@ -243,12 +231,12 @@ def test_evaluate_reports_the_normalised_score(tiny_ladder, runner, tmp_path):
     base = ["evaluate", "--env", ENV, "--episodes", "2", "--num-envs", "2", "--episode-limit", str(LIMIT),
             "--json", "--workspace", str(tmp_path / "ws")]  # fmt: skip
     res = json.loads(
-        _ok(runner.invoke(app, [*base, "--policy", str(snap), "--reference-returns", "-10,30"])).stdout
+        ok(runner.invoke(app, [*base, "--policy", str(snap), "--reference-returns", "-10,30"])).stdout
     )
     assert res["normalised_score"] == pytest.approx(100 * (res["return_mean"] + 10) / 40)
     assert res["reference_returns"]["source"] == "--reference-returns"
     assert len(res["normalised_score_ci95"]) == 2
-    plain = json.loads(_ok(runner.invoke(app, [*base, "--policy", str(snap), "--overwrite"])).stdout)
+    plain = json.loads(ok(runner.invoke(app, [*base, "--policy", str(snap), "--overwrite"])).stdout)
     assert plain["normalised_score"] is None and plain["reference_returns"] is None
 
 
@@ -257,15 +245,15 @@ def test_evaluate_takes_the_references_of_the_training_dataset(tiny_ladder, runn
     data = tmp_path / "hc_medium.h5"
     collect = ["collect", "--env", ENV, "--quality", "medium", "--episodes", "2", "--num-envs", "2",
                "--episode-limit", str(LIMIT), "--behaviour", str(out), "--out", str(data)]  # fmt: skip
-    _ok(runner.invoke(app, collect))
+    ok(runner.invoke(app, collect))
     run_dir = tmp_path / "bc"
     args = ["train-policy", "--data", str(data), "--algo", "bc", "--mode", "real-only", "--steps", "5",
             "--batch-size", "16", "--hidden", "8", "--layers", "1", "--device", "cpu",
             "--out", str(run_dir)]  # fmt: skip
-    _ok(runner.invoke(app, args))
+    ok(runner.invoke(app, args))
     ev = ["evaluate", "--policy", str(run_dir), "--episodes", "2", "--num-envs", "2", "--json",
           "--episode-limit", str(LIMIT), "--workspace", str(tmp_path / "ws")]  # fmt: skip
-    res = json.loads(_ok(runner.invoke(app, ev)).stdout)
+    res = json.loads(ok(runner.invoke(app, ev)).stdout)
     refs = ladder["reference_returns"]
     assert res["env"] == ENV and res["reference_returns"]["source"] == "dataset"
     assert res["reference_returns"]["random"] == refs["random"]
@@ -286,5 +274,5 @@ def test_evaluate_refuses_bad_reference_returns(runner, tmp_path, value, fragmen
     target = tmp_path / "ev.json"
     args = ["evaluate", "--policy", "random", "--env", ENV, "--episodes", "1", "--out", str(target),
             f"--reference-returns={value}", "--workspace", str(tmp_path / "ws")]  # fmt: skip
-    _refused(runner.invoke(app, args), fragment)
+    one_line_error(runner.invoke(app, args), fragment)
     assert not target.exists()

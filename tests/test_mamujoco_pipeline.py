@@ -13,16 +13,13 @@ import torch
 
 pytest.importorskip("gymnasium_robotics")
 
+from cli_checks import ok
+
 from logo_cli.cli import app  # noqa: E402
 from logo_cli.data.transitions import Dims  # noqa: E402
 
 ENV, EPISODES, LIMIT = "mamujoco:HalfCheetah-2x3", 4, 30
 N, AD = 2, 3
-
-
-def _ok(res):
-    assert res.exit_code == 0, res.output
-    return res
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +30,7 @@ def pipeline(tmp_path_factory):
     runner, tmp = CliRunner(), tmp_path_factory.mktemp("mamujoco")
     data = tmp / "hc_random.h5"
     args = ["collect", "--env", ENV, "--quality", "random", "--episodes", str(EPISODES), "--num-envs", "2"]
-    _ok(runner.invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
+    ok(runner.invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
     runs = {}
     for kind in ("logo", "global", "ensemble"):
         runs[kind] = tmp / f"wm-{kind}"
@@ -61,7 +58,7 @@ def pipeline(tmp_path_factory):
             "cpu",
         ]
         args += ["--members", "3", "--elites", "2"] if kind == "ensemble" else []
-        _ok(runner.invoke(app, args))
+        ok(runner.invoke(app, args))
     return tmp, data, runs
 
 
@@ -78,7 +75,7 @@ def test_collect_random_writes_the_canonical_continuous_layout(pipeline, runner)
     steps = acts[:, :LIMIT]
     assert np.abs(steps).max() <= 1.0 and steps.std() > 0.4  # uniform on [-1, 1]: std ~0.58
     assert (acts[:, LIMIT] == 0).all()  # the final row's dummy action
-    desc = json.loads(_ok(runner.invoke(app, ["inspect", str(data), "--json"])).stdout)
+    desc = json.loads(ok(runner.invoke(app, ["inspect", str(data), "--json"])).stdout)
     assert desc["discrete"] is False and desc["action_shape"] == [N, AD]
     assert desc["terminations"] == {"terminated": 0, "timeouts": EPISODES, "cut_short": 0}
     assert desc["attrs"]["env"] == ENV and desc["quality"] == "random"
@@ -88,9 +85,9 @@ def test_collect_keeps_falls_apart_from_time_outs(runner, tmp_path):
     # Random Hopper falls within a few dozen steps (a termination); cut at 5 steps it only times out.
     fell, cut = tmp_path / "fell.h5", tmp_path / "cut.h5"
     base = ["collect", "--env", "mamujoco:Hopper-3x1", "--quality", "random", "--episodes", "2"]
-    _ok(runner.invoke(app, [*base, "--num-envs", "2", "--out", str(fell)]))
-    _ok(runner.invoke(app, [*base, "--num-envs", "2", "--episode-limit", "5", "--out", str(cut)]))
-    ends = [json.loads(_ok(runner.invoke(app, ["inspect", str(p), "--json"])).stdout) for p in (fell, cut)]
+    ok(runner.invoke(app, [*base, "--num-envs", "2", "--out", str(fell)]))
+    ok(runner.invoke(app, [*base, "--num-envs", "2", "--episode-limit", "5", "--out", str(cut)]))
+    ends = [json.loads(ok(runner.invoke(app, ["inspect", str(p), "--json"])).stdout) for p in (fell, cut)]
     assert ends[0]["terminations"]["terminated"] == 2 and ends[0]["episode_length"]["max"] < 1000
     assert ends[1]["terminations"] == {"terminated": 0, "timeouts": 2, "cut_short": 0}
 
@@ -115,9 +112,7 @@ def test_rollout_writes_continuous_actions(pipeline, runner, tmp_path, policy):
     out = tmp_path / "buf.zarr"
     args = ["rollout", "--model", str(runs["logo"]), "--data", str(data), "--out", str(out)]
     args += ["--n-starts", "40", "--horizon", "4", "--bc-steps", "20", "--device", "cpu", "--json"]
-    summary = json.loads(
-        _ok(runner.invoke(app, args + (["--uniform"] if policy == "uniform" else []))).stdout
-    )
+    summary = json.loads(ok(runner.invoke(app, args + (["--uniform"] if policy == "uniform" else []))).stdout)
     assert summary["policy"]["kind"] == ("gaussian_bc" if policy == "bc" else "uniform")
     buf = open_synthetic(out)
     tr = buf.transitions()
@@ -139,7 +134,7 @@ def test_calibrate_scores_continuous_models(pipeline, runner, tmp_path):
     args = ["calibrate", "--data", str(data), "--out", str(out), "--horizon", "3", "--device", "cpu"]
     for run in runs.values():
         args += ["--model", str(run)]
-    _ok(runner.invoke(app, args))
+    ok(runner.invoke(app, args))
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["kind"] for m in metrics["models"]] == ["logo", "global", "ensemble"]
     for m in metrics["models"]:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from cli_checks import one_line_error
 
 from logo_cli.algos.macql import MacqlConfig, MacqlNets, sampled_cql_term
 from logo_cli.algos.recurrent import EpisodeSampler, make_recurrent, recurrent_loss, td_lambda_targets
@@ -207,12 +208,6 @@ def test_policy_file_round_trip_and_refusals(tmp_path):
         export_meta(loaded, False)
 
 
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.output
-
-
 TINY = ["--steps", "4", "--log-every", "2", "--seq-batch", "4", "--rnn-hidden", "8", "--cql-samples", "4"]
 TINY += ["--hidden", "8", "--layers", "1", "--device", "cpu", "--json"]
 
@@ -254,19 +249,19 @@ def test_cli_cfcql_gru_and_refusals(runner, tmp_path):
     assert isinstance(load_policy(run_dir / "policy.pt"), RecurrentQPolicy)
     res = runner.invoke(app, [*base, "--model", str(tmp_path / "wm"), "--refresh-every", "5",
                               "--out", str(tmp_path / "a"), *TINY])  # fmt: skip
-    _one_line_error(res, "--agent gru", "refresh")
+    one_line_error(res, "--agent gru", "refresh")
     res = runner.invoke(
         app, [*base, "--algo", "bc", "--mode", "real-only", "--out", str(tmp_path / "b"), *TINY]
     )
-    _one_line_error(res, "--agent gru", "macql or cfcql")
+    one_line_error(res, "--agent gru", "macql or cfcql")
     res = runner.invoke(
         app, [*base, "--mode", "real-only", "--n-step", "3", "--out", str(tmp_path / "c"), *TINY]
     )
-    _one_line_error(res, "--n-step 3")
+    one_line_error(res, "--n-step 3")
     res = runner.invoke(
         app, [*base.copy()[:-1], "lstm", "--mode", "real-only", "--out", str(tmp_path / "d"), *TINY]
     )
-    _one_line_error(res, "--agent lstm")
+    one_line_error(res, "--agent lstm")
 
 
 @pytest.mark.parametrize("algo", ["macql", "cfcql"])

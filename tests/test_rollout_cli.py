@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_checks import one_line_error
 
 from logo_cli.cli import app
 from logo_cli.data.zarr_store import open_synthetic
@@ -158,34 +159,26 @@ def test_inspect_buffer_and_run_dir(runner, tiny, tmp_path):
     assert res.exit_code == 0 and "pretrain" in res.stdout and "parameters" in res.stdout
 
 
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
 def test_bad_inputs_give_one_line(runner, tiny, tmp_path):
     tmp, data, run = tiny
     base = ["rollout", "--data", str(data), "--device", "cpu", "--bc-steps", "2"]
     # missing checkpoint
     (tmp_path / "empty").mkdir()
-    _one_line_error(runner.invoke(app, [*base, "--model", str(tmp_path / "empty")]), "manifest")
+    one_line_error(runner.invoke(app, [*base, "--model", str(tmp_path / "empty")]), "manifest")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "manifest.json").write_text((run / "manifest.json").read_text())
-    _one_line_error(runner.invoke(app, [*base, "--model", str(broken)]), "model.pt", "not found")
+    one_line_error(runner.invoke(app, [*base, "--model", str(broken)]), "model.pt", "not found")
     # dims mismatch between the dataset and the model
     other = write_data(tmp_path / "other.h5", obs_dim=OBS + 1)
     res = runner.invoke(app, ["rollout", "--model", str(run), "--data", str(other), "--device", "cpu"])
-    _one_line_error(res, "dims do not match", "obs_dim")
+    one_line_error(res, "dims do not match", "obs_dim")
     # existing output, and both budgets at once
     out = tmp_path / "x.zarr"
     out.mkdir()
-    _one_line_error(runner.invoke(app, [*base, "--model", str(run), "--out", str(out)]), "already exists")
+    one_line_error(runner.invoke(app, [*base, "--model", str(run), "--out", str(out)]), "already exists")
     res = runner.invoke(app, [*base, "--model", str(run), "--n-starts", "3", "--transitions", "4"])
-    _one_line_error(res, "--transitions")
+    one_line_error(res, "--transitions")
     # an incomplete or foreign zarr group
     res = runner.invoke(app, ["inspect", str(out)])
     assert res.exit_code == 2
