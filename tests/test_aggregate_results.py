@@ -38,6 +38,8 @@ def fabricate(out: Path, quality: str, method: str, seed: int, win_rate: float, 
         "wall_time_s": 12.0,
         "metrics": {"steps_per_s": 40.0},
     }
+    if "git_commit" in over:
+        manifest["provenance"] = {"git_commit": over.pop("git_commit"), "git_dirty": over.pop("dirty", False)}
     (run / "manifest.json").write_text(json.dumps(manifest))
     episodes = 100
     ev = {
@@ -246,6 +248,27 @@ def test_results_json_lists_every_seed_with_its_commit(agg, grid: Path, tmp_path
     s1 = medium["logo-weight"]["s1"]
     assert s1 == {"win_rate": 0.7, "return_mean": 1.6, "episodes": 100, "commit": "abc1234"}
     assert "expert" not in saved["results"]  # planned but never run: no fabricated cells
+
+
+def test_each_run_keeps_the_commit_that_trained_it(agg, tmp_path: Path) -> None:
+    # A grid resumed after a code change: medium trained at one commit, expert at a later one. The
+    # sweep's own commit (the last invocation's) must not relabel the earlier runs.
+    out = tmp_path / "run"
+    for m in ("macql", "bc"):
+        for s in (0, 1):
+            fabricate(out, "medium", m, s, 0.5, 1.0, git_commit="1111111aaaa")
+            fabricate(out, "expert", m, s, 0.5, 1.0, git_commit="2222222bbbb", dirty=(m == "bc" and s == 1))
+    fabricate(out, "mixed", "bc", 0, 0.5, 1.0)  # no provenance in its manifest: the sweep's commit
+    write_params(out, ["medium", "expert", "mixed"], ["macql", "bc"], [0, 1])
+    path, md = tmp_path / "r.json", tmp_path / "results.md"
+    agg.main(["--out", str(out), "--results-json", str(path), "--markdown", str(md)])
+    res = json.loads(path.read_text())["results"]
+    assert res["medium"]["macql"]["s1"]["commit"] == "1111111"
+    assert res["expert"]["macql"]["s0"]["commit"] == "2222222"
+    assert res["expert"]["bc"]["s1"]["commit"] == "2222222-dirty"
+    assert res["mixed"]["bc"]["s0"]["commit"] == "abc1234"
+    line = [ln for ln in md.read_text().splitlines() if ln.startswith("Parameters:")][0]
+    assert "commit 1111111 (4 runs), 2222222 (3 runs), 2222222-dirty (1 run), abc1234 (1 run)" in line
 
 
 def test_plans_of_several_invocations_make_the_grid(agg, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def provenance(ev: dict, method: str, seed: int) -> tuple[dict, list[str]]:
         c=(manifest.get("sampler") or {}).get("c"),
         train_wall_s=manifest.get("wall_time_s"),
         steps_per_s=(manifest.get("metrics") or {}).get("steps_per_s"),
+        commit=run_commit(manifest.get("provenance") or {}),
     )
     want = METHOD_CONFIG.get(method)
     if want is not None and (cfg.get("algo"), cfg.get("mode")) != want:
@@ -148,6 +150,25 @@ def provenance(ev: dict, method: str, seed: int) -> tuple[dict, list[str]]:
     if cfg.get("seed") is not None and cfg.get("seed") != seed:
         problems.append(f"manifest seed {cfg.get('seed')} != file seed {seed}")
     return prov, problems
+
+
+def run_commit(prov: dict) -> str | None:
+    """The short commit of the code that trained a policy, from its manifest; "-dirty" where that
+    checkout had uncommitted changes; None for a non-git install."""
+    sha = prov.get("git_commit")
+    if not sha:
+        return None
+    return sha[:7] + ("-dirty" if prov.get("git_dirty") else "")
+
+
+def commits_line(runs: list[Run], fallback: str | None) -> str | None:
+    """The commits that trained the runs, with counts where a resumed grid spans several."""
+    counts = Counter(r.provenance.get("commit") or fallback for r in runs)
+    counts.pop(None, None)
+    if len(counts) <= 1:
+        return next(iter(counts), fallback)
+    ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in ordered)
 
 
 def load_runs(out: Path) -> tuple[list[Run], list[str]]:
@@ -336,8 +357,8 @@ def dataset_win_rates(out: Path, qualities: list[str], env: str = "smax:3m") -> 
 
 def compact_results(runs: list[Run], params: dict, plans: list[dict] | None = None) -> dict:
     """The machine-readable results: per quality x method x seed the win rate, mean return, evaluation
-    episodes and the commit that trained it; `params` are the last invocation's, `plans` every
-    invocation's qualities x methods (when there were several)."""
+    episodes and the commit that trained it (from its manifest; the sweep's commit where the manifest
+    has none); `params` are the last invocation's, `plans` every invocation's qualities x methods."""
     commit = params.get("commit")
     table: dict = {}
     for r in sorted(runs, key=lambda r: (r.quality, r.method, r.seed)):
@@ -346,7 +367,7 @@ def compact_results(runs: list[Run], params: dict, plans: list[dict] | None = No
             "return_mean": r.return_mean,
             **({} if r.win_rate is not None else {"normalised_score": r.normalised_score}),
             "episodes": r.episodes,
-            "commit": commit,
+            "commit": r.provenance.get("commit") or commit,
         }
     return {
         "env": params.get("env", "smax:3m"),
@@ -631,7 +652,7 @@ def main(argv: list[str] | None = None) -> dict:
             markdown_block(
                 cells,
                 walls,
-                params,
+                {**params, "commit": commits_line(runs, params.get("commit"))},
                 data_rates,
                 skipped,
                 figure,
