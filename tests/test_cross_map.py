@@ -9,10 +9,12 @@ import pytest
 from logo_cli.sweep import cross_map
 
 
-def doc(env: str, rates: dict[str, dict[str, list[float]]]) -> dict:
-    """A compact results JSON: quality -> method -> per-seed win rates."""
+def doc(env: str, rates: dict[str, dict[str, list[float]]], returns: dict | None = None) -> dict:
+    """A compact results JSON: quality -> method -> per-seed win rates (and returns, default 1.0)."""
+    ret = returns or {}
     results = {
-        q: {m: {f"s{i}": {"win_rate": w, "return_mean": 1.0, "episodes": 200} for i, w in enumerate(ws)}
+        q: {m: {f"s{i}": {"win_rate": w, "return_mean": ret.get(m, [1.0] * len(ws))[i], "episodes": 200}
+                for i, w in enumerate(ws)}
             for m, ws in per.items()}
         for q, per in rates.items()
     }  # fmt: skip
@@ -62,3 +64,20 @@ def test_markdown_and_json_from_files(tmp_path, capsys):
     assert "on 1 of 3 (cell, backbone) pairs" in out and "1 of 2 learner cells reached BC" in out
     cross_map.main([*paths, "--json"])
     assert json.loads(capsys.readouterr().out)["logo_pairs"] == 3
+
+
+def test_cells_nothing_wins_compare_returns():
+    # 1 win in 400 episodes is below the 1-point threshold: the cell is judged on return, and out of
+    # the win-rate totals
+    c = doc(
+        "smax:5m_vs_6m",
+        {"medium_replay": {"logo-weight": [0.005, 0.0], "macql": [0.0, 0.0], "bc": [0.0, 0.0]}},
+        {"logo-weight": [0.4, 0.5], "macql": [0.6, 0.6], "bc": [0.5, 0.5]},
+    )
+    s = cross_map.summarise([A, c])
+    row = [r for r in s["rows"] if r["env"] == "smax:5m_vs_6m"][0]
+    assert not row["won"] and row["diffs"]["logo_vs_macql"] == pytest.approx(-0.15)
+    assert s["logo_pairs"] == 3 and s["unwon_logo_pairs"] == 1 and s["unwon_logo_pairs_higher"] == 0
+    assert s["medium_replay_below_bc"] == ["smax:2s3z logo-weight", "smax:5m_vs_6m logo-weight"]
+    assert "return -0.150" in cross_map.markdown(s)
+    assert cross_map.summarise([c], min_win_rate=0.2)["rows"][0]["won"]

@@ -4,7 +4,9 @@ summed up against the map-set questions, per map x quality cell.
     python -m logo_cli.sweep.cross_map docs/results/smax_2s3z.json docs/results/smax_3s_vs_5z.json ...
 
 Per cell it gives each learner's mean win rate over seeds and three paired differences (same seed,
-so the same evaluation episodes): LOGO + MACQL − MACQL, LOGO + CFCQL − CFCQL and CFCQL − MACQL.
+so the same evaluation episodes): LOGO + MACQL − MACQL, LOGO + CFCQL − CFCQL and CFCQL − MACQL, in
+win-rate points, or in mean return where no learner of the cell won 1% of its episodes
+(`--min-win-rate`).
 Below the table: on how many (cell, backbone) pairs LOGO's data raised the backbone's mean and by how
 much on average, CFCQL − MACQL on average, and on medium_replay which learners reached BC. Only cells
 with every seed of both sides count in a difference; nothing missing is read as zero.
@@ -23,21 +25,24 @@ PAIRS = {"logo_vs_macql": ("logo-weight", "macql"), "logo_vs_cfcql": ("logo-cfcq
 CFCQL_VS_MACQL = ("cfcql", "macql")
 
 
-def seed_rates(results: dict, quality: str, method: str) -> dict[str, float]:
+def seed_rates(results: dict, quality: str, method: str, key: str = "win_rate") -> dict[str, float]:
     runs = results.get(quality, {}).get(method, {})
-    return {s: r["win_rate"] for s, r in runs.items() if r.get("win_rate") is not None}
+    return {s: r[key] for s, r in runs.items() if r.get(key) is not None}
 
 
-def paired_mean(results: dict, quality: str, a: str, b: str) -> float | None:
-    """Mean over shared seeds of a − b (win rate, points); None unless both have the same seeds."""
-    ra, rb = seed_rates(results, quality, a), seed_rates(results, quality, b)
+def paired_mean(results: dict, quality: str, a: str, b: str, key: str = "win_rate") -> float | None:
+    """Mean over shared seeds of a − b (win rate in points, or return); None unless both sides have
+    the same seeds."""
+    ra, rb = seed_rates(results, quality, a, key), seed_rates(results, quality, b, key)
     if not ra or set(ra) != set(rb):
         return None
-    return 100.0 * statistics.fmean(ra[s] - rb[s] for s in ra)
+    scale = 100.0 if key == "win_rate" else 1.0
+    return scale * statistics.fmean(ra[s] - rb[s] for s in ra)
 
 
-def summarise(files: list[dict]) -> dict:
-    """Rows per map x quality and the totals the map set is judged on."""
+def summarise(files: list[dict], min_win_rate: float = 1.0) -> dict:
+    """Rows per map x quality and the totals the map set is judged on. A cell where every learner's
+    mean win rate is below `min_win_rate` points is compared on the mean return instead."""
     rows = []
     for doc in files:
         results = doc["results"]
@@ -47,17 +52,31 @@ def summarise(files: list[dict]) -> dict:
                 for m in LEARNERS
                 if (rates := seed_rates(results, quality, m))
             }
-            diffs = {k: paired_mean(results, quality, *pair) for k, pair in PAIRS.items()}
-            diffs["cfcql_vs_macql"] = paired_mean(results, quality, *CFCQL_VS_MACQL)
-            rows.append({"env": doc["env"], "quality": quality, "means": means, "diffs": diffs})
-    gains = [r["diffs"][k] for r in rows for k in PAIRS if r["diffs"][k] is not None]
-    cf = [r["diffs"]["cfcql_vs_macql"] for r in rows if r["diffs"]["cfcql_vs_macql"] is not None]
-    below_bc = [
+            pairs = {**PAIRS, "cfcql_vs_macql": CFCQL_VS_MACQL}
+            # Where (almost) nothing is won a win-rate tie, or one lucky episode, says nothing: such
+            # cells are compared on the mean return instead, and kept out of the win-rate totals.
+            won = any(v >= min_win_rate for v in means.values())
+            key = "win_rate" if won else "return_mean"
+            diffs = {k: paired_mean(results, quality, *pair, key=key) for k, pair in pairs.items()}
+            returns = {
+                m: statistics.fmean(r.values())
+                for m in LEARNERS
+                if (r := seed_rates(results, quality, m, "return_mean"))
+            }
+            rows.append(
+                {"env": doc["env"], "quality": quality, "means": means, "return_means": returns}
+                | {"won": won, "diffs": diffs}
+            )
+    won_rows = [r for r in rows if r["won"]]
+    gains = [r["diffs"][k] for r in won_rows for k in PAIRS if r["diffs"][k] is not None]
+    return_gains = [r["diffs"][k] for r in rows if not r["won"] for k in PAIRS if r["diffs"][k] is not None]
+    cf = [r["diffs"]["cfcql_vs_macql"] for r in won_rows if r["diffs"]["cfcql_vs_macql"] is not None]
+    below_bc = [  # on the cell's own headline: win rate, or return where nothing is won
         f"{r['env']} {m}"
         for r in rows
         if r["quality"] == "medium_replay" and "bc" in r["means"]
-        for m, v in r["means"].items()
-        if m != "bc" and v < r["means"]["bc"]
+        for m, v in (r["means"] if r["won"] else r["return_means"]).items()
+        if m != "bc" and v < (r["means"] if r["won"] else r["return_means"])["bc"]
     ]
     replay_learners = sum(
         len([m for m in r["means"] if m != "bc"])
@@ -70,13 +89,19 @@ def summarise(files: list[dict]) -> dict:
         "logo_pairs_higher": sum(g > 0 for g in gains),
         "logo_mean_gain": statistics.fmean(gains) if gains else None,
         "cfcql_vs_macql_mean": statistics.fmean(cf) if cf else None,
+        "min_win_rate": min_win_rate,
+        "unwon_cells": [f"{r['env']} {r['quality']}" for r in rows if not r["won"]],
+        "unwon_logo_pairs": len(return_gains),
+        "unwon_logo_pairs_higher": sum(g > 0 for g in return_gains),
         "medium_replay_learners": replay_learners,
         "medium_replay_below_bc": below_bc,
     }
 
 
-def _pts(v: float | None) -> str:
-    return "–" if v is None else f"{v:+.1f}"
+def _pts(v: float | None, won: bool = True) -> str:
+    if v is None:
+        return "–"
+    return f"{v:+.1f}" if won else f"return {v:+.3f}"
 
 
 def markdown(summary: dict) -> str:
@@ -87,8 +112,8 @@ def markdown(summary: dict) -> str:
         means = " | ".join(f"{r['means'][m]:.1f}" if m in r["means"] else "–" for m in LEARNERS)
         d = r["diffs"]
         lines.append(
-            f"| {r['env'].split(':')[-1]} | {r['quality']} | {means} | {_pts(d['logo_vs_macql'])} "
-            f"| {_pts(d['logo_vs_cfcql'])} | {_pts(d['cfcql_vs_macql'])} |"
+            f"| {r['env'].split(':')[-1]} | {r['quality']} | {means} | {_pts(d['logo_vs_macql'], r['won'])} "
+            f"| {_pts(d['logo_vs_cfcql'], r['won'])} | {_pts(d['cfcql_vs_macql'], r['won'])} |"
         )
     s = summary
     lines += [
@@ -100,6 +125,13 @@ def markdown(summary: dict) -> str:
         f"{s['medium_replay_learners']} learner cells reached BC"
         + (f" (below: {', '.join(s['medium_replay_below_bc'])})." if s["medium_replay_below_bc"] else "."),
     ]
+    if s["unwon_cells"]:
+        lines.append(
+            f"No learner won {s['min_win_rate']:g}% of its episodes in {', '.join(s['unwon_cells'])}: "
+            "those cells compare mean returns "
+            f"and are left out of the totals above; there LOGO's data raised the return on "
+            f"{s['unwon_logo_pairs_higher']} of {s['unwon_logo_pairs']} pairs."
+        )
     return "\n".join(lines)
 
 
@@ -107,8 +139,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", type=Path, nargs="+", help="compact results JSONs, one per map")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON, not markdown")
+    ap.add_argument(
+        "--min-win-rate",
+        type=float,
+        default=1.0,
+        help="cells where every learner wins less (points) compare returns instead (default: 1.0)",
+    )
     args = ap.parse_args(argv)
-    summary = summarise([json.loads(f.read_text()) for f in args.files])
+    summary = summarise([json.loads(f.read_text()) for f in args.files], args.min_win_rate)
     print(json.dumps(summary, indent=2) if args.json else markdown(summary))
     return summary
 
