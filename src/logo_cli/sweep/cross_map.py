@@ -22,7 +22,8 @@ from pathlib import Path
 LEARNERS = ("logo-weight", "macql", "logo-cfcql", "cfcql", "bc")
 # (with, without): the difference `with` − `without` per seed
 PAIRS = {"logo_vs_macql": ("logo-weight", "macql"), "logo_vs_cfcql": ("logo-cfcql", "cfcql")}
-CFCQL_VS_MACQL = ("cfcql", "macql")
+# every per-cell difference: LOGO's two pairs, then the backbones against each other
+DIFFS = {**PAIRS, "cfcql_vs_macql": ("cfcql", "macql")}
 
 
 def seed_rates(results: dict, quality: str, method: str, key: str = "win_rate") -> dict[str, float]:
@@ -40,6 +41,16 @@ def paired_mean(results: dict, quality: str, a: str, b: str, key: str = "win_rat
     return scale * statistics.fmean(ra[s] - rb[s] for s in ra)
 
 
+def learner_means(results: dict, quality: str, key: str) -> dict[str, float]:
+    """Each learner's mean over its seeds (win rate in points, or return)."""
+    scale = 100.0 if key == "win_rate" else 1.0
+    return {
+        m: scale * statistics.fmean(per_seed.values())
+        for m in LEARNERS
+        if (per_seed := seed_rates(results, quality, m, key))
+    }
+
+
 def summarise(files: list[dict], min_win_rate: float = 1.0) -> dict:
     """Rows per map x quality and the totals the map set is judged on. A cell where every learner's
     mean win rate is below `min_win_rate` points is compared on the mean return instead."""
@@ -47,25 +58,16 @@ def summarise(files: list[dict], min_win_rate: float = 1.0) -> dict:
     for doc in files:
         results = doc["results"]
         for quality in results:
-            means = {
-                m: 100.0 * statistics.fmean(rates.values())
-                for m in LEARNERS
-                if (rates := seed_rates(results, quality, m))
-            }
-            pairs = {**PAIRS, "cfcql_vs_macql": CFCQL_VS_MACQL}
+            means = learner_means(results, quality, "win_rate")
+            returns = learner_means(results, quality, "return_mean")
             # Where (almost) nothing is won a win-rate tie, or one lucky episode, says nothing: such
             # cells are compared on the mean return instead, and kept out of the win-rate totals.
             won = any(v >= min_win_rate for v in means.values())
             key = "win_rate" if won else "return_mean"
-            diffs = {k: paired_mean(results, quality, *pair, key=key) for k, pair in pairs.items()}
-            returns = {
-                m: statistics.fmean(r.values())
-                for m in LEARNERS
-                if (r := seed_rates(results, quality, m, "return_mean"))
-            }
+            diffs = {k: paired_mean(results, quality, *pair, key=key) for k, pair in DIFFS.items()}
             rows.append(
                 {"env": doc["env"], "quality": quality, "means": means, "return_means": returns}
-                | {"won": won, "diffs": diffs}
+                | {"won": won, "headline": means if won else returns, "diffs": diffs}
             )
     won_rows = [r for r in rows if r["won"]]
     gains = [r["diffs"][k] for r in won_rows for k in PAIRS if r["diffs"][k] is not None]
@@ -74,9 +76,9 @@ def summarise(files: list[dict], min_win_rate: float = 1.0) -> dict:
     below_bc = [  # on the cell's own headline: win rate, or return where nothing is won
         f"{r['env']} {m}"
         for r in rows
-        if r["quality"] == "medium_replay" and "bc" in r["means"]
-        for m, v in (r["means"] if r["won"] else r["return_means"]).items()
-        if m != "bc" and v < (r["means"] if r["won"] else r["return_means"])["bc"]
+        if r["quality"] == "medium_replay" and "bc" in r["headline"]
+        for m, v in r["headline"].items()
+        if m != "bc" and v < r["headline"]["bc"]
     ]
     replay_learners = sum(
         len([m for m in r["means"] if m != "bc"])
