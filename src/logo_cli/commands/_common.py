@@ -260,7 +260,7 @@ def open_workspace(root):
 # validating the value themselves, so a wrong one gets the usual one-line error.
 CHOICES: dict[str, tuple[str, ...]] = {
     "quality": ("expert", "medium", "medium_replay", "mixed", "random"),
-    "world_model": ("logo", "global", "ensemble"),
+    "world_model": ("logo", "global", "ensemble", "oracle"),
     "termination": ("sample", "threshold"),
     "algo": ("macql", "cfcql", "bc", "td3bc"),
     "mode": ("weight", "penalty", "uniform", "real-only"),

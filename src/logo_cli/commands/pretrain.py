@@ -41,7 +41,8 @@ def command(
         "--kind",
         "--model",
         metavar=one_of("world_model"),
-        help="World model kind: logo (local-to-global), global (one MLP) or ensemble (7 MLPs). "
+        help="World model kind: logo (local-to-global), global (one MLP), ensemble (7 MLPs) or oracle "
+        "(the real simulator, SMAX only: nothing trained, zero uncertainty). "
         "--model is its older name (everywhere else --model names a pretrain run).",
     ),
     out_dir: Path | None = typer.Option(
@@ -113,7 +114,12 @@ def command(
     from logo_cli.stages.pretrain import PretrainConfig, run
     from logo_cli.workspace import pretrain_defaults, tracking
 
-    kinds: tuple[Literal["logo", "global", "ensemble"], ...] = ("logo", "global", "ensemble")
+    kinds: tuple[Literal["logo", "global", "ensemble", "oracle"], ...] = (
+        "logo",
+        "global",
+        "ensemble",
+        "oracle",
+    )
     if model not in kinds:
         raise LogoError(f"--kind {model}: expected one of {', '.join(kinds)}")
     ws, defaults = open_workspace(workspace)
@@ -163,6 +169,11 @@ def command(
     from rich.table import Table
 
     table = Table(title=f"pretrain {result.kind} -> {result.out}", show_header=False)
+    if result.kind == "oracle":
+        for k, v in _oracle_rows(m):
+            table.add_row(k, v)
+        out.print(table)
+        return
     rows = [
         ("parameters", f"{m['parameters']:,}"),
         (
@@ -182,3 +193,16 @@ def command(
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+def _oracle_rows(m: dict) -> list[tuple[str, str]]:
+    """The oracle's fidelity check: its one-step error against the data, beside the simulator's own
+    spread between two draws (normalised units)."""
+    return [
+        ("rows checked", f"{m['check_rows']:,}"),
+        ("next-state RMSE vs data / vs itself", f"{m['state_rmse']:.4g} / {m['state_rmse_self']:.4g}"),
+        ("next-obs RMSE vs data / vs itself", f"{m['obs_rmse']:.4g} / {m['obs_rmse_self']:.4g}"),
+        ("avail mismatch vs data / vs itself", f"{m['avail_mismatch']:.4g} / {m['avail_mismatch_self']:.4g}"),
+        ("reward MAE", f"{m['reward_mae']:.4g}"),
+        ("termination agreement", f"{m['terminated_agreement']:.4f}"),
+    ]

@@ -1,7 +1,7 @@
 """Build a world model by kind, and turn it into / back from a weights-only checkpoint payload.
 
 Payload format (plain data for `torch.load(weights_only=True)`):
-  {"format": "logo-world-model", "version": 1, "kind": "logo"|"global"|"ensemble",
+  {"format": "logo-world-model", "version": 1, "kind": "logo"|"global"|"ensemble"|"oracle",
    "dims": Dims.to_dict(), "hparams": {...}, "state_dict": {...}  (normaliser stats included as buffers),
    "normalizer": {name: {"mean": [...], "std": [...]}}  (a readable copy), "meta": {...}}
 """
@@ -20,16 +20,18 @@ from logo_cli.models.ensemble_model import EnsembleModel
 from logo_cli.models.global_model import DirectModel
 from logo_cli.models.layers import param_count
 from logo_cli.models.logo_model import LogoWorldModel
+from logo_cli.models.oracle_model import OracleModel
 from logo_cli.models.wm_base import Prediction, WorldModelBase
 
 WORLD_MODEL_FORMAT = "logo-world-model"
 _BOUNDS = {"state_lo", "state_hi", "obs_lo", "obs_hi"}
 WORLD_MODEL_VERSION = 1  # the checkpoint format version (also written as "format_version")
-Kind = Literal["logo", "global", "ensemble"]
+Kind = Literal["logo", "global", "ensemble", "oracle"]
 KINDS: dict[str, type[WorldModelBase]] = {
     "logo": LogoWorldModel,
     "global": DirectModel,
     "ensemble": EnsembleModel,
+    "oracle": OracleModel,  # the real simulator (SMAX), no weights
 }
 
 __all__ = [

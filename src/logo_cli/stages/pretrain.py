@@ -1,4 +1,5 @@
-"""Pretrain: fit a world model (LOGO, global or ensemble) to an offline dataset.
+"""Pretrain: fit a world model (LOGO, global or ensemble) to an offline dataset (or, with the
+`oracle` kind, record the real simulator as one: stages/pretrain_oracle.py).
 
 Episode-wise held-out split, Adam on minibatches drawn with replacement, an evaluation every epoch
 (ceil(train transitions / batch size) steps) with early stopping on the held-out loss, and the whole
@@ -59,7 +60,7 @@ Progress = Callable[[int, int, dict], None]
 class PretrainConfig:
     data: Path  # offline dataset (.h5 file or folder of part_*.h5)
     out: Path  # run directory (checkpoint.pt while training; model.pt + manifest.json when done)
-    model: str = "logo"  # world model kind: logo, global or ensemble
+    model: str = "logo"  # world model kind: logo, global, ensemble or oracle (the simulator)
     holdout: float = 0.1  # fraction of episodes held out for early stopping and metrics
     batch_size: int = 256  # transitions per Adam step
     lr: float = 1e-3  # Adam learning rate
@@ -121,8 +122,8 @@ def _check(cfg: PretrainConfig) -> None:
         ("--members", cfg.members, MAX_MEMBERS),
     ):
         integer(option, value, hi=top)  # before anything is allocated  # fmt: skip
-    if cfg.model not in ("logo", "global", "ensemble"):
-        raise LogoError(f"--kind {cfg.model}: expected logo, global or ensemble")
+    if cfg.model not in ("logo", "global", "ensemble", "oracle"):
+        raise LogoError(f"--kind {cfg.model}: expected logo, global, ensemble or oracle")
     if cfg.local_action not in (None, "joint", "own"):
         raise LogoError(f"--local-action {cfg.local_action}: expected joint or own")
     if not 0.0 <= cfg.holdout < 1.0:
@@ -222,6 +223,10 @@ def run(cfg: PretrainConfig, progress: Progress | None = None) -> PretrainResult
     if not cfg.data.exists():
         raise LogoError(f"--data {cfg.data}: no such file or folder")
     with exclusive(cfg.out):
+        if cfg.model == "oracle":
+            from logo_cli.stages.pretrain_oracle import run_oracle
+
+            return run_oracle(cfg)
         return _run(cfg, progress)
 
 

@@ -84,7 +84,9 @@ def generate_rollouts(
         raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
     n_starts = len(starts)
     gen = None
-    if sample:
+    # A model that is random in itself (the simulator as an oracle) draws from the rollout's seed
+    # even when not sampling, so a seeded rollout is repeatable.
+    if sample or getattr(model, "stochastic", False):
         gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
 
     def take(lo: int, hi: int) -> dict[str, np.ndarray]:

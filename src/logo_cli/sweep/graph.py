@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logo_cli.sweep.grid import METHODS, Grid, method_options
+from logo_cli.sweep.grid import Grid, method_options
 
 STAGES = ("dataset", "pretrain", "train-policy", "evaluate")
 # The artifact each stage's task writes inside ROOT/<stage>/<key>/.
@@ -81,7 +81,7 @@ def _expand_env(grid: Grid, env: str) -> list[Task]:
         tasks.append(t)
 
     models: dict[tuple[str, str, int], Task] = {}
-    kinds = list(dict.fromkeys(k for m in grid.methods if (k := METHODS[m][0]) is not None))
+    kinds = list(dict.fromkeys(k for m in grid.methods if (k := grid.recipe(m)[0]) is not None))
     for seed in grid.seeds:
         for q in grid.qualities:
             place = grid.place(env, q)
@@ -98,7 +98,7 @@ def _expand_env(grid: Grid, env: str) -> list[Task]:
         for q in grid.qualities:
             place = grid.place(env, q)
             for m in grid.methods:
-                kind, method_words = METHODS[m]
+                kind, method_words = grid.recipe(m)
                 deps = [data[q].key]
                 if kind is not None:
                     deps.append(models[(q, kind, seed)].key)

@@ -15,6 +15,9 @@
     [train-policy.logo-penalty]       # options for one method only
     penalty-lambda = 1.0
     [report]                          # where `--report` writes (markdown, figure, results-json, tag)
+    [variants."oracle-weight-share0.1"]  # a method of the grid's own: a known method plus
+    base = "oracle-weight"               # train-policy options (they win over the tables above)
+    synthetic-ratio = 0.1
 
 Relative paths (dataset files, path options, report files) are read from the grid file's folder.
 Every mistake is one LogoError naming the file, the table and the key.
@@ -51,6 +54,8 @@ METHODS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "logo-td3bc": ("logo", ("--algo", "td3bc", "--mode", "weight")),
     "logo-td3bc-penalty": ("logo", ("--algo", "td3bc", "--mode", "penalty")),
     "logo-td3bc-uniform": ("logo", ("--algo", "td3bc", "--mode", "uniform")),
+    # the real simulator as the world model (SMAX): the ceiling of model-based synthetic data
+    "oracle-weight": ("oracle", ("--algo", "macql", "--mode", "weight")),
 }
 COLLECTED = ("expert", "medium", "medium_replay", "mixed", "random")  # qualities `logo collect` makes
 
@@ -80,7 +85,7 @@ MODEL_ONLY = {
     "refresh-every", "horizon", "rollout-starts", "rollout-epsilon", "bc-steps", "termination",
     "allow-incomplete",
 }  # fmt: skip
-TOP_KEYS = {"env", "qualities", "methods", "seeds", "eval-seed", "datasets", "report", *STAGES}
+TOP_KEYS = {"env", "qualities", "methods", "seeds", "eval-seed", "datasets", "report", "variants", *STAGES}
 REPORT_KEYS = {"markdown", "figure", "results-json", "tag"}
 
 
@@ -97,6 +102,11 @@ class Grid:
     method_options: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # method's own table
     report: dict[str, object] = field(default_factory=dict)
     tables: dict[str, dict] = field(default_factory=dict)  # the stage tables as written, for records
+    variants: dict[str, str] = field(default_factory=dict)  # the grid's own method -> its known base
+
+    def recipe(self, method: str) -> tuple[str | None, tuple[str, ...]]:
+        """(world model kind or None, train-policy words) of a known method or a variant's base."""
+        return METHODS[self.variants.get(method, method)]
 
     def place(self, env: str, quality: str) -> str:
         """How tables and labels name a dataset: its quality, prefixed by its map when there are several."""
@@ -128,9 +138,21 @@ def load(path: Path) -> Grid:
         raise fail("env: a map is listed twice")
     qualities = _strings(doc, "qualities", fail)
     methods = _strings(doc, "methods", fail)
+    variant_tables = doc.get("variants", {})
+    if not isinstance(variant_tables, dict) or not all(isinstance(v, dict) for v in variant_tables.values()):
+        raise fail('[variants]: expected one table per method, [variants."name"] with base = "<method>"')
+    variants: dict[str, str] = {}
+    for name, table in variant_tables.items():
+        if name in METHODS:
+            raise fail(f'[variants."{name}"]: a known method already has this name')
+        if table.get("base") not in METHODS:
+            raise fail(
+                f'[variants."{name}"] base = {table.get("base")!r}: expected one of {", ".join(METHODS)}'
+            )
+        variants[name] = table["base"]
     for m in methods:
-        if m not in METHODS:
-            raise fail(f"unknown method '{m}' (known: {', '.join(METHODS)})")
+        if m not in METHODS and m not in variants:
+            raise fail(f"unknown method '{m}' (known: {', '.join(METHODS)}, or a [variants] table)")
     seeds = doc.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
         raise fail(f"seeds = {seeds!r}: expected a list of integers")
@@ -175,11 +197,16 @@ def load(path: Path) -> Grid:
             raise fail(f"[{table}]: expected a table of options")
         if table == "train-policy":
             for m in [k for k, v in raw.items() if isinstance(v, dict)]:
-                if m not in METHODS:
+                if m not in METHODS and m not in variants:
                     raise fail(f"[train-policy.{m}]: unknown method (known: {', '.join(METHODS)})")
                 where_m = f"{where} [train-policy.{m}]"
                 method_options[m] = command_options(command, raw.pop(m), RESERVED[table], base, where_m)
         options[table] = command_options(command, raw, RESERVED[table], base, f"{where} [{table}]")
+    for name, table in variant_tables.items():
+        own = {k: v for k, v in table.items() if k != "base"}
+        where_v = f'{where} [variants."{name}"]'
+        opts = command_options("train-policy", own, RESERVED["train-policy"], base, where_v)
+        method_options[name] = {**method_options.get(name, {}), **opts}
 
     report = dict(doc.get("report", {}))
     unknown = sorted(set(report) - REPORT_KEYS)
@@ -190,8 +217,9 @@ def load(path: Path) -> Grid:
             report[key] = (base / str(report[key])).resolve()
     tables = {t: doc[t] for t in STAGES if t in doc}
     return Grid(
-        path, envs, qualities, methods, seeds, eval_seed, datasets, options, method_options, report, tables
-    )
+        path, envs, qualities, methods, seeds, eval_seed, datasets, options, method_options, report, tables,
+        variants,
+    )  # fmt: skip
 
 
 def _strings(doc: dict, key: str, fail) -> list[str]:
@@ -207,6 +235,6 @@ def method_options(grid: Grid, method: str) -> dict[str, list[str]]:
     """The train-policy options of one method: the table's (without the world-model options for the
     real-data-only methods) and then the method's own table."""
     opts = dict(grid.options["train-policy"])
-    if METHODS[method][0] is None:
+    if grid.recipe(method)[0] is None:
         opts = {k: v for k, v in opts.items() if k not in MODEL_ONLY}
     return {**opts, **grid.method_options.get(method, {})}
