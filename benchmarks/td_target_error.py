@@ -10,7 +10,12 @@ Swapping one predicted component at a time into the real target (reward, termina
 observations, next state, next available actions) says which error matters.
 
     python benchmarks/td_target_error.py --data D.h5 --policy runs/policy/P \
-        --model runs/pretrain/W_logo --model runs/pretrain/W_global [--rows 4000]
+        --model runs/pretrain/W_logo --model runs/pretrain/W_global [--rows 4000] \
+        [--corrupt obs_noise=0.5,avail_flip=0.05 ...]
+
+Each --corrupt adds, for every model, a row for that model with those corruption levels
+(models/corruption.py; the names of `logo rollout`'s corruption options): with the oracle model
+(`logo pretrain --kind oracle`) this maps a corruption level to the target error it causes.
 
 Prints a table and writes benchmarks/results/td_target_error.json (with the commit).
 """
@@ -30,9 +35,10 @@ import torch
 from logo_cli.artifacts import load_checkpoint
 from logo_cli.data.h5 import open_dataset
 from logo_cli.models.agent_net import masked_greedy
+from logo_cli.models.corruption import Corruption
 from logo_cli.models.mixer import QMixer
 from logo_cli.policies.torch_policy import policy_from_payload
-from logo_cli.stages.rollout import load_model_run
+from logo_cli.stages.rollout import corrupted, load_model_run
 
 ROOT = Path(__file__).resolve().parent.parent
 GAMMA = 0.99
@@ -101,6 +107,15 @@ def target_errors(
     }, y_real
 
 
+def parse_levels(text: str) -> Corruption:
+    """'obs_noise=0.5,avail_flip=0.05' -> Corruption."""
+    try:
+        pairs = dict(part.split("=", 1) for part in text.split(",") if part)
+        return Corruption(**{k.strip(): float(v) for k, v in pairs.items()})
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected name=value,... ({e})") from None
+
+
 def commit() -> str:
     try:
         out = subprocess.run(
@@ -121,6 +136,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4000, help="dataset transitions drawn (default 4000)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the row draw and termination draws")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/td_target_error.json")
+    ap.add_argument(
+        "--corrupt", action="append", default=[], type=parse_levels,
+        help="corruption levels name=value,... (repeatable): one more row per model",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -151,9 +170,16 @@ def main() -> None:
     results, y_real = {}, None
     for run_dir in args.model:
         run = load_model_run(run_dir, "cpu")
-        t0 = time.perf_counter()
-        errors, y_real = target_errors(q, run.model, rows, reward_range, args.seed)
-        results[run_dir.name] = {"kind": run.kind, **errors, "seconds": round(time.perf_counter() - t0, 2)}
+        for levels in [Corruption(), *args.corrupt]:
+            model = corrupted(run.model, levels, tr)
+            torch.manual_seed(args.seed)  # the simulator's and the corruption's draws
+            t0 = time.perf_counter()
+            errors, y_real = target_errors(q, model, rows, reward_range, args.seed)
+            tag = ",".join(f"{k}={v:g}" for k, v in levels.to_dict().items() if v)
+            results[run_dir.name + (f"+{tag}" if tag else "")] = {
+                "kind": run.kind, "corruption": levels.to_dict(), **errors,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }  # fmt: skip
     # The learner's own TD residual on the same rows: a model's target error is noise of this size
     # added on top of what the Q function has not fitted yet.
     residual = difference(q.value(rows["obs"], rows["state"], rows["actions"]), y_real)
@@ -179,7 +205,7 @@ def main() -> None:
         f"({len(idx)} rows); the policy's own TD residual: bias {residual['bias']:+.3f},",
         f"rmse {residual['rmse']:.3f}",
     )
-    parts = [k for k in next(iter(results.values())) if k not in ("kind", "seconds")]
+    parts = [k for k in next(iter(results.values())) if k not in ("kind", "corruption", "seconds")]
     print("model | " + " | ".join(f"{p} (bias / rmse)" for p in parts))
     for name, res in results.items():
         print(f"{name} | " + " | ".join(f"{res[p]['bias']:+.3f} / {res[p]['rmse']:.3f}" for p in parts))

@@ -27,6 +27,14 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def jax_compile_cache(tmp_path_factory):
+    """The oracle model's compiled steps are cached in a throwaway folder, not the user's home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOGO_JAX_CACHE", str(tmp_path_factory.mktemp("jax-cache")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def session_workspace(tmp_path_factory):
     """Commands run by module fixtures record into a throwaway workspace, never ./runs."""
     old = os.environ.get("LOGO_WORKSPACE")

@@ -270,3 +270,36 @@ def test_num_cpus_with_an_address_is_refused(tmp_path):
         app, ["sweep", str(write(tmp_path, BASE)), "--address", "auto", "--num-cpus", "2"]
     )
     assert result.exit_code == 2 and "--num-cpus sizes a local Ray" in result.output
+
+
+def test_a_variant_is_a_known_method_with_its_own_train_policy_options():
+    old = 'methods = ["logo-weight", "global-weight", "bc"]'
+    text = BASE.replace(old, 'methods = ["oracle-weight", "oracle-share", "macql"]')
+    text += '\n[variants."oracle-share"]\nbase = "oracle-weight"\nsynthetic-ratio = 0.1\nobs-noise = 0.5\n'
+    tasks = graph.expand(grid_module.load(write_tmp(text)))
+    by_key = {t.key: t for t in tasks}
+    policies = {t.meta["method"]: t for t in tasks if t.stage == "train-policy" and t.label.endswith("s0")}
+    share = list(policies["oracle-share"].options)
+    assert share[share.index("--synthetic-ratio") + 1] == "0.1" and "--obs-noise" in share
+    assert "--synthetic-ratio" not in policies["oracle-weight"].options
+    # both oracle methods share the one oracle run of their quality and seed
+    models = {
+        d
+        for m in ("oracle-weight", "oracle-share")
+        for d in policies[m].deps
+        if by_key[d].stage == "pretrain"
+    }
+    assert len(models) == 1 and "oracle" in by_key[models.pop()].label
+    assert policies["oracle-share"].key != policies["oracle-weight"].key
+
+
+@pytest.mark.parametrize(
+    "table, needle",
+    [
+        ('[variants."x"]\nbase = "dqn"\n', "base = 'dqn'"),
+        ('[variants."macql"]\nbase = "bc"\n', "a known method already has this name"),
+        ('[variants."x"]\nbase = "bc"\nstepz = 3\n', "unknown key 'stepz'"),
+    ],
+)
+def test_a_bad_variant_is_one_error_line(tmp_path, table, needle):
+    assert needle in one_line_error(tmp_path, BASE + "\n" + table)

@@ -18,6 +18,7 @@ from logo_cli.commands._common import (
     user_errors,
     workspace_option,
 )
+from logo_cli.commands._corruption import corruption_levels, corruption_option, corruption_text
 from logo_cli.errors import LogoError
 
 DEFAULT_N_STARTS = 10_000
@@ -93,6 +94,11 @@ def command(
         help="Replace an existing buffer at --out (the old one stays until the new one is complete). "
         "Without it, an interrupted buffer made with the same options is continued.",
     ),
+    obs_noise: float = corruption_option("obs_noise"),
+    state_noise: float = corruption_option("state_noise"),
+    avail_flip: float = corruption_option("avail_flip"),
+    switch_flip: float = corruption_option("switch_flip"),
+    reward_noise: float = corruption_option("reward_noise"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     config: Path | None = config_option(),
 ) -> None:
@@ -113,10 +119,14 @@ def command(
         n_starts = DEFAULT_N_STARTS
     if termination not in TERMINATION:  # the stage checks it too, but bad input goes before the defaults
         raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
+    levels = dict(obs_noise=obs_noise, state_noise=state_noise, avail_flip=avail_flip,
+                  switch_flip=switch_flip, reward_noise=reward_noise)  # fmt: skip
+    corruption = corruption_levels(**levels)
     ws, defaults = open_workspace(workspace)
     model, data = rollout_defaults(ws, defaults, model, data)
     if out_path is None:
-        out_path = ws.out("rollout", f"{model.name}-h{horizon}-s{seed}.zarr")
+        tag = "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v:g}" for k, v in levels.items() if v > 0)
+        out_path = ws.out("rollout", f"{model.name}{tag}-h{horizon}-s{seed}.zarr")
     cfg = RolloutConfig(
         model=model,
         data=data,
@@ -135,6 +145,7 @@ def command(
         clip_reward=clip_reward,
         chunk_rows=chunk_rows,
         overwrite=overwrite,
+        **corruption.to_dict(),
     )
     with tracking(ws, "rollout", cfg.out, defaults), progress_bar() as bar:
         tasks: dict[str, int] = {}
@@ -185,6 +196,7 @@ def command(
         ("branches", f"{result.n_branches:,} (mean length {s['branch_length']['mean']:.2f})"),
         ("throughput", f"{result.transitions_per_s:,.0f} transitions/s ({result.seconds:.1f} s)"),
         ("model / policy", f"{result.attrs['model_kind']} / {result.attrs['policy']['kind']}"),
+        *([("corruption", corruption_text(result.attrs["corruption"]))] if corruption.active else []),
         ("uncertainty p5/p50/p95", f"{u['p5']:.4g} / {u['p50']:.4g} / {u['p95']:.4g}"),
         ("reward mean (sd)", f"{r['mean']:.4g} ({r['sd']:.4g})"),
         ("branch return mean (sd)", f"{br['mean']:.4g} ({br['sd']:.4g})"),

@@ -19,6 +19,7 @@ from logo_cli.commands._common import (
     user_errors,
     workspace_option,
 )
+from logo_cli.commands._corruption import corruption_option
 from logo_cli.errors import LogoError
 from logo_cli.tracking import LOGGER_HELP
 
@@ -256,6 +257,11 @@ def command(
         help="With --model: branch ends drawn from the predicted termination probability ('sample') or "
         "when it exceeds 0.5 ('threshold').",
     ),
+    obs_noise: float = corruption_option("obs_noise"),
+    state_noise: float = corruption_option("state_noise"),
+    avail_flip: float = corruption_option("avail_flip"),
+    switch_flip: float = corruption_option("switch_flip"),
+    reward_noise: float = corruption_option("reward_noise"),
     log_every: int = typer.Option(100, "--log-every", help="Steps between metrics.jsonl lines."),
     checkpoint_every: int = typer.Option(
         1000, "--checkpoint-every", help="Steps between resumable checkpoints."
@@ -327,6 +333,8 @@ def command(
         log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=resolve_device(device),
         resume=resume, overwrite=overwrite, allow_incomplete=allow_incomplete, logger=logger,
         agent=agent, td_lambda=td_lambda, seq_batch=seq_batch, rnn_hidden=rnn_hidden, burn_in=burn_in,
+        obs_noise=obs_noise, state_noise=state_noise, avail_flip=avail_flip, switch_flip=switch_flip,
+        reward_noise=reward_noise,
     )  # fmt: skip
     inputs = {
         "data": data,

@@ -22,6 +22,7 @@ _PROVENANCE = (
     "horizon",
     "seed",
     "sample",
+    "corruption",
     "source_data",
     "data_matches_pretrain",
     "inputs",

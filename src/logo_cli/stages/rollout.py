@@ -175,6 +175,19 @@ class RolloutConfig:
     clip_reward: bool = True  # clip predicted rewards to the dataset's reward range
     chunk_rows: int = 8192  # zarr chunk length (rows) and the writer's memory bound
     overwrite: bool = False  # replace an existing buffer at `out`
+    # corruption of the model's predictions (models/corruption.py); all 0: none
+    obs_noise: float = 0.0
+    state_noise: float = 0.0
+    avail_flip: float = 0.0
+    switch_flip: float = 0.0
+    reward_noise: float = 0.0
+
+    @property
+    def corruption(self):
+        from logo_cli.models.corruption import Corruption
+
+        return Corruption(self.obs_noise, self.state_noise, self.avail_flip, self.switch_flip,
+                          self.reward_noise)  # fmt: skip
 
 
 @dataclass
@@ -213,6 +226,16 @@ def load_model_run(run_dir: str | Path, device: str) -> ModelRun:
     payload = load_checkpoint(path, device)
     model = world_model_from_checkpoint(payload, str(path)).to(device).eval()
     return ModelRun(model, manifest, payload, path, file_hash(path), str(model.kind), run_dir.name)
+
+
+def corrupted(model, corruption, data: Transitions):
+    """`model`, or `model` wrapped to corrupt its predictions when any corruption level is set (the
+    switching groups and their present means are found from the dataset's observations)."""
+    if not corruption.active:
+        return model
+    from logo_cli.models.corruption import CorruptedModel
+
+    return CorruptedModel(model, corruption, data.obs)
 
 
 def start_rows(data: Transitions, idx: np.ndarray | slice) -> Transitions:
@@ -286,6 +309,7 @@ def _policy(cfg: RolloutConfig, data: Transitions, progress: Progress | None) ->
 
 def _check_config(cfg: RolloutConfig) -> None:
     """Every option, before anything slow (behaviour cloning, loading) starts."""
+    cfg.corruption  # noqa: B018 - validates the corruption levels
     if (cfg.n_starts is None) == (cfg.transitions is None):
         raise LogoError("--n-starts / --transitions: give exactly one")
     if (cfg.n_starts or cfg.transitions or 0) < 1:
@@ -325,6 +349,7 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
         mr.model.dims.check_same(ds.dims, f"{cfg.data} vs model {cfg.model}")
         data = ds.transitions()
     dims = data.dims
+    model = corrupted(mr.model, cfg.corruption, data)
     if len(data) == 0:
         raise LogoError(f"{cfg.data}: no transitions to start rollouts from")
     if cfg.termination not in TERMINATION:
@@ -345,6 +370,7 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
         "seed": cfg.seed,
         "sample": cfg.sample,
         "termination": cfg.termination,
+        "corruption": cfg.corruption.to_dict(),
         "reward_range": None if reward_range is None else list(reward_range),
         "source_data": {"path": str(cfg.data), "hash": data_hash},
         "data_matches_pretrain": data_hash == pretrain_hash,
@@ -367,7 +393,7 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
         for idx in _start_blocks(rng, len(data), cfg.n_starts, block):
             starts = start_rows(data, idx)
             stream = generate_rollouts(
-                mr.model, policy, starts, cfg.horizon, cfg.batch_size, rng, cfg.device,
+                model, policy, starts, cfg.horizon, cfg.batch_size, rng, cfg.device,
                 sample=cfg.sample, branch_offset=branch_offset, termination=cfg.termination,
                 reward_range=reward_range,
             )  # fmt: skip

@@ -154,6 +154,19 @@ class TrainPolicyConfig:
     seq_batch: int = 32
     rnn_hidden: int = 64
     burn_in: int = 20
+    # With --model: corruption of the model's predictions (models/corruption.py); all 0: none.
+    obs_noise: float = 0.0
+    state_noise: float = 0.0
+    avail_flip: float = 0.0
+    switch_flip: float = 0.0
+    reward_noise: float = 0.0
+
+    @property
+    def corruption(self):
+        from logo_cli.models.corruption import Corruption
+
+        return Corruption(self.obs_noise, self.state_noise, self.avail_flip, self.switch_flip,
+                          self.reward_noise)  # fmt: skip
 
 
 def partial_dir(out: Path) -> Path:
@@ -176,6 +189,8 @@ def _check_config(cfg: TrainPolicyConfig) -> None:
             raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
     if cfg.model is not None and (cfg.horizon < 1 or cfg.rollout_starts < 1):
         raise LogoError("--horizon / rollout starts: must be at least 1")
+    if cfg.corruption.active and cfg.model is None:
+        raise LogoError("--obs-noise and the other corruption levels: only with --model")
     _check_numbers(cfg)
     from logo_cli.stages.train_recurrent import check_recurrent_config
 
@@ -628,10 +643,14 @@ def _synthetic(t: _Trainer, state: dict | None) -> tuple[tuple | None, dict]:
         info = {"kind": "buffer", "path": str(cfg.synthetic), "complete": buf.complete, "rows": buf.n}
         return syn, info
     assert cfg.model is not None
+    from logo_cli.stages.rollout import corrupted
+
     mr = load_model_run(cfg.model, cfg.device)
     t.dims.check_same(mr.model.dims, f"model {cfg.model} vs {cfg.data}")
-    t.model = mr.model
+    t.model = corrupted(mr.model, cfg.corruption, t.real)
     info = {"kind": "model", "run": str(cfg.model), "model_kind": mr.kind, "hash": mr.hash}
+    if cfg.corruption.active:
+        info["corruption"] = cfg.corruption.to_dict()
     if state is None:
         syn = t.rollouts(t.first_rollout_policy())
     else:  # rebuild the buffer in use at the checkpoint: same policy, same RNG state

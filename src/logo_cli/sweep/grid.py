@@ -83,7 +83,7 @@ RESERVED = {
 MODEL_ONLY = {
     "synthetic-ratio", "c", "temperature", "target-ess", "weight-by", "penalty-lambda", "cql-synthetic",
     "refresh-every", "horizon", "rollout-starts", "rollout-epsilon", "bc-steps", "termination",
-    "allow-incomplete",
+    "allow-incomplete", "obs-noise", "state-noise", "avail-flip", "switch-flip", "reward-noise",
 }  # fmt: skip
 TOP_KEYS = {"env", "qualities", "methods", "seeds", "eval-seed", "datasets", "report", "variants", *STAGES}
 REPORT_KEYS = {"markdown", "figure", "results-json", "tag"}

@@ -1,0 +1,164 @@
+"""Controlled corruption of a world model's predictions: known errors of known size, to measure how
+much error synthetic data can carry before it stops helping a policy (the error budget).
+
+Each kind of error a learned model makes gets its own level:
+  obs_noise     Gaussian noise on the next observations, in standardised units (× the model's
+                per-feature observation std); only on features that are present (non-zero), so
+                noise never makes an absent unit appear: that is `switch_flip`'s job;
+  state_noise   the same for the next global state (× the state std);
+  avail_flip    each next available action (but the no-op, always available) flipped with this
+                probability;
+  switch_flip   each switching group of an agent's next observation (a block of features that are
+                zero together: another unit out of view or dead; see `switch_groups`) flipped with
+                this probability: present -> zeros (the unit leaves view or dies), absent -> the
+                group's mean when present in the data (the unit comes into view);
+  reward_noise  Gaussian noise on the reward, × the model's reward std.
+The corrupted prediction is what the rollout carries forward, so errors compound along a branch as a
+learned model's do. The noise is drawn from the rollout's generator: a seeded rollout is repeatable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from logo_cli.errors import LogoError
+from logo_cli.models.wm_base import Prediction
+
+
+@dataclass(frozen=True)
+class Corruption:
+    obs_noise: float = 0.0
+    state_noise: float = 0.0
+    avail_flip: float = 0.0
+    switch_flip: float = 0.0
+    reward_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not np.isfinite(v) or v < 0:
+                raise LogoError(f"--{f.name.replace('_', '-')} {v}: must be a finite number >= 0")
+        for name in ("avail_flip", "switch_flip"):
+            if getattr(self, name) > 1:
+                raise LogoError(f"--{name.replace('_', '-')} {getattr(self, name)}: a probability, at most 1")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f.name) > 0 for f in fields(self))
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def switch_groups(obs: np.ndarray, max_rows: int = 20_000) -> list[np.ndarray]:
+    """Groups of observation features that switch on and off together, found from data [..., O].
+
+    A group's core is a set of at least two features with the same zero pattern over the rows (a
+    unit's health, relative position and type bit: all zero exactly when it is out of view or dead),
+    zero in at least 1% and at most 99% of rows. Every other feature that is zero whenever a core is
+    (last move, last target, cooldown: zero at times while present too) joins the nearest such core;
+    features that join none (never zero, or switching alone) belong to no group. All-zero rows (dead
+    agents) are left out.
+    """
+    flat = np.asarray(obs).reshape(-1, obs.shape[-1])
+    flat = flat[(flat != 0).any(-1)]  # a dead agent's all-zero observation says nothing of groups
+    if len(flat) > max_rows:
+        flat = flat[np.linspace(0, len(flat) - 1, max_rows).astype(np.int64)]
+    if len(flat) == 0:
+        return []
+    zero = flat == 0
+    rate = zero.mean(0)
+    patterns: dict[bytes, list[int]] = {}
+    for j in np.flatnonzero(rate < 1.0):
+        patterns.setdefault(np.packbits(zero[:, j]).tobytes(), []).append(int(j))
+    # Rarest zeros first: a core is the set that is zero least often, and a pattern that is zero
+    # whenever a core is (a unit's last move: zero while it is absent, and when it stood still) joins
+    # the nearest such core instead of making a group of its own.
+    cores: list[list[int]] = []
+    groups: list[list[int]] = []
+    for members in sorted(patterns.values(), key=lambda m: rate[m[0]]):
+        hosts = [i for i, c in enumerate(cores) if not (zero[:, c[0]] & ~zero[:, members[0]]).any()]
+        if hosts:
+            best = min(hosts, key=lambda i: min(abs(j - k) for j in members for k in cores[i]))
+            groups[best].extend(members)
+        elif len(members) >= 2 and 0.01 <= rate[members[0]] <= 0.99:
+            cores.append(members)
+            groups.append(list(members))
+    return [np.array(sorted(g)) for g in sorted(groups, key=min)]
+
+
+def group_means(obs: np.ndarray, groups: list[np.ndarray]) -> list[np.ndarray]:
+    """Each group's mean feature values over the rows where it is present (its core non-zero)."""
+    flat = np.asarray(obs).reshape(-1, obs.shape[-1])
+    out = []
+    for g in groups:
+        present = flat[:, g].any(-1)
+        out.append(flat[present][:, g].mean(0) if present.any() else np.zeros(len(g)))
+    return out
+
+
+class CorruptedModel:
+    """A world model whose predictions are corrupted by `corruption`; everything else is the model's."""
+
+    stochastic = True  # draws noise: rollouts hand it their generator
+
+    def __init__(self, model, corruption: Corruption, obs_data: np.ndarray):
+        self.model = model
+        self.corruption = corruption
+        groups = switch_groups(obs_data) if corruption.switch_flip > 0 else []
+        self.groups = [torch.as_tensor(g) for g in groups]
+        self.means = [torch.as_tensor(m, dtype=torch.float32) for m in group_means(obs_data, groups)]
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def to(self, device):
+        self.model = self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, state, obs, actions, *, sample: bool = False, generator=None) -> Prediction:
+        pred = self.model.predict(state, obs, actions, sample=sample, generator=generator)
+        return corrupt(pred, self.corruption, self.model, self.groups, self.means, generator)
+
+
+def corrupt(pred: Prediction, c: Corruption, model, groups, means, generator) -> Prediction:
+    """`pred` with the errors of `c` added (see the module's docstring)."""
+
+    def normal(x: torch.Tensor) -> torch.Tensor:
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+    def uniform(shape, like: torch.Tensor) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, device=like.device)
+
+    next_obs, next_state = pred.next_obs.clone(), pred.next_state.clone()
+    if c.obs_noise > 0:
+        noise = normal(next_obs) * c.obs_noise * model.norm_obs.std.to(next_obs.device)
+        next_obs = torch.where(next_obs != 0, next_obs + noise, next_obs)
+    if c.state_noise > 0:
+        noise = normal(next_state) * c.state_noise * model.norm_state.std.to(next_state.device)
+        next_state = torch.where(next_state != 0, next_state + noise, next_state)
+    for g, mean in zip(groups, means, strict=True):
+        g = g.to(next_obs.device)
+        block = next_obs[..., g]
+        flip = uniform(block.shape[:-1], block) < c.switch_flip
+        present = (block != 0).any(-1)
+        appear = mean.to(block.device).expand_as(block)
+        flipped = torch.where(present[..., None], torch.zeros_like(block), appear)
+        next_obs[..., g] = torch.where(flip[..., None], flipped, block)
+    next_avail = pred.next_avail
+    if c.avail_flip > 0:
+        flip = uniform(next_avail.shape, next_avail) < c.avail_flip
+        flip[..., model.noop_action] = False
+        next_avail = next_avail ^ flip
+    reward = pred.reward
+    if c.reward_noise > 0:
+        reward = reward + normal(reward) * c.reward_noise * model.norm_reward.std.to(reward.device)
+    return replace(pred, next_obs=next_obs, next_state=next_state, next_avail=next_avail, reward=reward)
