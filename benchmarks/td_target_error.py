@@ -176,7 +176,9 @@ def main() -> None:
             t0 = time.perf_counter()
             errors, y_real = target_errors(q, model, rows, reward_range, args.seed)
             tag = ",".join(f"{k}={v:g}" for k, v in levels.to_dict().items() if v)
-            results[run_dir.name + (f"+{tag}" if tag else "")] = {
+            # sweep artifacts are all called "run": name them by their task key instead
+            name = f"{run.kind} {run_dir.parent.name if run_dir.name == 'run' else run_dir.name}"
+            results[name + (f"+{tag}" if tag else "")] = {
                 "kind": run.kind, "corruption": levels.to_dict(), **errors,
                 "seconds": round(time.perf_counter() - t0, 2),
             }  # fmt: skip

@@ -110,3 +110,16 @@ def test_corruption_is_repeatable_and_off_by_default():
 def test_bad_levels_are_refused_in_one_line(levels):
     with pytest.raises(LogoError, match="--"):
         Corruption(**levels)
+
+
+def test_no_noise_on_features_that_never_vary_and_values_stay_in_the_data_range():
+    obs = torch.as_tensor(unit_lists())
+    model = Fixed(obs)
+    model.state_lo, model.state_hi = torch.tensor([0.0, 1.0, 0.5]), torch.tensor([2.0, 1.0, 1.2])
+    clean = model.predict(None, None, None)
+    gen = torch.Generator().manual_seed(1)
+    out = corrupt(clean, Corruption(state_noise=3.0), model, [], [], gen)
+    assert torch.equal(out.next_state[:, 1], clean.next_state[:, 1])  # a constant (team/type) feature
+    assert bool((out.next_state[:, 0] != 1).any())  # a varying one gets noise
+    assert float(out.next_state[:, 0].min()) >= 0.0 and float(out.next_state[:, 0].max()) <= 2.0
+    assert float(out.next_state[:, 2].max()) <= float(model.state_hi[2])

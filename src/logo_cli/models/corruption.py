@@ -13,6 +13,8 @@ Each kind of error a learned model makes gets its own level:
                 this probability: present -> zeros (the unit leaves view or dies), absent -> the
                 group's mean when present in the data (the unit comes into view);
   reward_noise  Gaussian noise on the reward, × the model's reward std.
+Features that never vary in the data (team and type ids) get no noise, and the corrupted next state
+and observations are kept within the data's per-feature range, as a learned model's predictions are.
 The corrupted prediction is what the rollout carries forward, so errors compound along a branch as a
 learned model's do. The noise is drawn from the rollout's generator: a seeded rollout is repeatable.
 """
@@ -140,10 +142,10 @@ def corrupt(pred: Prediction, c: Corruption, model, groups, means, generator) ->
 
     next_obs, next_state = pred.next_obs.clone(), pred.next_state.clone()
     if c.obs_noise > 0:
-        noise = normal(next_obs) * c.obs_noise * model.norm_obs.std.to(next_obs.device)
+        noise = normal(next_obs) * c.obs_noise * _spread(model, "obs", next_obs.device)
         next_obs = torch.where(next_obs != 0, next_obs + noise, next_obs)
     if c.state_noise > 0:
-        noise = normal(next_state) * c.state_noise * model.norm_state.std.to(next_state.device)
+        noise = normal(next_state) * c.state_noise * _spread(model, "state", next_state.device)
         next_state = torch.where(next_state != 0, next_state + noise, next_state)
     for g, mean in zip(groups, means, strict=True):
         g = g.to(next_obs.device)
@@ -161,4 +163,24 @@ def corrupt(pred: Prediction, c: Corruption, model, groups, means, generator) ->
     reward = pred.reward
     if c.reward_noise > 0:
         reward = reward + normal(reward) * c.reward_noise * model.norm_reward.std.to(reward.device)
+    # Within the data's per-feature range, as a learned model's predictions are kept.
+    next_state = _within(next_state, model, "state")
+    next_obs = _within(next_obs, model, "obs")
     return replace(pred, next_obs=next_obs, next_state=next_state, next_avail=next_avail, reward=reward)
+
+
+def _spread(model, name: str, device) -> torch.Tensor:
+    """The data's per-feature standard deviation, 0 for a feature that never varies (a team or type
+    id): no model errs there, so no noise goes there either."""
+    std = getattr(model, f"norm_{name}").std.to(device)
+    lo, hi = getattr(model, f"{name}_lo", None), getattr(model, f"{name}_hi", None)
+    if lo is None or hi is None:
+        return std
+    return std * (hi.to(device) > lo.to(device))
+
+
+def _within(x: torch.Tensor, model, name: str) -> torch.Tensor:
+    lo, hi = getattr(model, f"{name}_lo", None), getattr(model, f"{name}_hi", None)
+    if lo is None or hi is None or not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):
+        return x
+    return torch.minimum(torch.maximum(x, lo.to(x.device)), hi.to(x.device))
