@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from logo_cli.algos.gaussian_bc import LOG_STD_MAX, LOG_STD_MIN, GaussianBCPolicy
 from logo_cli.algos.online_ppo import gae_arrays, ppo_epochs
 from logo_cli.data.transitions import Dims
 from logo_cli.envs.base import EnvObs, MultiAgentEnv
 from logo_cli.models.agent_net import AgentNet, mlp
+from logo_cli.policies.gaussian_policy import LOG_STD_MAX, LOG_STD_MIN, GaussianBCPolicy
 
 LOG_2PI = float(np.log(2 * np.pi))
 STD_FLOOR = 1e-2  # floor of the running observation / state standard deviation

@@ -41,13 +41,8 @@ import torch
 
 from logo_cli.algos.bc import bc_loss
 from logo_cli.algos.cfcql import CfcqlConfig, CfcqlNets, cfcql_update
-from logo_cli.algos.continuous_actor import (
-    DETERMINISTIC,
-    TANH_GAUSSIAN,
-    ContinuousActorPolicy,
-    OptimiserSet,
-)
-from logo_cli.algos.gaussian_bc import GaussianBCPolicy, gaussian_nll, obs_stats
+from logo_cli.algos.continuous_actor import OptimiserSet
+from logo_cli.algos.gaussian_bc import gaussian_nll, obs_stats
 from logo_cli.algos.macql import CqlSynthetic, MacqlConfig, MacqlNets, macql_update
 from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
 from logo_cli.algos.td3bc import Td3bcConfig, Td3bcNets, td3bc_update
@@ -55,6 +50,8 @@ from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode,
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
+from logo_cli.policies.actor_policy import DETERMINISTIC, TANH_GAUSSIAN, ContinuousActorPolicy
+from logo_cli.policies.gaussian_policy import GaussianBCPolicy
 from logo_cli.policies.torch_policy import (
     CONTINUOUS_MODE,
     CONTINUOUS_MODES,
