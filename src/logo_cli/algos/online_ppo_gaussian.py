@@ -4,7 +4,7 @@ of continuous ladders.
 The continuous counterpart of algos/online_ppo.py (same MAPPO form: one parameter-shared actor with a
 one-hot agent id, one centralised critic V(s) on the global state, one team advantage, per-agent
 ratios, time-outs bootstrapped from V(final state), GAE from online_ppo.gae_arrays). The actor is the
-network of a mode "gaussian" policy (policies/torch_policy.py, acting as algos/gaussian_bc.py's
+network of a mode "gaussian" policy (policies/torch_policy.py, acting as policies/gaussian_policy.py's
 GaussianBCPolicy does) and trains through that very policy object, so a snapshot saved with its
 observation statistics acts exactly as the trainer did at that point:
 - mean = tanh(first Ad outputs), log-std = the last Ad outputs clamped to [-5, 1];
