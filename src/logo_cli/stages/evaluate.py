@@ -225,13 +225,14 @@ def find_reference_returns(
 ) -> tuple[tuple[float, float], str] | None:
     """(random, expert) and where they came from, by the order in this module's docstring; `info`
     is resolve_policy's record of the policy."""
+    from logo_cli.artifact_kind import is_finished_run
     from logo_cli.artifacts import MANIFEST, read_manifest
     from logo_cli.data.layout import reference_returns
 
     if cfg.reference_returns is not None:
         return cfg.reference_returns, "--reference-returns"
     path = Path(cfg.policy)
-    if path.is_dir() and (path / MANIFEST).is_file():
+    if is_finished_run(path):
         attrs = read_manifest(path).get("dataset_attrs") or {}
         if not isinstance(attrs, dict) or attrs.get("env") != cfg.env:
             return None

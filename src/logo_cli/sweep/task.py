@@ -107,6 +107,7 @@ def _logged(path: Path) -> Iterator[None]:
 
 def _run_stage(spec: dict) -> tuple[int, str]:
     """(exit code, the error's line) of the stage's work."""
+    from logo_cli.artifact_kind import is_finished_run
     from logo_cli.errors import LogoError
 
     stage, inputs, out = spec["stage"], spec["inputs"], spec["artifact"]
@@ -117,7 +118,7 @@ def _run_stage(spec: dict) -> tuple[int, str]:
             print(f"error: {e}", flush=True)
             return 2, str(e)
         return 0, ""
-    if stage in ("pretrain", "train-policy") and (Path(out) / "manifest.json").is_file():
+    if stage in ("pretrain", "train-policy") and is_finished_run(Path(out)):
         # Finished before its task.json was written (the worker died in between): the run directory
         # refuses a second run, and its manifest, written last, says it is complete.
         print(f"{out}: finished run found, kept", flush=True)

@@ -5,12 +5,14 @@ command chose, added to an artifact afterwards."""
 from __future__ import annotations
 
 import calendar
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from logo_cli.artifact_kind import json_object, zarr_attributes
 from logo_cli.workspace.paths import MANIFEST
+
+READ_LIMIT = 64 << 20  # bytes: a larger JSON file is not an artifact's record
 
 # --- artifacts on disk ----------------------------------------------------------------------------
 
@@ -20,22 +22,14 @@ def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def read_json(path: Path, limit: int = 64 << 20) -> dict | None:
-    try:
-        if path.stat().st_size > limit:
-            return None
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+def read_json(path: Path, limit: int = READ_LIMIT) -> dict | None:
+    """A JSON object the workspace reads (manifests, evaluation results, the index), or None."""
+    return json_object(path, limit)
 
 
 def zarr_attrs(path: Path) -> dict | None:
-    meta = read_json(path / "zarr.json")
-    if meta is None:
-        return None
-    attrs = meta.get("attributes")
-    return attrs if isinstance(attrs, dict) else None
+    """A buffer's attributes, or None."""
+    return zarr_attributes(path, READ_LIMIT)
 
 
 def manifest_of(path: Path) -> dict | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from logo_cli.artifact_kind import is_finished_run
 from logo_cli.errors import LogoError
 from logo_cli.workspace.artifact_files import artifact_inputs, artifact_state, manifest_of
 from logo_cli.workspace.entry import Entry, resolve_recorded_input
@@ -216,7 +217,7 @@ def evaluate_defaults(ws: Workspace, d: Defaults, policy: str | None, env: str |
     if env is None:
         run = Path(policy)
         manifest = None
-        if run.is_dir() and (run / MANIFEST).is_file():
+        if is_finished_run(run):
             from logo_cli.artifacts import read_manifest
 
             manifest = read_manifest(run)  # a garbled manifest is one line here, before any default

@@ -26,7 +26,8 @@ schema.py: the format and the arrays; writer.py: SyntheticWriter; reader.py: ope
 SyntheticBuffer; target.py: BufferTarget, a rollout run's output (lock, continue or replace).
 """
 
-from logo_cli.data.zarr_store.reader import SyntheticBuffer, is_synthetic_buffer, open_synthetic
+from logo_cli.artifact_kind import is_synthetic_buffer
+from logo_cli.data.zarr_store.reader import SyntheticBuffer, open_synthetic
 from logo_cli.data.zarr_store.schema import FORMAT, SCHEMA_VERSION
 from logo_cli.data.zarr_store.target import BufferTarget
 from logo_cli.data.zarr_store.writer import NonFiniteRows, SyntheticWriter

@@ -139,19 +139,6 @@ class SyntheticBuffer:
         return self._cache["uncertainty_cum"]
 
 
-def is_synthetic_buffer(path: str | Path) -> bool:
-    """True when `path` looks like a zarr group written by SyntheticWriter (cheap: reads zarr.json)."""
-    import json
-
-    meta = Path(path) / "zarr.json"
-    if not meta.is_file():
-        return False
-    try:
-        return json.loads(meta.read_text()).get("attributes", {}).get("format") == FORMAT
-    except (ValueError, UnicodeDecodeError):
-        return False
-
-
 def open_synthetic(path: str | Path, allow_incomplete: bool = False) -> SyntheticBuffer:
     """Open and validate a buffer; one-line LogoError when it is missing, garbled or incomplete.
 

@@ -6,9 +6,10 @@ from dataclasses import fields
 
 import numpy as np
 
+from logo_cli.artifact_kind import SYNTHETIC_FORMAT
 from logo_cli.data.transitions import Dims, Transitions
 
-FORMAT = "logo-synthetic"
+FORMAT = SYNTHETIC_FORMAT  # the format attribute artifact_kind.py recognises a buffer by
 SCHEMA_VERSION = 1  # the buffer format version (also written as "format_version")
 EXTRA = ("uncertainty", "step", "branch")
 TRANSITION_FIELDS = tuple(f.name for f in fields(Transitions))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from logo_cli.artifact_kind import artifact_kind, is_synthetic_buffer
 from logo_cli.data.transitions import Dims
-from logo_cli.data.zarr_store.reader import is_synthetic_buffer, open_synthetic
+from logo_cli.data.zarr_store.reader import open_synthetic
 from logo_cli.data.zarr_store.writer import NonFiniteRows, SyntheticWriter
 from logo_cli.errors import LogoError, one_line
 
@@ -52,7 +53,7 @@ class BufferTarget:
         return self
 
     def _decide(self) -> None:
-        from logo_cli.outputs import artifact_kind, check_target, staging_path
+        from logo_cli.outputs import check_target, staging_path
 
         path = self.path
         if not (path.exists() or path.is_symlink()):
