@@ -14,8 +14,6 @@ from logo_cli.workspace.paths import MANIFEST
 
 READ_LIMIT = 64 << 20  # bytes: a larger JSON file is not an artifact's record
 
-# --- artifacts on disk ----------------------------------------------------------------------------
-
 
 def partial_dir(out: Path) -> Path:
     """Where train-policy keeps an unfinished run (stages.train_policy.partial_dir; torch-free here)."""
