@@ -2,4 +2,4 @@
 
 from logo_cli.sweep.report.main import main
 
-main()
+main(prog="python -m logo_cli.sweep.report")

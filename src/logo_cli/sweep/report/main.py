@@ -43,8 +43,8 @@ from logo_cli.sweep.report.stats import (
 )
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="the reproduction's output directory")
     ap.add_argument("--markdown", type=Path, help="markdown file whose marked block gets the table")
     ap.add_argument("--figure", type=Path, help="PNG of win rate and return per quality and method")
