@@ -21,10 +21,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff: lint and format check."""
-    session.install("ruff")
+    """ruff: lint and format check; lint-imports: the import layers (docs/architecture.md)."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+    # The contract is read from the source tree: the package itself need not be installed here.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session(python="3.11")

@@ -83,9 +83,10 @@ def random_continuous_transitions(n: int, dims: tuple[int, int, int, int], seed:
 
 def make_continuous_step(algo: str, sampler: MixedSampler, args) -> Callable[[], None]:
     """One gradient step of a continuous learner (default sizes: hidden 128, 2 layers)."""
-    from logo_cli.algos.gaussian_bc import GaussianBCPolicy, gaussian_nll
+    from logo_cli.algos.gaussian_bc import gaussian_nll
     from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
     from logo_cli.algos.td3bc import Td3bcConfig, Td3bcNets, td3bc_update
+    from logo_cli.policies.gaussian_policy import GaussianBCPolicy
 
     torch.manual_seed(0)
     dims = sampler.dims

@@ -61,6 +61,7 @@ def through_sweep(n: int, chain: bool) -> float:
 def overhead(n: int) -> dict:
     import ray
 
+    import logo_cli.cli  # noqa: F401  (hands the sweep the stage commands its grids and tasks use)
     from logo_cli.sweep.execute import start_ray
 
     ray_start_s = start_ray(None, 2)

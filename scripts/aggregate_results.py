@@ -15,8 +15,11 @@ from pathlib import Path
 # The checkout's own package first: the script must aggregate with the code beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from logo_cli.sweep.report import *  # noqa: E402,F403  (the module's names, for scripts and tests)
-from logo_cli.sweep.report import main  # noqa: E402
+# The aggregation's names, for scripts and tests that load this file as a module:
+from logo_cli.sweep.report.load import *  # noqa: E402,F403
+from logo_cli.sweep.report.main import main  # noqa: E402
+from logo_cli.sweep.report.render import *  # noqa: E402,F403
+from logo_cli.sweep.report.stats import *  # noqa: E402,F403
 
 if __name__ == "__main__":
     main()

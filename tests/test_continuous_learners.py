@@ -17,7 +17,6 @@ from cli_checks import ok, one_line_error
 
 from logo_cli.algos.continuous_actor import (
     TwinCritic,
-    split_gaussian,
     tanh_gaussian_log_prob,
     tanh_gaussian_sample,
 )
@@ -25,6 +24,7 @@ from logo_cli.algos.macql_continuous import cql_logsumexp
 from logo_cli.algos.td3bc import td3bc_actor_loss
 from logo_cli.cli import app
 from logo_cli.data.transitions import Transitions
+from logo_cli.policies.actor_policy import split_gaussian
 
 ENV, LIMIT, N, AD, OBS = "mamujoco:HalfCheetah-2x3", 12, 2, 3, 12
 TINY = ["--batch-size", "32", "--hidden", "16", "--layers", "1", "--device", "cpu"]
@@ -101,11 +101,11 @@ def _bandit(n: int = 512, seed: int = 0) -> Transitions:
 
 @pytest.mark.parametrize("algo", ["macql", "td3bc"])
 def test_learners_move_towards_the_best_in_data_action(algo):
-    from logo_cli.algos.continuous_actor import ContinuousActorPolicy
     from logo_cli.algos.gaussian_bc import obs_stats
     from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
     from logo_cli.algos.td3bc import Td3bcConfig, Td3bcNets, td3bc_update
     from logo_cli.data.sampler import MixedSampler
+    from logo_cli.policies.actor_policy import ContinuousActorPolicy
 
     data = _bandit()
     sampler = MixedSampler(data, mode="real-only", rng=np.random.default_rng(0))

@@ -232,7 +232,7 @@ def test_gaussian_bc_recovers_the_data_actions():
 
 
 def test_rollout_options_added_later_keep_older_interrupted_buffers_resumable():
-    from logo_cli.data.zarr_store import _config_diff
+    from logo_cli.data.zarr_store.target import _config_diff
 
     # a buffer interrupted before --uniform existed drove its rollouts with BC, i.e. uniform=False
     assert _config_diff({"horizon": 15}, {"horizon": 15, "uniform": False}) == ""

@@ -1,4 +1,4 @@
-"""workspace.py alone, on hand-made artifacts: the index, scanning, newest, staleness, locking."""
+"""The workspace package alone, on hand-made artifacts: the index, scanning, newest, staleness, locking."""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ stays fast.
 
 from __future__ import annotations
 
+import functools
+
 import typer
 
 from logo_cli import __version__
@@ -78,6 +80,23 @@ def _register() -> None:
 
 
 _register()
+
+
+@functools.cache
+def click_group():
+    """The `logo` click group, built once per process: the sweep's tasks run its stage commands."""
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
+def _hand_commands_to_the_sweep() -> None:
+    from logo_cli.sweep.stage_commands import provide
+
+    provide(click_group)
+
+
+_hand_commands_to_the_sweep()
 
 
 def main() -> None:

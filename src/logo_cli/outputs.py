@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from logo_cli.artifact_kind import KIND_TEXT, artifact_kind, describe_path
 from logo_cli.errors import LogoError, one_line
 
 try:
@@ -37,102 +37,8 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system: no locking
     fcntl = None  # type: ignore[assignment]
 
-# What each kind of output is, for messages.
-KIND_TEXT = {
-    "dataset": "an .h5 dataset",
-    "pretrain": "a pretrain run directory",
-    "rollout": "a synthetic buffer (.zarr)",
-    "train-policy": "a train-policy run directory",
-    "calibrate": "a calibrate run directory",
-    "evaluate": "an evaluate result (.json)",
-    "behaviour": "a behaviour-ladder directory",
-    "export": "an export directory (TorchScript policy)",
-}
 STAGING_SUFFIX = ".tmp"
 OLD_SUFFIX = ".old"
-
-
-# ---- what is at a path ---------------------------------------------------------------------------
-
-
-def _json_object(path: Path) -> dict | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _checkpoint_format(path: Path) -> str | None:
-    """The `format` field of a torch checkpoint (tensors memory-mapped: cheap), or None."""
-    try:
-        import torch
-
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # any unreadable file: not an artifact we recognise
-        return None
-    return payload.get("format") if isinstance(payload, dict) else None
-
-
-def artifact_kind(path: str | Path) -> str | None:
-    """The logo artifact kind at `path` (a key of KIND_TEXT), "empty" for an empty folder, or None.
-
-    Never raises: anything unreadable is simply not recognised (and so never replaced).
-    """
-    path = Path(path)
-    try:
-        if path.is_symlink():
-            return None
-        if path.is_dir():
-            manifest = path / "manifest.json"
-            if manifest.is_file():
-                doc = _json_object(manifest)
-                stage = doc.get("stage") if doc else None
-                return stage if stage in KIND_TEXT else None
-            if (path / "zarr.json").is_file():
-                attrs = (_json_object(path / "zarr.json") or {}).get("attributes")
-                return (
-                    "rollout" if isinstance(attrs, dict) and attrs.get("format") == "logo-synthetic" else None
-                )
-            if (path / "checkpoint.pt").is_file():  # an unfinished run
-                fmt = _checkpoint_format(path / "checkpoint.pt")
-                return {"logo-pretrain-state": "pretrain", "logo-train-policy-state": "train-policy"}.get(
-                    fmt or ""
-                )
-            if (path / "ladder.json").is_file():
-                return "behaviour"
-            if not any(path.iterdir()):
-                return "empty"
-            return None
-        if path.is_file():
-            import h5py
-
-            if h5py.is_hdf5(path):  # the signature, wherever the superblock is (user blocks too)
-                return "dataset"
-            with open(path, "rb") as f:
-                head = f.read(8)
-            if head.lstrip()[:1] == b"{":
-                doc = _json_object(path)
-                if doc and (doc.get("format") == "logo-evaluate" or {"config", "win_rate"} <= doc.keys()):
-                    return "evaluate"
-            return None
-    except OSError:
-        return None
-    return None
-
-
-def describe_path(path: Path) -> str:
-    """What is at a path that is not the expected artifact, in a few words."""
-    kind = artifact_kind(path)
-    if kind in KIND_TEXT:
-        return KIND_TEXT[kind]
-    if path.is_symlink():
-        return "a symbolic link"
-    if path.is_dir():
-        return "a folder that is not a logo artifact"
-    if path.is_file():
-        return "a file that is not a logo artifact"
-    return "something that is not a logo artifact"
 
 
 # ---- checks before anything is written ------------------------------------------------------------

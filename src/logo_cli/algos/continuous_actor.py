@@ -4,10 +4,8 @@
   A tanh-Gaussian actor (MA-CQL, SAC-style) outputs the pre-tanh mean and the log-std of each action
   entry; a deterministic actor (TD3+BC) outputs the pre-tanh action. Both act inside [-1, 1] through
   tanh, so the action the simulator receives is the action the critic was trained on.
-- `ContinuousActorPolicy`: the TeamPolicy of both, saved in policy.pt as mode "tanh_gaussian" or
-  "deterministic" (policies/torch_policy.py). Greedy acting is tanh(mean) / tanh(output); stochastic
-  acting samples tanh(N(mean, std)) for the tanh-Gaussian, and adds N(0, 0.1²) noise, clipped to
-  [-1, 1], for the deterministic actor (TD3's exploration noise).
+- `ContinuousActorPolicy` (policies/actor_policy.py): the TeamPolicy of both, saved in policy.pt as
+  mode "tanh_gaussian" or "deterministic".
 - `TwinCritic`: two independent per-agent critics Q_k(o_i, a_i) (k = 1, 2) in one module, their
   layers stacked as [2, in, out] weights so both run as one batched matmul per layer.
 - `OptimiserSet`: several Adam optimisers saved and restored as one state dict.
@@ -22,21 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from logo_cli.data.transitions import Dims
-from logo_cli.models.agent_net import AgentNet
-
-# Bounds of the tanh-Gaussian's log-std (before tanh). The CQL/SAC reference code uses [-20, 2]; at
-# -20 the log-prob correction and the entropy are dominated by float32 rounding, and -5 (std 0.007
-# before tanh) is already far finer than any MuJoCo action needs.
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-EXPLORATION_STD = 0.1  # the deterministic actor's Gaussian exploration noise when acting stochastically
-TANH_GAUSSIAN, DETERMINISTIC = "tanh_gaussian", "deterministic"
 LOG_2 = math.log(2.0)
-
-
-def actor_outputs(mode: str, n_actions: int) -> int:
-    """Outputs per agent of an actor of this mode: mean and log-std, or the action alone."""
-    return 2 * n_actions if mode == TANH_GAUSSIAN else n_actions
 
 
 def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
@@ -68,12 +52,6 @@ def tanh_gaussian_sample(
     # log N(u; mean, std) with (u − mean)/std = ε exactly, which saves a division
     normal = -0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
     return torch.tanh(u), (normal - tanh_log_det(u)).sum(-1)
-
-
-def split_gaussian(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A tanh-Gaussian actor's raw output [..., 2Ad] -> (pre-tanh mean, clamped log-std)."""
-    mean, log_std = out.chunk(2, dim=-1)
-    return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
 
 class ObsNorm(nn.Module):
@@ -135,40 +113,6 @@ class TwinCritic(nn.Module):
             if i < last:
                 h = F.relu(h)
         return h.reshape(c, *lead)
-
-
-class ContinuousActorPolicy:
-    """A TeamPolicy over [B,N,Ad] float32 actions in [-1, 1] from a tanh-Gaussian or deterministic actor."""
-
-    def __init__(self, net: AgentNet, mode: str, dims: Dims, obs_mean, obs_std, device: str = "cpu"):
-        if mode not in (TANH_GAUSSIAN, DETERMINISTIC):
-            raise ValueError(f"unknown continuous actor mode {mode!r}")
-        self.net = net.to(device).eval()
-        self.mode = mode
-        self.dims = dims
-        self.device = device
-        self.obs_mean = torch.as_tensor(obs_mean, dtype=torch.float32, device=device)
-        self.obs_std = torch.as_tensor(obs_std, dtype=torch.float32, device=device)
-
-    def pre_tanh(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Raw obs [B,N,O] -> (pre-tanh mean [B,N,Ad], log-std or None for a deterministic actor)."""
-        out = self.net((obs - self.obs_mean) / self.obs_std)
-        if self.mode == TANH_GAUSSIAN:
-            return split_gaussian(out)
-        return out, None
-
-    @torch.no_grad()
-    def act(
-        self, obs: np.ndarray, state: np.ndarray, avail: np.ndarray, *, greedy: bool, rng: np.random.Generator
-    ) -> np.ndarray:
-        mean, log_std = self.pre_tanh(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        mean_np = mean.cpu().numpy().astype(np.float64)
-        if greedy:
-            return np.tanh(mean_np).astype(np.float32)
-        noise = rng.standard_normal(mean_np.shape)
-        if log_std is not None:
-            return np.tanh(mean_np + noise * np.exp(log_std.cpu().numpy())).astype(np.float32)
-        return np.clip(np.tanh(mean_np) + EXPLORATION_STD * noise, -1.0, 1.0).astype(np.float32)
 
 
 class OptimiserSet:

@@ -16,13 +16,10 @@ import numpy as np
 import torch
 
 from logo_cli.algos.minibatch import Progress, fit_minibatches
-from logo_cli.data.transitions import Dims, Transitions
+from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
-
-# Bounds of the log-std: below, a near-deterministic Gaussian whose NLL can run off to -inf on
-# repeated actions; above, std e > the whole [-1, 1] range, i.e. no information.
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
+from logo_cli.policies.gaussian_policy import GaussianBCPolicy
 
 
 def obs_stats(transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
@@ -31,37 +28,6 @@ def obs_stats(transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
     finite scale."""
     obs_all = transitions.obs.reshape(-1, transitions.dims.obs_dim)
     return obs_all.mean(0), np.maximum(obs_all.std(0), 1e-3)
-
-
-class GaussianBCPolicy:
-    """A TeamPolicy over [B,N,Ad] float32 actions in [-1, 1]."""
-
-    mode = "gaussian"  # the policy.pt mode it is saved under (policies/torch_policy.py)
-
-    def __init__(self, net: AgentNet, dims: Dims, obs_mean: np.ndarray, obs_std: np.ndarray, device="cpu"):
-        self.net = net.to(device).eval()
-        self.dims = dims
-        self.device = device
-        self.obs_mean = torch.as_tensor(obs_mean, dtype=torch.float32, device=device)
-        self.obs_std = torch.as_tensor(obs_std, dtype=torch.float32, device=device)
-        self.hparams: dict = {}
-
-    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw obs [B,N,O] -> (mean, log-std), each [B,N,Ad]."""
-        out = self.net((obs - self.obs_mean) / self.obs_std)
-        mean, log_std = out.chunk(2, dim=-1)
-        return torch.tanh(mean), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-
-    @torch.no_grad()
-    def act(
-        self, obs: np.ndarray, state: np.ndarray, avail: np.ndarray, *, greedy: bool, rng: np.random.Generator
-    ) -> np.ndarray:
-        mean, log_std = self.distribution(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        mean_np = mean.cpu().numpy()
-        if greedy:
-            return mean_np.astype(np.float32)
-        noise = rng.standard_normal(mean_np.shape)
-        return np.clip(mean_np + noise * np.exp(log_std.cpu().numpy()), -1.0, 1.0).astype(np.float32)
 
 
 def gaussian_nll(policy: GaussianBCPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -38,13 +38,13 @@ from logo_cli.algos.continuous_actor import (
     OptimiserSet,
     TwinCritic,
     polyak,
-    split_gaussian,
     tanh_gaussian_log_prob,
     tanh_gaussian_sample,
 )
 from logo_cli.algos.macql import CqlSynthetic, _conservative_term
 from logo_cli.data.transitions import Dims
 from logo_cli.models.agent_net import AgentNet
+from logo_cli.policies.actor_policy import split_gaussian
 
 
 @dataclass(frozen=True)

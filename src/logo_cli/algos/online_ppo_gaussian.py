@@ -4,7 +4,7 @@ of continuous ladders.
 The continuous counterpart of algos/online_ppo.py (same MAPPO form: one parameter-shared actor with a
 one-hot agent id, one centralised critic V(s) on the global state, one team advantage, per-agent
 ratios, time-outs bootstrapped from V(final state), GAE from online_ppo.gae_arrays). The actor is the
-network of a mode "gaussian" policy (policies/torch_policy.py, acting as algos/gaussian_bc.py's
+network of a mode "gaussian" policy (policies/torch_policy.py, acting as policies/gaussian_policy.py's
 GaussianBCPolicy does) and trains through that very policy object, so a snapshot saved with its
 observation statistics acts exactly as the trainer did at that point:
 - mean = tanh(first Ad outputs), log-std = the last Ad outputs clamped to [-5, 1];
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from logo_cli.algos.gaussian_bc import LOG_STD_MAX, LOG_STD_MIN, GaussianBCPolicy
 from logo_cli.algos.online_ppo import gae_arrays, ppo_epochs
 from logo_cli.data.transitions import Dims
 from logo_cli.envs.base import EnvObs, MultiAgentEnv
 from logo_cli.models.agent_net import AgentNet, mlp
+from logo_cli.policies.gaussian_policy import LOG_STD_MAX, LOG_STD_MIN, GaussianBCPolicy
 
 LOG_2PI = float(np.log(2 * np.pi))
 STD_FLOOR = 1e-2  # floor of the running observation / state standard deviation

@@ -9,8 +9,9 @@ afresh. Acting: greedy = best available Q; otherwise ε-greedy (ε given at cons
 Stages that act on rows which are not successive steps of the same episodes (rollout's model
 branches, export's stateless scripted agent) refuse a recurrent policy in one line.
 
-File format: the logo-policy payload of policies/torch_policy.py with mode "recurrent_q",
-hparams {"hidden": GRU width, "layers": 1} and the GRUAgent's state_dict (plus MACQL's "mixer").
+File format: the logo-policy payload of policies/torch_policy.py (its identity in
+policies/policy_file.py) with mode "recurrent_q", hparams {"hidden": GRU width, "layers": 1} and the
+GRUAgent's state_dict (plus MACQL's "mixer").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import masked_greedy
 from logo_cli.models.gru_agent import GRUAgent
+from logo_cli.policies.policy_file import MIXER_KEY, POLICY_FORMAT, POLICY_VERSION
 
 RECURRENT_MODE = "recurrent_q"
 
@@ -82,8 +84,6 @@ class RecurrentQPolicy:
 
 
 def recurrent_payload(net: GRUAgent, dims: Dims, meta: dict | None = None, mixer: dict | None = None) -> dict:
-    from logo_cli.policies.torch_policy import MIXER_KEY, POLICY_FORMAT, POLICY_VERSION
-
     payload = {
         "format": POLICY_FORMAT,
         "format_version": POLICY_VERSION,

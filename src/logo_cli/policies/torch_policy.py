@@ -8,7 +8,7 @@ acting ignores it, `logo export` ships it; the format version stays 1, as older 
 
 Continuous actions (MaMuJoCo) use mode "gaussian": the AgentNet outputs 2 * action_dim values (mean
 before tanh, log-std) per agent, and the payload adds `"obs_norm": {"mean", "std"}` ([obs_dim] float32
-tensors), the dataset statistics the network's input is standardised with (algos/gaussian_bc.py).
+tensors), the dataset statistics the network's input is standardised with (policies/gaussian_policy.py).
 Older readers refuse the unknown mode in one line, so the version stays 1 here too.
 
 The offline continuous learners add two modes with the same payload (AgentNet + "obs_norm"):
@@ -16,7 +16,7 @@ The offline continuous learners add two modes with the same payload (AgentNet + 
 is tanh(mean), stochastic acting tanh of a Gaussian draw) and "deterministic" (MA-TD3+BC's actor:
 action_dim outputs, the action is their tanh; stochastic acting adds N(0, 0.1²) noise and clips).
 Note the difference from "gaussian", whose mean is already tanh-squashed and whose stochastic
-acting clips a Gaussian around it (algos/continuous_actor.py has the new modes' policy class).
+acting clips a Gaussian around it (policies/actor_policy.py has the new modes' policy class).
 """
 
 from __future__ import annotations
@@ -27,26 +27,23 @@ from typing import Literal
 import numpy as np
 import torch
 
-from logo_cli.algos.continuous_actor import ContinuousActorPolicy, actor_outputs
-from logo_cli.algos.gaussian_bc import GaussianBCPolicy
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
 from logo_cli.checks import MAX_LAYERS
 from logo_cli.checks import MAX_WIDTH as MAX_HIDDEN
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet, masked_greedy, masked_sample
+from logo_cli.policies.actor_policy import ContinuousActorPolicy, actor_outputs
+from logo_cli.policies.gaussian_policy import GaussianBCPolicy
+from logo_cli.policies.policy_file import MIXER_KEY, POLICY_FORMAT, POLICY_VERSION
+from logo_cli.policies.recurrent_policy import recurrent_from_state
 
-POLICY_FORMAT = "logo-policy"
-POLICY_VERSION = 1  # the checkpoint format version (also written as "format_version")
 Mode = Literal["logits", "q", "gaussian", "tanh_gaussian", "deterministic", "recurrent_q"]
 # recurrent_q: a GRU agent with memory (policies/recurrent_policy.py)
 MODES = ("logits", "q", "gaussian", "tanh_gaussian", "deterministic", "recurrent_q")
-CONTINUOUS_MODE = "gaussian"  # Gaussian behaviour cloning's mode (algos/gaussian_bc.py)
+CONTINUOUS_MODE = "gaussian"  # Gaussian behaviour cloning's mode (policies/gaussian_policy.py)
 # the modes over continuous actions (each with "obs_norm"); the others need discrete ones
 CONTINUOUS_MODES = ("gaussian", "tanh_gaussian", "deterministic")
-# Optional key of a MACQL policy file: its QMIX mixer, as MacqlNets.mixer_payload() writes it.
-# Acting never reads it; `logo export` does.
-MIXER_KEY = "mixer"
 
 
 class AgentNetPolicy:
@@ -166,8 +163,6 @@ def policy_from_payload(payload: dict, source: str, device: str = "cpu", epsilon
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LogoError(f"{source}: garbled policy checkpoint ({detail})") from None
     if mode == "recurrent_q":  # a GRU agent with per-slot memory (policies/recurrent_policy.py)
-        from logo_cli.policies.recurrent_policy import recurrent_from_state
-
         return recurrent_from_state(state, dims, hidden, layers, source, device, epsilon)  # type: ignore[return-value]
     n_out = _outputs(mode, dims)
     with torch.device("meta"):  # the declared network's shapes, without allocating it

@@ -109,11 +109,11 @@ def shipped_behaviour_dir(env_name: str) -> Path | None:
 
 def evaluate(env: MultiAgentEnv, policy, episodes: int, seed: int, greedy: bool) -> dict:
     """Win rate (None where nothing is won) and return (mean, sd) of `episodes` complete episodes."""
-    from logo_cli.stages.collect_episodes import run_episodes
+    from logo_cli.stages.collect_episodes import record_episodes
 
     rng = np.random.default_rng(seed)
     returns, wins = [], []
-    for fin in run_episodes(env, policy, episodes, seed, greedy=greedy, rng=rng):
+    for fin in record_episodes(env, policy, episodes, seed, greedy=greedy, rng=rng):
         returns.append(fin.returns)
         wins.append(fin.won)
     r, w = np.concatenate(returns), np.concatenate(wins)

@@ -143,7 +143,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
     from logo_cli.outputs import building
     from logo_cli.policies.random_policy import RandomPolicy
     from logo_cli.provenance import provenance_block
-    from logo_cli.stages.collect_episodes import run_episodes
+    from logo_cli.stages.collect_episodes import record_episodes
 
     check_config(cfg)
     threads = torch.get_num_threads()
@@ -198,7 +198,7 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
                     policy = ladder.policy(name, cfg.device)
                 seed = int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0])
                 rng = np.random.default_rng([cfg.seed, i])
-                for fin in run_episodes(env, policy, n_eps, seed, greedy=not cfg.stochastic, rng=rng):
+                for fin in record_episodes(env, policy, n_eps, seed, greedy=not cfg.stochastic, rng=rng):
                     writer.add(fin.episodes)
                     returns.append(fin.returns)
                     wins.append(fin.won)

@@ -2,9 +2,8 @@
 
 Used by `logo collect` (the dataset) and by behaviour training (each snapshot's evaluation).
 
-Unbiased episode counts: env b records exactly quota[b] episodes (the counts differ by at most one)
-and then runs on unrecorded. Taking "the first n episodes to finish" instead would over-represent
-short episodes (quick losses or quick wins) and bias the dataset's statistics.
+The episodes are played by stages/episode_runner.py, whose unbiased episode counts keep short
+episodes (quick losses or quick wins) from being over-represented in the dataset.
 
 Rows follow docs/data.md: row t holds s_t, o_t, avail_t (before acting), the action executed and
 r_t; row l holds the final state/obs/avail (the terminal observation, never the next episode's
@@ -21,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from logo_cli.data.layout import EpisodeArrays
-from logo_cli.envs.base import MultiAgentEnv
+from logo_cli.envs.base import EnvObs, MultiAgentEnv
 from logo_cli.errors import LogoError
 from logo_cli.policies.base import TeamPolicy
+from logo_cli.stages.episode_runner import play
 
 
 @dataclass
@@ -64,13 +64,7 @@ def check_continuous_actions(actions: np.ndarray, batch: int, n_agents: int, act
     return actions.astype(np.float32, copy=False)
 
 
-def episode_quota(n_episodes: int, num_envs: int) -> np.ndarray:
-    quota = np.full(num_envs, n_episodes // num_envs, dtype=np.int64)
-    quota[: n_episodes % num_envs] += 1
-    return quota
-
-
-def run_episodes(
+def record_episodes(
     env: MultiAgentEnv,
     policy: TeamPolicy,
     n_episodes: int,
@@ -85,7 +79,6 @@ def run_episodes(
         raise LogoError(f"{spec.name}: a discrete env without a no-op action cannot be recorded")
     B, L = env.num_envs, spec.episode_limit + 1
     N, Od, S, A = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
-    quota = episode_quota(n_episodes, B)
     state = np.zeros((B, L, S), np.float32)
     obs = np.zeros((B, L, N, Od), np.float32)
     # continuous envs report one always-true avail entry per agent; it is not stored (docs/data.md)
@@ -94,28 +87,27 @@ def run_episodes(
     reward = np.zeros((B, L), np.float32)
     t = np.zeros(B, np.int64)
     envs = np.arange(B)
-    cur = env.reset(seed)
-    while (quota > 0).any():
+
+    def check(raw: np.ndarray, acted_on: EnvObs) -> np.ndarray:
+        # a step past the episode limit would write beyond the rows: refused before it is taken
         if (t >= L - 1).any():
             raise LogoError(f"{spec.name}: an episode ran past the episode limit {spec.episode_limit}")
-        raw = policy.act(cur.obs, cur.state, cur.avail_actions, greedy=greedy, rng=rng)
         if spec.discrete:
-            act = check_policy_actions(raw, cur.avail_actions)
-        else:
-            act = check_continuous_actions(raw, B, N, A)
+            return check_policy_actions(raw, acted_on.avail_actions)
+        return check_continuous_actions(raw, B, N, A)
+
+    for played in play(env, policy, n_episodes, seed, greedy=greedy, rng=rng, check_actions=check):
+        cur, act, step = played.acted_on, played.actions, played.result
         state[envs, t], obs[envs, t], avail[envs, t], actions[envs, t] = (
             cur.state, cur.obs, cur.avail_actions, act
         )  # fmt: skip
-        step = env.step(act)
         reward[envs, t] = step.reward
         t += 1
-        ended = np.nonzero(step.done)[0]
-        record = ended[quota[ended] > 0]
-        if record.size:
-            quota[record] -= 1
-            yield _finish(record, t[record], state, obs, avail, actions, reward, step, spec.noop_action)
-        t[ended] = 0
-        cur = step.reset
+        if played.counted.size:
+            yield _finish(
+                played.counted, t[played.counted], state, obs, avail, actions, reward, step, spec.noop_action
+            )
+        t[np.nonzero(step.done)[0]] = 0
 
 
 def _finish(b, length, state, obs, avail, actions, reward, step, noop: int | None) -> FinishedEpisodes:

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from logo_cli.data.transitions import Dims
-from logo_cli.envs.base import EnvSpec, MultiAgentEnv
+from logo_cli.envs.base import EnvObs, EnvSpec, MultiAgentEnv
 from logo_cli.errors import LogoError
 from logo_cli.policies.base import TeamPolicy
+from logo_cli.stages.episode_runner import play
 
 # progress(episodes_done, episodes_total, info)
 Progress = Callable[[int, int, dict], None]
@@ -92,37 +93,25 @@ def run_episodes(
     greedy: bool = True,
     progress: Progress | None = None,
 ) -> dict:
-    """Play `episodes` episodes with the protocol's batched env; returns summarize(...) plus arrays."""
+    """Play `episodes` episodes with the protocol's batched env (stages/episode_runner.py); returns
+    summarize(...) plus the per-episode arrays."""
     b = env.num_envs
-    quota = np.full(b, episodes // b) + (np.arange(b) < episodes % b)
-    rng = np.random.default_rng(seed)
-    obs = env.reset(seed)
-    # A policy with memory (policies/recurrent_policy.py) has an optional reset(mask) hook: all slots
-    # start afresh here, and each slot again when its episode ends.
-    reset = getattr(policy, "reset", None)
-    if reset is not None:
-        reset(np.ones(b, dtype=bool))
-    ret, length, done_count = np.zeros(b), np.zeros(b, np.int64), np.zeros(b, np.int64)
+    ret, length = np.zeros(b), np.zeros(b, np.int64)
     returns: list[float] = []
     wins: list[bool] = []
     lengths: list[int] = []
-    while (done_count < quota).any():
-        actions = policy.act(obs.obs, obs.state, obs.avail_actions, greedy=greedy, rng=rng)
-        if env.spec.discrete and not np.take_along_axis(obs.avail_actions, actions[..., None], -1).all():
-            raise LogoError("policy: chose an unavailable action")
-        step = env.step(actions)
+    check = _available_actions_only if env.spec.discrete else _as_given
+    rng = np.random.default_rng(seed)
+    for played in play(env, policy, episodes, seed, greedy=greedy, rng=rng, check_actions=check):
+        step, done = played.result, played.result.done
         ret += step.reward
         length += 1
-        for i in np.nonzero(step.done & (done_count < quota))[0]:
+        for i in played.counted:
             returns.append(float(ret[i]))
             wins.append(bool(step.won[i]))
             lengths.append(int(length[i]))
-        done_count += step.done
-        ret[step.done], length[step.done] = 0.0, 0
-        if reset is not None and step.done.any():
-            reset(step.done)
-        obs = step.reset
-        if progress is not None and step.done.any():
+        ret[done], length[done] = 0.0, 0
+        if progress is not None and done.any():
             wins_so_far = int(sum(wins)) if env.spec.winnable else None
             progress(len(returns), episodes, {"wins": wins_so_far, "return_mean": float(np.mean(returns))})
     result = summarize(np.array(returns), np.array(wins), np.array(lengths), env.spec.winnable)
@@ -130,6 +119,16 @@ def run_episodes(
     result["won"] = wins if env.spec.winnable else None
     result["lengths"] = lengths
     return result
+
+
+def _available_actions_only(actions: np.ndarray, acted_on: EnvObs) -> np.ndarray:
+    if not np.take_along_axis(acted_on.avail_actions, actions[..., None], -1).all():
+        raise LogoError("policy: chose an unavailable action")
+    return actions
+
+
+def _as_given(actions: np.ndarray, acted_on: EnvObs) -> np.ndarray:
+    return actions
 
 
 def env_dims(spec: EnvSpec) -> Dims:
@@ -226,13 +225,14 @@ def find_reference_returns(
 ) -> tuple[tuple[float, float], str] | None:
     """(random, expert) and where they came from, by the order in this module's docstring; `info`
     is resolve_policy's record of the policy."""
+    from logo_cli.artifact_kind import is_finished_run
     from logo_cli.artifacts import MANIFEST, read_manifest
     from logo_cli.data.layout import reference_returns
 
     if cfg.reference_returns is not None:
         return cfg.reference_returns, "--reference-returns"
     path = Path(cfg.policy)
-    if path.is_dir() and (path / MANIFEST).is_file():
+    if is_finished_run(path):
         attrs = read_manifest(path).get("dataset_attrs") or {}
         if not isinstance(attrs, dict) or attrs.get("env") != cfg.env:
             return None

@@ -30,14 +30,6 @@ _PROVENANCE = (
 )
 
 
-def is_zarr_group(path: Path) -> bool:
-    return path.is_dir() and (path / "zarr.json").is_file()
-
-
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "manifest.json").is_file()
-
-
 def _size_bytes(path: Path) -> int:
     return (
         sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -259,7 +251,7 @@ def render_interrupted(d: dict[str, Any]):
 
 def describe_zarr(path: Path) -> dict[str, Any]:
     """Entry point for any zarr group: only logo synthetic buffers are understood."""
-    from logo_cli.data.zarr_store import is_synthetic_buffer
+    from logo_cli.artifact_kind import is_synthetic_buffer
 
     if not is_synthetic_buffer(path):
         raise LogoError(f"{path}: a zarr group, but not a logo synthetic buffer")

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ from logo_cli.artifacts import (
 )
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
+from logo_cli.stages.run_records import config_dict as _config_dict
+from logo_cli.stages.run_records import metrics_up_to as _read_metrics
 
 CHECKPOINT, MODEL, METRICS = "checkpoint.pt", "model.pt", "metrics.jsonl"
 STATE_FORMAT = "logo-pretrain-state"
@@ -92,10 +94,6 @@ class PretrainResult:
     best_step: int
     stopped_early: bool
     resumed_from: int | None  # the step a resumed run continued from
-
-
-def _config_dict(cfg: PretrainConfig) -> dict:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
 
 
 def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
@@ -282,13 +280,6 @@ def _only_logs(out: Path) -> bool:
 
     names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
     return bool(names) and names <= {METRICS, *TRACKER_FILES}
-
-
-def _read_metrics(path: Path, up_to: int) -> list[str]:
-    """Lines of metrics.jsonl up to a step: a resumed run drops what came after its checkpoint."""
-    if not path.is_file():
-        return []
-    return [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to]
 
 
 def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_ep, hold_ep, data_hash):

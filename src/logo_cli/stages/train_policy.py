@@ -32,7 +32,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -41,13 +41,8 @@ import torch
 
 from logo_cli.algos.bc import bc_loss
 from logo_cli.algos.cfcql import CfcqlConfig, CfcqlNets, cfcql_update
-from logo_cli.algos.continuous_actor import (
-    DETERMINISTIC,
-    TANH_GAUSSIAN,
-    ContinuousActorPolicy,
-    OptimiserSet,
-)
-from logo_cli.algos.gaussian_bc import GaussianBCPolicy, gaussian_nll, obs_stats
+from logo_cli.algos.continuous_actor import OptimiserSet
+from logo_cli.algos.gaussian_bc import gaussian_nll, obs_stats
 from logo_cli.algos.macql import CqlSynthetic, MacqlConfig, MacqlNets, macql_update
 from logo_cli.algos.macql_continuous import ContinuousCqlConfig, ContinuousCqlNets, continuous_cql_update
 from logo_cli.algos.td3bc import Td3bcConfig, Td3bcNets, td3bc_update
@@ -55,6 +50,8 @@ from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode,
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
+from logo_cli.policies.actor_policy import DETERMINISTIC, TANH_GAUSSIAN, ContinuousActorPolicy
+from logo_cli.policies.gaussian_policy import GaussianBCPolicy
 from logo_cli.policies.torch_policy import (
     CONTINUOUS_MODE,
     CONTINUOUS_MODES,
@@ -63,6 +60,8 @@ from logo_cli.policies.torch_policy import (
     policy_from_payload,
     policy_payload,
 )
+from logo_cli.stages.run_records import config_dict as _config_dict
+from logo_cli.stages.run_records import metrics_up_to as _read_metrics
 
 # progress(phase, done, total, info); phases: "behaviour" (CFCQL's β), "bc" (first rollout policy),
 # "rollout", "train", "eval".
@@ -171,10 +170,6 @@ class TrainPolicyConfig:
 
 def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
-
-
-def _config_dict(cfg: TrainPolicyConfig) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
 
 
 def _check_config(cfg: TrainPolicyConfig) -> None:
@@ -605,13 +600,6 @@ class _Trainer:
         self.rollout_policy = state["rollout_policy"]
         self._sampler_state = state["sampler_rng"]
         self._rollout_rng_final = state["rollout_rng"]
-
-
-def _read_metrics(path: Path, up_to: int) -> list[str]:
-    """Lines of metrics.jsonl up to a step: a resumed run drops what came after its checkpoint."""
-    if not path.is_file():
-        return []
-    return [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logo_cli.errors import LogoError
+from logo_cli.sweep import stage_commands
 from logo_cli.sweep.graph import DONE, STAGES, Task
 from logo_cli.sweep.task import CRASH_ENV, StageCrashed
 
@@ -178,6 +179,7 @@ def _spec(t: Task, by_key: dict[str, Task], root: Path, num_cpus: int, device: s
         "num_cpus": num_cpus,
         "device": device,
         "crash": crash,
+        "commands": stage_commands.loader(),  # the `logo` click group's loader (sweep/stage_commands.py)
     }
 
 

@@ -12,19 +12,10 @@ from typing import Any
 
 from logo_cli.config_file import _is_path
 from logo_cli.errors import LogoError
+from logo_cli.sweep.stage_commands import stage_command
 
 # The commands are click's, or the copy of click that typer ships: read by duck typing, as
 # config_file.py does.
-
-
-def stage_command(name: str) -> Any:
-    """The click command behind `logo <name>`."""
-    import typer.main
-
-    from logo_cli.cli import app
-
-    group = typer.main.get_command(app)
-    return group.commands[name]  # type: ignore[attr-defined]
 
 
 def command_options(

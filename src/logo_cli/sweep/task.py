@@ -9,7 +9,6 @@ exists, written last and atomically.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 import time
@@ -108,6 +107,7 @@ def _logged(path: Path) -> Iterator[None]:
 
 def _run_stage(spec: dict) -> tuple[int, str]:
     """(exit code, the error's line) of the stage's work."""
+    from logo_cli.artifact_kind import is_finished_run
     from logo_cli.errors import LogoError
 
     stage, inputs, out = spec["stage"], spec["inputs"], spec["artifact"]
@@ -118,7 +118,7 @@ def _run_stage(spec: dict) -> tuple[int, str]:
             print(f"error: {e}", flush=True)
             return 2, str(e)
         return 0, ""
-    if stage in ("pretrain", "train-policy") and (Path(out) / "manifest.json").is_file():
+    if stage in ("pretrain", "train-policy") and is_finished_run(Path(out)):
         # Finished before its task.json was written (the worker died in between): the run directory
         # refuses a second run, and its manifest, written last, says it is complete.
         print(f"{out}: finished run found, kept", flush=True)
@@ -134,28 +134,19 @@ def _run_stage(spec: dict) -> tuple[int, str]:
     argv += [*spec["options"], "--out", out, "--workspace", spec["workspace"]]
     if stage != "dataset" or not spec.get("source"):
         argv += ["--device", spec["device"]]
-    return _invoke(argv, Path(spec["log"]))
+    return _invoke(spec["commands"](), argv, Path(spec["log"]))
 
 
-def _invoke(argv: list[str], log: Path) -> tuple[int, str]:
+def _invoke(commands, argv: list[str], log: Path) -> tuple[int, str]:
+    """Run `logo ARGV` with the click group `commands` (the spec's loader builds it once per worker)."""
     print("logo " + " ".join(argv), flush=True)
     try:
-        code = _cli().main(argv, prog_name="logo", standalone_mode=False)
+        code = commands.main(argv, prog_name="logo", standalone_mode=False)
     except Exception as e:  # click's usage errors, and anything past the command's own boundary
         print(f"error: {type(e).__name__}: {e}", flush=True)
         return (2 if getattr(e, "exit_code", 1) == 2 else 1), str(e)  # a usage error is click's 2
     code = code if isinstance(code, int) else 0
     return code, _last_error(log) if code else ""
-
-
-@functools.lru_cache(maxsize=1)
-def _cli():
-    """The `logo` click group, built once per worker process."""
-    import typer.main
-
-    from logo_cli.cli import app
-
-    return typer.main.get_command(app)
 
 
 def _last_error(log: Path) -> str:
