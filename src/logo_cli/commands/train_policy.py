@@ -16,6 +16,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -266,6 +267,7 @@ def command(
     workspace: Path | None = workspace_option(),
     seed: int = typer.Option(0, "--seed", help="Seeds networks, sampling, rollouts and evaluation."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue an interrupted run from <out>.partial/checkpoint.pt."
     ),
@@ -345,7 +347,7 @@ def command(
             elif phase == "train":
                 keys = ("loss", "td_loss", "cql_gap") if algo != "bc" else ("bc_loss",)
                 losses = " ".join(f"{k} {info[k]:.4g}" for k in keys if k in info)
-                text["train"] = f"{losses} | {info['steps_per_s']:.0f} steps/s"
+                text["train"] = losses
             if phase not in tasks:
                 labels = {"bc": "behaviour cloning", "behaviour": "behaviour policy β (BC)"}
                 label = {**labels, "rollout": "rollouts (transitions)"}.get(phase, algo)
