@@ -13,8 +13,8 @@ import os
 THREADS_ENV = "LOGO_THREADS"
 DEFAULT_THREADS = 1
 THREADS_HELP = (
-    "CPU threads for torch (0: one per core, torch's default). Default 1: the small networks train "
-    f"fastest on one thread, above all on a busy machine (README, Threads). Also ${THREADS_ENV}."
+    f"CPU threads for torch; 0: one per core. One is fastest for these small networks (README, "
+    f"Threads). Also ${THREADS_ENV}."
 )
 # Libraries that size their thread pools from the environment when first loaded (OpenMP, MKL,
 # OpenBLAS): set too, so a library imported later, or a child process, follows the same count.

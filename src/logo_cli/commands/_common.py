@@ -116,13 +116,6 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-# Help panels: `logo COMMAND --help` groups the options under these titles.
-DATA_PANEL = "Data"
-MODEL_PANEL = "Model"
-TRAINING_PANEL = "Training"
-OUTPUT_PANEL = "Output"
-RUNTIME_PANEL = "Runtime"
-
 DEVICE_HELP = "Torch device: auto (CUDA when present, else CPU), cpu, or cuda[:N]."
 
 
@@ -175,7 +168,7 @@ def threads_option():
 
     return typer.Option(
         DEFAULT_THREADS, "--threads", envvar=THREADS_ENV, help=THREADS_HELP, callback=apply,
-        show_envvar=False, rich_help_panel=RUNTIME_PANEL,
+        show_envvar=False,
     )  # fmt: skip
 
 
