@@ -332,6 +332,7 @@ def command(
     if result.resumed_from:
         err.print(f"resumed from step {result.resumed_from}")
     ev = result.evals[-1] if result.evals else None
+    sampler = result.manifest.get("sampler") or {}
     summary = {
         "out": str(result.out),
         "algo": algo,
@@ -340,6 +341,9 @@ def command(
         "resumed_from": result.resumed_from,
         "steps_per_s": round(result.steps_per_s, 1),
         "c": result.c,
+        "temperature": sampler.get("temperature"),
+        "temperature_source": sampler.get("temperature_source"),
+        "effective_sample_size": sampler.get("effective_sample_size"),
         "final": result.final,
         "final_eval": ev,
     }
@@ -353,6 +357,11 @@ def command(
     table.add_row("steps", f"{result.steps:,} ({result.steps_per_s:,.0f} steps/s)")
     if result.c is not None:
         table.add_row("C (truncation)", f"{result.c:.4g}")
+    if sampler.get("temperature") is not None:
+        ess = sampler.get("effective_sample_size")
+        ess_text = "" if ess is None else f", effective sample size {ess:.0%}"
+        tau, source = sampler["temperature"], sampler["temperature_source"]
+        table.add_row("weight temperature τ", f"{tau:.4g} ({source}{ess_text})")
     for k, v in result.final.items():
         if k != "steps_per_s":
             table.add_row(k, f"{v:.4g}")
