@@ -21,7 +21,7 @@ def test_the_summary_shows_the_solved_temperature(kit, tmp_path):
                  env={"COLUMNS": "120"})  # fmt: skip
     assert res.exit_code == 0, res.output
     line = next(x for x in res.stdout.splitlines() if "weight temperature τ" in x)
-    assert "│ 2 (given, effective sample size " in line, line
+    assert "│ 2 (given; effective sample size " in line, line
 
 
 def test_no_temperature_row_without_weights(kit, tmp_path):

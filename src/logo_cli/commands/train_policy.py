@@ -359,9 +359,10 @@ def command(
         table.add_row("C (truncation)", f"{result.c:.4g}")
     if sampler.get("temperature") is not None:
         ess = sampler.get("effective_sample_size")
-        ess_text = "" if ess is None else f", effective sample size {ess:.0%}"
         tau, source = sampler["temperature"], sampler["temperature_source"]
-        table.add_row("weight temperature τ", f"{tau:.4g} ({source}{ess_text})")
+        if source == "given" and ess is not None:
+            source = f"given; effective sample size {ess:.0%}"
+        table.add_row("weight temperature τ", f"{tau:.4g} ({source})")
     for k, v in result.final.items():
         if k != "steps_per_s":
             table.add_row(k, f"{v:.4g}")
