@@ -40,6 +40,7 @@ def benchmarks(session: nox.Session) -> None:
         "h5_read.py": [],
         "world_model.py": ["--data", "datasets/smax_3m_medium.h5"],
         "policy_speed.py": [],
+        "threads.py": [],
         "sweep_overhead.py": [],
     }
     for script, args in runs.items():

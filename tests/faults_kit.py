@@ -43,7 +43,10 @@ def invoke(*args: str | Path, env: dict | None = None):
 
 
 def error_lines(res) -> list[str]:
-    return [ln for ln in res.stderr.splitlines() if ln.strip()]
+    """stderr's lines, less the plain lines announcing a progress task (cli_checks.PROGRESS_START)."""
+    from cli_checks import without_progress
+
+    return without_progress(res.stderr.splitlines())
 
 
 # FAULTS_LOG=<file>: every run (test id, command, exit code, exception, traceback?, stderr lines) and

@@ -142,3 +142,71 @@ def test_episode_starts_cover_every_step_or_a_seeded_subset():
     e2, t2 = episode_starts(np.array([50, 50]), 10, np.random.default_rng(3))
     assert len(e1) == 10 and (e1 == e2).all() and (t1 == t2).all()
     assert (t1 < 50).all()
+
+
+def test_bootstrap_interval_of_the_mean():
+    from logo_cli.stages.calibrate import bootstrap_mean_ci
+
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(2.0, 1.0, 9), rng.normal(2.0, 1.0, 4000)
+    lo9, hi9 = bootstrap_mean_ci(few)
+    lo, hi = bootstrap_mean_ci(many)
+    assert lo9 < few.mean() < hi9 and lo < many.mean() < hi
+    # about ±1.96 sd/√n: wide with 9 states, narrow with 4000
+    assert (hi9 - lo9) == pytest.approx(2 * 1.96 * few.std() / 3, rel=0.3)
+    assert (hi - lo) == pytest.approx(2 * 1.96 * many.std() / np.sqrt(4000), rel=0.2)
+    assert bootstrap_mean_ci(np.full(5, 0.7)) == pytest.approx([0.7, 0.7])
+    assert bootstrap_mean_ci(few) == bootstrap_mean_ci(few)  # seeded
+
+
+def test_multi_step_rows_carry_the_interval_of_their_mean():
+    ep = make_episodes([12, 10, 11], limit=12)
+    starts = episode_starts(np.array([12, 10, 11]), 1000, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+
+    class Noisy(KnownDynamics):
+        def predict(self, state, obs, actions, **kw):
+            p = super().predict(state, obs, actions, **kw)
+            p.next_state = p.next_state + torch.as_tensor(
+                rng.normal(0, 0.5, p.next_state.shape), dtype=torch.float32
+            )
+            return p
+
+    rows = multi_step(Noisy(), ep, starts, horizon=12, batch_size=8, device="cpu")
+    for r in rows:
+        if r["n"]:
+            lo, hi = r["error_mean_ci95"]
+            assert lo <= r["error_mean"] <= hi
+        else:
+            assert r["error_mean_ci95"] is None
+    deep = next(r for r in rows if 3 <= r["n"] < 10)
+    shallow = rows[0]
+    width = lambda r: r["error_mean_ci95"][1] - r["error_mean_ci95"][0]  # noqa: E731
+    assert shallow["n"] > 10 and width(deep) > width(shallow)  # fewer states, wider band
+
+
+def _model(label, steps, scale):
+    rows = [{"horizon": k, "n": 50 - 3 * k, "error_mean": scale * k,
+             "error_mean_ci95": [scale * k - 0.1, scale * k + 0.1], "error_median": scale * k,
+             "uncertainty_mean": float(k), "no_change_error_mean": 1.0}
+            for k in range(1, 16)]  # fmt: skip
+    return {"label": label, "train_steps": steps, "multi_step": rows}
+
+
+def test_horizon_figure_shares_depths_shows_bands_and_budgets():
+    from matplotlib.collections import PolyCollection
+
+    from logo_cli.stages.calibrate_plots import _pyplot, horizon_figure
+
+    fig = horizon_figure([_model("global", 20, 0.2), _model("logo", 100, 0.1)])
+    try:
+        ax_e, ax_u = fig.axes[:2]
+        assert ax_e.get_xlim() == ax_u.get_xlim() == (0.5, 15.5)
+        bands = [c for c in ax_e.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 2  # one 95% band per model
+        labels = [t.get_text() for t in ax_e.get_legend().get_texts()]
+        assert "global (20 steps) mean" in labels and "logo (100 steps) mean" in labels
+        assert "logo (100 steps) mean, 95% CI" in labels
+        assert any(t.get_text().startswith("global (20 steps)") for t in ax_u.get_legend().get_texts())
+    finally:
+        _pyplot().close(fig)

@@ -97,7 +97,7 @@ def test_enumerated_options_show_their_values_and_refuse_others_in_one_line(argv
     runner = CliRunner()
     help_text = _plain(runner.invoke(app, [argv[0], "-h"], terminal_width=250).output)
     name = argv[1]
-    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?(--[a-z-]+,)?{name}[\s,]", x))
+    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?(--[a-z-]+, ?)?{name}[\s,]", x))
     assert re.search(r"<[a-z_-]+\|", line), line  # the values, e.g. <weight|penalty|...>
     result = runner.invoke(app, [*argv, "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 2
@@ -115,3 +115,49 @@ def test_train_policy_takes_the_same_env_option_as_evaluate():
     env = next(p for p in evaluate.params if p.name == "env")
     assert "--env" in eval_env.opts and "--env" in env.opts
     assert "--eval-env" in eval_env.opts  # the older name keeps working
+
+
+def _option_names(command: str) -> list[str]:
+    import typer.main
+
+    click_command = typer.main.get_command(app).commands[command]
+    return [o for p in click_command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_at_80_columns_shows_every_option_name_whole(command):
+    out = _plain(CliRunner().invoke(app, [command, "--help"], terminal_width=80).output)
+    lines = out.splitlines()
+    assert max(len(x) for x in lines) <= 80
+    words = set(re.findall(r"(?<![\w-])-{1,2}[a-z][a-z0-9-]*", out))
+    for name in _option_names(command):
+        assert name in words, f"{name} not shown whole in `logo {command} --help`"
+    # a name is never cut: no word that starts like an option ends in an ellipsis
+    assert not re.search(r"(?<![\w-])--[a-z][a-z0-9-]*…", out), out
+
+
+def test_train_policy_help_is_grouped_and_short_at_80_columns():
+    out = _plain(CliRunner().invoke(app, ["train-policy", "--help"], terminal_width=80).output)
+    assert len(out.splitlines()) < 200  # 528 lines when every option shared one panel
+    titles = re.findall(r"╭─ (.+?) ─", out)
+    assert titles[:2] == ["Options", "Inputs"]
+    assert {"Learner", "Synthetic data", "Output", "Runtime"} <= set(titles)
+    steps = next(x for x in out.splitlines() if "--steps " in x)
+    assert re.search(r"--steps +<int> .*\[default: 10000\]", steps), steps  # type, help, default, one line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_is_in_a_named_panel(command):
+    import typer.main
+
+    click_command = typer.main.get_command(app).commands[command]
+    for param in click_command.params:
+        if param.param_type_name == "option" and param.name != "help":
+            assert getattr(param, "rich_help_panel", None), f"{command} {param.opts}: no help panel"
+
+
+def test_readme_explains_shell_completion():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "logo --install-completion" in readme

@@ -159,7 +159,8 @@ def test_omiga_refusals(runner, tmp_path):
     src = tmp_path / "x-expert.hdf5"
     _omiga_file(src)
     one_line(runner.invoke(app, ["convert", str(src), *args, "--episode-limit", "0"]), "--episode-limit 0")
-    one_line(runner.invoke(app, ["convert", str(src), *args, "--env", "hopper"]), "--env hopper")
+    res = runner.invoke(app, ["convert", str(src), *args, "--env", "hopper"])
+    one_line(res, "--env 'hopper'", "valid forms")
     one_line(runner.invoke(app, ["convert", str(src), "--from", "omiga", "--out", str(src)]), "same path")
     with h5py.File(src, "r+") as f:
         del f["r"]

@@ -40,6 +40,10 @@ except ValueError:  # no such file: a policy without a mixer
     mixer = None
 if mixer is not None:
     out["q_tot"] = mixer(values.gather(-1, actions.unsqueeze(-1)).squeeze(-1), x["state"])
+# inference modules: no output tracks gradients, no parameter asks for them
+modules = [agent] + ([mixer] if mixer is not None else [])
+out["tracks_grad"] = [values.requires_grad] + ([out["q_tot"].requires_grad] if mixer is not None else []) + [
+    p.requires_grad for m in modules for p in m.parameters()]
 try:
     agent(x["obs"][:, :, :-1], None)
     out["bad_shape"] = "accepted"
@@ -120,6 +124,7 @@ def test_export_matches_the_policy_without_logo_cli(runner, runs, tmp_path, algo
     assert torch.equal(got["unmasked"], ref_values.argmax(-1))
     assert not torch.equal(got["unmasked"], got["actions"])  # the mask did change some choices
     assert "obs must be" in got["bad_shape"]
+    assert len(got["tracks_grad"]) > 2 and not any(got["tracks_grad"])  # inference mode
 
     meta = got["meta"]
     assert meta == json.loads((out / "export.json").read_text())

@@ -146,3 +146,44 @@ def test_resume_refuses_other_dims_data_or_options(runner, data, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"resumed {out} from step 10" in " ".join(res.stderr.split())
     assert json.loads(res.stdout)["train_steps"] == 45
+
+
+class _FullDisk:
+    """A file on a disk that fills after `room` bytes: write(2) then fails with ENOSPC."""
+
+    def __init__(self, path, room: int):
+        self.f, self.room = open(path, "wb"), room  # noqa: SIM115 (closed by __exit__)
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            import errno
+
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+def test_a_full_disk_while_saving_is_one_line_naming_the_file(runner, data, tmp_path, monkeypatch):
+    import builtins
+
+    from logo_cli import artifacts
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if "w" in mode and "b" in mode:
+            return _FullDisk(path, room=4096)  # torch's writer gets this far, then the disk is full
+        return builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "open", full_open, raising=False)
+    out = tmp_path / "run"
+    res = pretrain(runner, "--data", str(data[0]), "--out", str(out), "--max-steps", "20", *SMALL)
+    one_line_error(res, "checkpoint.pt", "No space left on device (ENOSPC)")
+    assert "internal error" not in res.output and "inline_container" not in res.output

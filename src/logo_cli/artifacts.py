@@ -16,6 +16,7 @@ when they cannot read it. Manifests are type-checked on load, so a hand-edited o
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -245,7 +246,13 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        # Serialised in memory, then written by Python: a failed write raises its OSError (ENOSPC,
+        # EDQUOT, EIO, ...), where torch's own writer reports only "[enforce fail at
+        # inline_container.cc:672] . unexpected pos ...". A checkpoint here is a few MB.
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
         _fsync(tmp)  # on disk before it replaces the old file
         publish(tmp, path)
     except OSError as e:

@@ -14,6 +14,13 @@ from logo_cli import __version__
 from logo_cli.errors import DEBUG_ENV, set_debug
 
 
+def _install_help_layout() -> None:
+    """Options panels of two columns, names never cut (logo_cli/help_layout.py)."""
+    from logo_cli.help_layout import install
+
+    install()
+
+
 def _flag_type_hidden() -> None:
     """Typer's help shows every option's type, so a flag reads `--json <bool>` as if it took a value.
     Flags get no type column; every other option keeps Typer's rendering."""
@@ -28,6 +35,7 @@ def _flag_type_hidden() -> None:
 
 
 _flag_type_hidden()
+_install_help_layout()
 
 app = typer.Typer(
     name="logo",
@@ -71,10 +79,12 @@ def _register() -> None:
     # Each command module exposes `command`; the order here is the order in `logo --help`.
     from logo_cli.commands import COMMANDS
     from logo_cli.commands._common import user_errors
+    from logo_cli.commands.panels import assign_panels
 
     for name, module_name in COMMANDS:
         module = __import__(f"logo_cli.commands.{module_name}", fromlist=["command"])
         command = module.command
+        assign_panels(name, command)  # the help panels its options are grouped under
         # Every command runs inside the one exception boundary (one line per expected failure).
         app.command(name)(command if getattr(command, "logo_boundary", False) else user_errors(command))
 

@@ -23,8 +23,8 @@ from typing import Any
 from logo_cli.errors import LogoError
 
 CONFIG_HELP = (
-    "Options from a file: TOML, YAML (.yaml/.yml) or JSON, keys named like the options (batch_size = "
-    "64), or a run's manifest.json / run directory to repeat it. Options on the command line win."
+    "Options from a TOML, YAML or JSON file (keys named like the options), or a run's directory to "
+    "repeat it. Options on the command line win."
 )
 # The stage config whose recorded fields a command's manifest holds (module, class).
 STAGE_CONFIGS = {

@@ -20,9 +20,8 @@ TB_DIR, WANDB_DIR = "tb", "wandb"
 # Names a tracker may create inside a run's working directory (the stages accept them there).
 TRACKER_FILES = (TB_DIR, WANDB_DIR)
 LOGGER_HELP = (
-    "Experiment tracker fed the same numbers as metrics.jsonl: none, tensorboard (event files in "
-    "<run>/tb/) or wandb (offline unless WANDB_MODE is set; files in <run>/wandb/). The last two "
-    "need the packages of logo-cli's `tracking` extra."
+    "Also send metrics.jsonl's numbers to: none, tensorboard (<run>/tb/) or wandb (offline unless "
+    "WANDB_MODE is set; <run>/wandb/). Needs the `tracking` extra."
 )
 
 

@@ -1,12 +1,10 @@
-"""What every command shares: the consoles, one-line errors, progress bars and JSON output."""
+"""What every command shares: the consoles, one-line errors, progress, shared options and JSON output."""
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,15 +13,9 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
+from logo_cli.commands.progress import LazyProgress
+from logo_cli.commands.progress import progress_bar as _progress_on
 from logo_cli.errors import (
     DEBUG_ENV,
     EXIT_BUG,
@@ -104,97 +96,10 @@ def _is_torch_oom(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
-# Where stderr is not a terminal (a log file, a pipe, a batch job) rich draws the bar only once, at
-# the end; a plain progress line is printed instead every this many seconds (0: at every report).
-PROGRESS_EVERY_ENV = "LOGO_PROGRESS_EVERY"
-PROGRESS_EVERY_S = 30.0
-
-
-def _progress_every() -> float:
-    try:
-        return max(0.0, float(os.environ.get(PROGRESS_EVERY_ENV, PROGRESS_EVERY_S)))
-    except ValueError:
-        return PROGRESS_EVERY_S
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-class _LazyProgress(Progress):
-    """A Progress that starts drawing at its first task, so an input error raised before any
-    progress is reported prints alone (no empty bar, no blank line before it), and that vanishes
-    when its block fails, so the error stays the one line shown.
-
-    When its console is not a terminal it also prints a plain line per task every
-    $LOGO_PROGRESS_EVERY seconds (done/total, rate, ETA, the task's info), so a redirected run's log
-    shows it working."""
-
-    _begun = False
-    _plain_every: float | None = None  # None: a terminal, the live bar is enough
-    _last_line: dict | None = None
-
-    def __enter__(self) -> _LazyProgress:
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
-        if self._begun:
-            if exc_type is not None:
-                self.live.transient = True
-            self.stop()
-
-    def add_task(self, *args, **kwargs):
-        if not self._begun:
-            self._begun = True
-            if not self.console.is_terminal:
-                self._plain_every, self._last_line = _progress_every(), {}
-            self.start()
-        task_id = super().add_task(*args, **kwargs)
-        if self._last_line is not None:
-            self._last_line[task_id] = time.monotonic()  # the first line comes one interval in
-        return task_id
-
-    def update(self, task_id, **kwargs) -> None:
-        super().update(task_id, **kwargs)
-        if self._plain_every is not None and self._last_line is not None:
-            now = time.monotonic()
-            if now - self._last_line.get(task_id, now) >= self._plain_every:
-                self._last_line[task_id] = now
-                self._plain_line(task_id)
-
-    def _plain_line(self, task_id) -> None:
-        task = self._tasks[task_id]
-        done = f"{task.completed:,.0f}"
-        if task.total:
-            done += f"/{task.total:,.0f} ({task.completed / task.total:.0%})"
-        speed = task.speed
-        parts = [f"{task.description}: {done}", f"{speed:,.1f}/s" if speed else "?/s"]
-        if task.total:
-            parts.append(f"ETA {_clock(task.time_remaining)}")
-        info = str(task.fields.get("info") or "").strip()
-        line = ", ".join(parts) + (f" | {info}" if info else "")
-        # printed as is: descriptions and infos may hold brackets rich would read as markup
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def progress_bar(*extra_columns) -> Progress:
-    """A rich progress bar on stderr: description, bar, done/total, elapsed, remaining, extras.
-
-    Nothing is drawn until the first task is added: add it at the first progress report."""
-    return _LazyProgress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        *extra_columns,
-        console=err,
-        transient=False,
-    )
+def progress_bar() -> LazyProgress:
+    """The progress display on stderr (commands/progress.py): nothing is drawn until the first task
+    is added, so add it at the first progress report."""
+    return _progress_on(err)
 
 
 def print_json(data: Any) -> None:
@@ -244,6 +149,26 @@ def config_option():
     return typer.Option(
         None, "--config", help=CONFIG_HELP, callback=load, is_eager=True, show_default=False,
         dir_okay=True, exists=False,
+    )  # fmt: skip
+
+
+def threads_option():
+    """The --threads option of every command that runs torch work (also $LOGO_THREADS). Its callback
+    sets torch's thread count while the options are parsed, so before any of the command's work."""
+    from logo_cli.threads import DEFAULT_THREADS, THREADS_ENV, THREADS_HELP
+
+    def apply(ctx: typer.Context, value: int) -> int:
+        from logo_cli.threads import apply_threads
+
+        try:
+            return apply_threads(value)
+        except LogoError as e:  # parsing runs outside the command's boundary: the same one line
+            _error_line(str(e))
+            raise typer.Exit(code=e.exit_code) from None
+
+    return typer.Option(
+        DEFAULT_THREADS, "--threads", envvar=THREADS_ENV, help=THREADS_HELP, callback=apply,
+        show_envvar=False,
     )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -57,6 +58,7 @@ def command(
     batch_size: int = typer.Option(4096, "--batch-size", help="Rows per model call."),
     seed: int = typer.Option(0, "--seed", help="Seeds the subset of multi-step starts."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json's content on stdout."),
     config: Path | None = config_option(),

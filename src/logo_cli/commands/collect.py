@@ -14,6 +14,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -74,6 +75,7 @@ def command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     workspace: Path | None = workspace_option(),
     config: Path | None = config_option(),
@@ -87,6 +89,7 @@ def command(
         env=env, quality=quality, episodes=episodes, out=out_path, seed=seed, num_envs=num_envs,
         behaviour=behaviour, stochastic=stochastic, overwrite=overwrite, train_behaviour=train_behaviour,
         train_steps=train_steps, device=resolve_device(device), episode_limit=episode_limit,
+        torch_threads=threads,
     )  # fmt: skip
     check_config(cfg)
     # The bar starts with the first progress report, so an input error stays a single line.
@@ -94,8 +97,6 @@ def command(
     tasks: dict[str, int] = {}
 
     def on_progress(phase: str, done: int, total: int, info: dict) -> None:
-        if not tasks:
-            bar.start()
         if phase not in tasks:
             label = "training behaviour" if phase == "train" else f"collecting {quality}"
             tasks[phase] = bar.add_task(label, total=total, info="")
@@ -106,18 +107,14 @@ def command(
             elif "greedy_return" in info:
                 text += f"  greedy return {info['greedy_return']:.1f}"
         else:
-            text = f"{info['episodes_per_s']:.1f} ep/s  return {info['return_mean']:.2f}"
+            text = f"return {info['return_mean']:.2f}"
             if info.get("win_rate") is not None:
                 text += f"  win {info['win_rate']:.0%}"
         bar.update(tasks[phase], completed=done, info=text)
 
     ws, _ = open_workspace(workspace)
-    with tracking(ws, "collect", out_path, None):  # `logo pretrain` then defaults to this dataset
-        try:
-            result = run(cfg, progress=on_progress)
-        finally:
-            if tasks:
-                bar.stop()
+    with tracking(ws, "collect", out_path, None), bar:  # `logo pretrain` then defaults to this dataset
+        result = run(cfg, progress=on_progress)
     if json_output:
         print_json(result)
         return

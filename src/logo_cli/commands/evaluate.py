@@ -14,6 +14,7 @@ from logo_cli.commands._common import (
     print_json,
     progress_bar,
     say,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -65,6 +66,7 @@ def command(
         show_default=False,
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     out_path: Path | None = typer.Option(
         None,

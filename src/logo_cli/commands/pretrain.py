@@ -16,6 +16,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -88,6 +89,7 @@ def command(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     seed: int = typer.Option(
         0, "--seed", help="Seeds the model init, the held-out split and the minibatches."
     ),
@@ -154,7 +156,7 @@ def command(
         def progress(step: int, total: int, info: dict) -> None:
             if not tasks:
                 tasks.append(bar.add_task(f"pretrain {model}", total=total, info=""))
-            text = f"loss {info['loss']:.4g}, {info['steps_per_s']:.0f} steps/s"
+            text = f"loss {info['loss']:.4g}"
             if "heldout" in info:
                 text += f", held-out {info['heldout']:.4g} (best {info['best']:.4g})"
             bar.update(tasks[0], completed=step, total=total, info=text)

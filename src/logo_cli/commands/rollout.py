@@ -15,6 +15,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -73,6 +74,7 @@ def command(
     workspace: Path | None = workspace_option(),
     seed: int = typer.Option(0, "--seed", help="Seeds start sampling, policy actions and BC training."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     bc_steps: int = typer.Option(2000, "--bc-steps", help="Training steps of the default BC policy."),
     sample: bool = typer.Option(
         False, "--sample/--mean", help="Draw next steps from the model's Gaussian, or take its mean."

@@ -59,8 +59,8 @@ def command(
     report: bool = typer.Option(
         False,
         "--report",
-        help="At the end, aggregate the finished evaluations: ROOT/results.json, and the markdown "
-        "block, figure and results JSON the grid's \\[report] table names.",
+        help="Then aggregate the finished evaluations into ROOT/results.json and the outputs the "
+        "grid's \\[report] table names (markdown, figure, JSON).",
     ),
     as_json: bool = typer.Option(
         False, "--json", help="Print a machine-readable summary on stdout instead of the live table."

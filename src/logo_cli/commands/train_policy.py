@@ -16,6 +16,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    threads_option,
     user_errors,
     workspace_option,
 )
@@ -31,46 +32,37 @@ def command(
     data: Path | None = typer.Option(
         None,
         "--data",
-        help="Offline dataset (.h5): the real transitions. Default: the dataset the synthetic buffer "
-        "(or --model run) was made from.",
+        help="Offline dataset (.h5), the real transitions. Default: the synthetic data's own.",
         show_default=False,
     ),
     synthetic: Path | None = typer.Option(
         None,
         "--synthetic",
-        help="Synthetic buffer (.zarr from `logo rollout`), used as is. Default (unless --model or "
-        "--mode real-only): the workspace's newest finished rollout buffer, made from --data when given.",
+        help="Synthetic buffer (.zarr of `logo rollout`). Default: the workspace's newest finished one.",
         show_default=False,
     ),
     allow_incomplete: bool = typer.Option(
         False,
         "--allow-incomplete",
-        help="Accept an interrupted (incomplete) --synthetic buffer and train on the rows it holds "
-        "(recorded in the manifest). Default: refuse it; `logo rollout` with the same options finishes it.",
+        help="Train on the rows of an interrupted --synthetic buffer (default: refuse it).",
     ),
     model: Path | None = typer.Option(
         None,
         "--model",
-        help="Or: a pretrain run directory; rollouts are generated in memory (BC policy first, then the "
-        "current policy every --refresh-every steps). Default when the workspace holds no rollout buffer: "
-        "its newest finished pretrain run.",
+        help="Or: a pretrain run; rollouts made in memory. Default: the newest, if no buffer.",
         show_default=False,
     ),
     algo: str = typer.Option(
         "macql",
         "--algo",
         metavar=one_of("algo"),
-        help="Policy learner: macql (discrete actions: QMIX + CQL over sampled joint actions; continuous: "
-        "per-agent SAC actors and twin critics + CQL(H)), cfcql (QMIX + counterfactual CQL: one agent's "
-        "action varied at a time, weighted per agent; discrete only), td3bc (MA-TD3+BC; continuous only) "
-        "or bc (behaviour cloning; on continuous actions a Gaussian BC with --mode real-only).",
+        help="macql (QMIX + CQL; continuous: SAC + CQL), cfcql (discrete), td3bc (continuous) or bc.",
     ),
     mode: str | None = typer.Option(
         None,
         "--mode",
         metavar=one_of("mode"),
-        help="Synthetic sampling: weight (∝ exp(P_u), LOGO), penalty (reward r - λu), uniform, or "
-        "real-only. Default: weight with a synthetic buffer or world model, else real-only.",
+        help="Synthetic sampling. Default: weight with synthetic data (LOGO), else real-only.",
     ),
     synthetic_ratio: float = typer.Option(
         0.5, "--synthetic-ratio", help="Fraction of each batch drawn from synthetic data."
@@ -78,26 +70,23 @@ def command(
     c: float | None = typer.Option(
         None,
         "--c",
-        help="Truncation C of P_u = clip(C - u, 0, C). Default: the 0.9 quantile of the weighting score.",
+        help="Truncation C of P_u = clip(C - u, 0, C). Default: the score's 0.9 quantile.",
     ),
     temperature: float | None = typer.Option(
         None,
         "--temperature",
-        help="Temperature τ of the weight mode's exp(P_u / τ) (1: the paper's exp(P_u)). Default: solved "
-        "so that the weights' effective sample size is --target-ess of the buffer.",
+        help="τ of the weights exp(P_u / τ) (1: the paper's). Default: solved for --target-ess.",
     ),
     target_ess: float = typer.Option(
         0.5,
         "--target-ess",
-        help="Effective sample size, as a fraction of the synthetic buffer, that the solved τ reaches "
-        "(1: uniform; smaller: a sharper preference for certain samples).",
+        help="Effective sample size of the weights, as a fraction of the buffer, for the solved τ.",
     ),
     weight_by: str = typer.Option(
         "cumulative",
         "--weight-by",
         metavar=one_of("weight_by"),
-        help="Score u the weight mode ranks synthetic rows by: 'cumulative' (uncertainty summed along the "
-        "branch up to the row) or 'step' (the row's own uncertainty).",
+        help="Score u of the weight mode: uncertainty summed along the branch, or the row's own.",
     ),
     penalty_lambda: float = typer.Option(1.0, "--penalty-lambda", help="λ of the penalty mode's r - λu."),
     steps: int = typer.Option(10_000, "--steps", help="Gradient steps."),
@@ -105,43 +94,37 @@ def command(
     lr: float | None = typer.Option(
         None,
         "--lr",
-        help="Adam learning rate (the critics' for macql / td3bc on continuous actions). Default: 5e-4; "
-        "3e-4 for the continuous actor-critics.",
+        help="Adam learning rate (critics'). Default: 5e-4; 3e-4 for continuous actor-critics.",
         show_default=False,
     ),
     actor_lr: float | None = typer.Option(
         None,
         "--actor-lr",
-        help="Continuous macql / td3bc: the actor's learning rate (macql's SAC temperature too). Default: "
-        "1e-4 for macql, 3e-4 for td3bc.",
+        help="Continuous macql / td3bc: actor learning rate. Default: 1e-4 (macql), 3e-4 (td3bc).",
         show_default=False,
     ),
     gamma: float = typer.Option(0.99, "--gamma", help="Discount factor."),
     cql_alpha: float = typer.Option(
         1.0,
         "--cql-alpha",
-        help="Weight α of the CQL term (CFCQL's counterfactual term with --algo cfcql; 0: plain QMIX).",
+        help="Weight α of the CQL term (CFCQL's with --algo cfcql; 0: plain QMIX).",
     ),
     cql_samples: int | None = typer.Option(
         None,
         "--cql-samples",
-        help="MACQL: joint actions sampled per state (available actions only) for the CQL term, default 32 "
-        "(CFCQL enumerates its counterfactual actions exactly); continuous MACQL: actions drawn per agent "
-        "from each of the uniform, π(o) and π(o') proposals, default 10.",
+        help="Actions sampled per state for the CQL term. Default: 32 joint (discrete), 10 (continuous).",
         show_default=False,
     ),
     entropy_alpha: float | None = typer.Option(
         None,
         "--entropy-alpha",
-        help="Continuous macql: a fixed SAC temperature α. Default: tuned automatically towards the target "
-        "entropy −(action entries per agent).",
+        help="Continuous macql: a fixed SAC temperature α. Default: tuned automatically.",
         show_default=False,
     ),
     actor_bc_steps: int = typer.Option(
         0,
         "--actor-bc-steps",
-        help="Continuous macql: the first steps train the actor by behaviour cloning on the real rows "
-        "(CQL's policy_eval_start) while the critics learn; 0: SAC from the start.",
+        help="Continuous macql: first steps train the actor by BC while the critics learn.",
     ),
     td3bc_alpha: float = typer.Option(
         2.5, "--td3bc-alpha", help="td3bc: α of the actor's Q weight λ = α / mean |Q|."
@@ -151,55 +134,47 @@ def command(
     ),
     noise_clip: float = typer.Option(0.5, "--noise-clip", help="td3bc: clip of the smoothing noise."),
     policy_delay: int = typer.Option(
-        2, "--policy-delay", help="td3bc: critic steps per actor update (and target update)."
+        2, "--policy-delay", help="td3bc: critic steps per actor (and target) update."
     ),
     cql_include_data: bool = typer.Option(
         True,
         "--cql-with-data/--cql-samples-only",
-        help="Include the data joint action among the CQL logsumexp terms (keeps the gap >= 0), or use "
-        "only the sampled ones (CFCQL's raw MACQL).",
+        help="Include the data action among the CQL logsumexp terms, or only sampled ones.",
     ),
     cql_synthetic: str = typer.Option(
         "none",
         "--cql-synthetic",
         metavar=one_of("cql_synthetic"),
-        help="How the CQL term treats synthetic rows: 'none' leaves them out of it (they only enter the TD "
-        "loss); 'data' treats them like real data; 'combo' pushes Q down on them and up only on real "
-        "data actions (COMBO). td3bc: its BC term regularises towards real rows' actions only ('none') or "
-        "every row's ('data').",
+        help="Synthetic rows in the CQL term: left out, as real data, or pushed down (COMBO).",
     ),
     cfcql_temperature: float = typer.Option(
         5.0,
         "--cfcql-temperature",
-        help="CFCQL: temperature τ of the agent weights λ = softmax_i(τ · KL(μ_i ‖ β_i)) (0: equal weights; "
-        "larger: the penalty goes to the agent farthest from the behaviour policy).",
+        help="CFCQL: τ of the agent weights softmax_i(τ · KL(μ_i ‖ β_i)) (0: equal).",
     ),
     cfcql_bc_steps: int = typer.Option(
         2000,
         "--cfcql-bc-steps",
-        help="CFCQL: behaviour-cloning steps fitting the behaviour policy β on the real data before Q "
-        "training.",
+        help="CFCQL: BC steps fitting the behaviour policy β before Q training.",
     ),
     n_step: int = typer.Option(
-        1, "--n-step", help="Steps of the TD target, over real episodes and synthetic branches (1: one-step)."
+        1, "--n-step", help="Steps of the TD target, over real episodes and synthetic branches."
     ),
     normalise_state: bool = typer.Option(
         True,
         "--normalise-state/--raw-state",
-        help="Standardise the state the QMIX mixer sees with the real data's mean and std.",
+        help="Standardise the mixer's state input with the real data's mean and std.",
     ),
     target_update_every: int | None = typer.Option(
         None,
         "--target-update-every",
-        help="Steps between target-network updates. Default: 200; 1 for continuous macql (td3bc updates "
-        "its targets with each delayed actor update).",
+        help="Steps between target updates. Default: 200; 1 for continuous macql.",
         show_default=False,
     ),
     target_tau: float | None = typer.Option(
         None,
         "--target-tau",
-        help="Polyak factor of each target update (1: hard copy). Default: 1; 0.005 for continuous macql "
-        "and td3bc.",
+        help="Polyak factor of target updates (1: copy). Default: 1; 0.005 when continuous.",
         show_default=False,
     ),
     hidden: int = typer.Option(128, "--hidden", help="Agent network width."),
@@ -208,25 +183,23 @@ def command(
         "mlp",
         "--agent",
         metavar="mlp|gru",
-        help="MACQL / CFCQL agent: feed-forward on transitions (mlp) or recurrent GRU on whole episodes "
-        "with TD(λ) targets (gru; no rollout refreshes). See docs/policy.md, Recurrent agents.",
+        help="MACQL / CFCQL agent: mlp on transitions or gru on whole episodes (TD(λ)).",
     ),
     td_lambda: float = typer.Option(0.6, "--td-lambda", help="--agent gru: λ of the TD(λ) targets."),
     seq_batch: int = typer.Option(
-        32, "--seq-batch", help="--agent gru: whole episodes per gradient step (--batch-size is unused)."
+        32, "--seq-batch", help="--agent gru: episodes per gradient step (instead of --batch-size)."
     ),
     rnn_hidden: int = typer.Option(64, "--rnn-hidden", help="--agent gru: GRU hidden width."),
     burn_in: int = typer.Option(
         20,
         "--burn-in",
-        help="--agent gru: real steps before a synthetic branch's start that set its GRU state.",
+        help="--agent gru: real steps before a branch's start that set its GRU state.",
     ),
     eval_env: str | None = typer.Option(
         None,
         "--env",
         "--eval-env",
-        help="Simulator for periodic evaluation (e.g. smax:3m), the same option as evaluate's --env "
-        "(--eval-env is its older name); none by default.",
+        help="Simulator for periodic evaluation, e.g. smax:3m (--eval-env: older name). Default: none.",
     ),
     eval_every: int = typer.Option(
         2000, "--eval-every", help="Steps between evaluations (and one at the end)."
@@ -235,27 +208,23 @@ def command(
     refresh_every: int = typer.Option(
         5000, "--refresh-every", help="With --model: steps between rollout refreshes (0: never)."
     ),
-    horizon: int = typer.Option(
-        15, "--horizon", help="With --model: rollout horizon (model steps per branch)."
-    ),
+    horizon: int = typer.Option(15, "--horizon", help="With --model: model steps per branch."),
     rollout_starts: int = typer.Option(
         2000, "--rollout-starts", help="With --model: branches per refresh, each from a dataset state."
     ),
     rollout_epsilon: float = typer.Option(
         0.1,
         "--rollout-epsilon",
-        help="With --model: ε of the ε-greedy MACQL / CFCQL policy driving refreshes (continuous actors "
-        "drive them by sampling instead).",
+        help="With --model: ε of the ε-greedy policy driving refreshes.",
     ),
     bc_steps: int = typer.Option(
-        2000, "--bc-steps", help="With --model: BC steps for the first rollout policy."
+        2000, "--bc-steps", help="With --model: BC steps of the first rollout policy."
     ),
     termination: str = typer.Option(
         "sample",
         "--termination",
         metavar=one_of("termination"),
-        help="With --model: branch ends drawn from the predicted termination probability ('sample') or "
-        "when it exceeds 0.5 ('threshold').",
+        help="With --model: branch ends sampled from the predicted probability, or above 0.5.",
     ),
     obs_noise: float = corruption_option("obs_noise"),
     state_noise: float = corruption_option("state_noise"),
@@ -267,13 +236,14 @@ def command(
         1000, "--checkpoint-every", help="Steps between resumable checkpoints."
     ),
     out_dir: Path | None = typer.Option(
-        None, "--out", help="Run directory. Default: <workspace>/policy/<data name>-<algo>-<mode>-s<seed>."
+        None, "--out", help="Run directory. Default: <workspace>/policy/<data>-<algo>-<mode>-s<seed>."
     ),
     workspace: Path | None = workspace_option(),
     seed: int = typer.Option(0, "--seed", help="Seeds networks, sampling, rollouts and evaluation."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = threads_option(),
     resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue an interrupted run from <out>.partial/checkpoint.pt."
+        True, "--resume/--no-resume", help="Continue an interrupted run from its last checkpoint."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     logger: str = typer.Option("none", "--logger", help=LOGGER_HELP),
@@ -353,7 +323,7 @@ def command(
             elif phase == "train":
                 keys = ("loss", "td_loss", "cql_gap") if algo != "bc" else ("bc_loss",)
                 losses = " ".join(f"{k} {info[k]:.4g}" for k in keys if k in info)
-                text["train"] = f"{losses} | {info['steps_per_s']:.0f} steps/s"
+                text["train"] = losses
             if phase not in tasks:
                 labels = {"bc": "behaviour cloning", "behaviour": "behaviour policy β (BC)"}
                 label = {**labels, "rollout": "rollouts (transitions)"}.get(phase, algo)
@@ -370,6 +340,7 @@ def command(
     if result.resumed_from:
         err.print(f"resumed from step {result.resumed_from}")
     ev = result.evals[-1] if result.evals else None
+    sampler = result.manifest.get("sampler") or {}
     summary = {
         "out": str(result.out),
         "algo": algo,
@@ -378,6 +349,9 @@ def command(
         "resumed_from": result.resumed_from,
         "steps_per_s": round(result.steps_per_s, 1),
         "c": result.c,
+        "temperature": sampler.get("temperature"),
+        "temperature_source": sampler.get("temperature_source"),
+        "effective_sample_size": sampler.get("effective_sample_size"),
         "final": result.final,
         "final_eval": ev,
     }
@@ -391,6 +365,12 @@ def command(
     table.add_row("steps", f"{result.steps:,} ({result.steps_per_s:,.0f} steps/s)")
     if result.c is not None:
         table.add_row("C (truncation)", f"{result.c:.4g}")
+    if sampler.get("temperature") is not None:
+        ess = sampler.get("effective_sample_size")
+        tau, source = sampler["temperature"], sampler["temperature_source"]
+        if source == "given" and ess is not None:
+            source = f"given; effective sample size {ess:.0%}"
+        table.add_row("weight temperature τ", f"{tau:.4g} ({source})")
     for k, v in result.final.items():
         if k != "steps_per_s":
             table.add_row(k, f"{v:.4g}")

@@ -135,6 +135,18 @@ class OfflineDataset:
     def parts(self) -> list[Path]:
         return [p.path for p in self._parts]
 
+    def probs_recorded(self, chunk: int = 256) -> bool:
+        """Whether the file holds behaviour probabilities: a `probs` key with a nonzero entry. The
+        canonical writer stores zeros when the source has none (an OG-MARL vault, say)."""
+        if not self.layout.has_probs:
+            return False
+        for part in self._parts:
+            probs = part.file["probs"]
+            for lo in range(0, probs.shape[0], chunk):
+                if np.any(probs[lo : lo + chunk]):
+                    return True
+        return False
+
     # ---- reading ----
     def _keys(self, with_probs: bool) -> list[str]:
         keys = ["state", "obs", "actions"]
@@ -254,7 +266,9 @@ def open_dataset(path: str | Path) -> OfflineDataset:
     if path.is_dir():
         files = _part_files(path)
         if not files:
-            raise LogoError(f"{path}: folder holds no part_*.h5 files")
+            from logo_cli.data.foreign import vault_hint
+
+            raise LogoError(vault_hint(path) or f"{path}: folder holds no part_*.h5 files")
     else:
         files = [path]
     parts: list[_Part] = []

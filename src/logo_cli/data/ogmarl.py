@@ -39,6 +39,18 @@ REQUIRED = ("observations", "actions", "rewards", "terminals", "truncations")
 OGMARL_QUALITIES = {"good": "expert", "medium": "medium", "poor": "poor", "replay": "medium_replay"}
 
 
+# OG-MARL's vault folders (vaults/<env>/<map>.vlt/<uid>) -> the simulator family that plays them here:
+# SMAC v1 maps run through the smacv2 package's StarCraft2Env. Other environments record no env.
+OGMARL_ENVS = {"smac_v1": "smacv2"}
+
+
+def ogmarl_env_name(vault: str | Path) -> str | None:
+    """'vaults/smac_v1/3m.vlt/Good' -> 'smacv2:3m'; None for an environment without an adapter."""
+    path = Path(vault).resolve()
+    family = OGMARL_ENVS.get(path.parent.parent.name)
+    return None if family is None else f"{family}:{parse_vault_path(path)[0]}"
+
+
 def parse_vault_path(path: str | Path) -> tuple[str, str | None, str]:
     """'vaults/smac_v1/3m.vlt/Good' -> ('3m', 'expert', 'Good'): map, mapped quality, uid."""
     path = Path(path)
@@ -234,6 +246,9 @@ def convert_ogmarl(
         raise LogoError(f"{src}: an episode of {longest} steps exceeds --episode-limit {limit}")
     name, quality, uid = parse_vault_path(src)
     meta = {"source": "og-marl", "map_name": name, "quality": quality, "original_quality": uid}
+    env = ogmarl_env_name(src)
+    if env is not None:
+        meta["env"] = env
     meta.update(original_file=f"{Path(src).resolve().parent.name}/{uid}", **(attrs or {}))
     with DatasetWriter(
         dst,

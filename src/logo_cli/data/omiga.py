@@ -34,6 +34,15 @@ def parse_omiga_name(filename: str | Path) -> tuple[str, str | None]:
     return stem, None
 
 
+def omiga_env_name(task: str) -> str | None:
+    """The simulator an OMIGA task names: 'HalfCheetah-v2-6x1' -> 'mamujoco:HalfCheetah-6x1'.
+
+    OMIGA's tasks carry the gym version of the single-agent robot ('-v2'); the MaMuJoCo adapter
+    names a task by robot and agent conf alone. None for a name of another form."""
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)(?:-v\d+)?-([A-Za-z0-9|]+)", task)
+    return None if m is None else f"mamujoco:{m.group(1)}-{m.group(2)}"
+
+
 def _first_column(x: np.ndarray) -> np.ndarray:
     return x if x.ndim == 1 else x.reshape(x.shape[0], -1)[:, 0]
 
@@ -94,7 +103,10 @@ def convert_omiga(
         if longest > limit:
             raise LogoError(f"{src}: an episode of {longest} steps exceeds --episode-limit {limit}")
         task, quality = parse_omiga_name(src)
-        meta = {"source": "omiga", "env": f"mamujoco:{task}", "map_name": task, "quality": quality}
+        meta = {"source": "omiga", "map_name": task, "quality": quality}
+        env = omiga_env_name(task)
+        if env is not None:  # else none recorded: `logo evaluate --env` names it
+            meta["env"] = env
         meta.update(original_file=src.name, **(attrs or {}))
         n_terminated = 0
         with DatasetWriter(

@@ -64,6 +64,11 @@ def check_structure(f: h5py.File, path: Path, attrs: dict) -> Layout:
     required = ["state", "obs", "actions", "reward", "terminated", "filled"]
     for name in required:
         if name not in keys:
+            from logo_cli.data.foreign import omiga_hint
+
+            hint = omiga_hint(path, keys)
+            if hint:
+                raise LogoError(hint)
             raise LogoError(f"{path}: missing key '{name}' (found: {', '.join(sorted(keys)) or 'none'})")
     for name in keys & set(DISCRETE_DTYPES):
         if not isinstance(f[name], h5py.Dataset):

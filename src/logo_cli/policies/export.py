@@ -113,6 +113,15 @@ class ScriptedContinuousAgent(nn.Module):
         return torch.tanh(self.raw(obs)[:, :, : self.n_actions])
 
 
+def script_for_inference(module: nn.Module) -> torch.jit.ScriptModule:
+    """`module` scripted for inference: eval mode, and parameters that need no gradient, so the
+    exported module's outputs do not track gradients (and build no autograd graph)."""
+    module.eval()
+    for param in module.parameters():
+        param.requires_grad_(False)
+    return torch.jit.script(module)
+
+
 def script_continuous_agent(policy) -> torch.jit.ScriptModule:
     """A continuous policy (GaussianBCPolicy or ContinuousActorPolicy) as a TorchScript module."""
     net, dims = policy.net, policy.dims
@@ -124,7 +133,7 @@ def script_continuous_agent(policy) -> torch.jit.ScriptModule:
     module.net.load_state_dict(net.net.state_dict())
     module.obs_mean.copy_(policy.obs_mean.detach().cpu())
     module.obs_std.copy_(policy.obs_std.detach().cpu())
-    return torch.jit.script(module.eval())
+    return script_for_inference(module)
 
 
 class ScriptedMixer(nn.Module):
@@ -178,7 +187,7 @@ def script_agent(policy: AgentNetPolicy) -> torch.jit.ScriptModule:
     hidden, layers = linears[0].out_features, len(linears) - 1
     module = ScriptedAgent(dims.obs_dim, dims.n_agents, dims.n_actions, hidden, layers)
     module.net.load_state_dict(net.net.state_dict())
-    return torch.jit.script(module.eval())
+    return script_for_inference(module)
 
 
 def mixer_from_payload(payload: dict, dims: Dims, source: str) -> ScriptedMixer | None:

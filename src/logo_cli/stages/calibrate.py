@@ -111,6 +111,22 @@ def episode_starts(
     return e.astype(np.int64), t.astype(np.int64)
 
 
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def bootstrap_mean_ci(x: np.ndarray, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> list[float]:
+    """95% percentile-bootstrap interval of the mean of `x` (the states scored at one depth)."""
+    x = np.asarray(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(len(x), 1))  # bounded memory: resamples drawn in chunks
+    for lo in range(0, resamples, chunk):
+        hi = min(resamples, lo + chunk)
+        means[lo:hi] = x[rng.integers(0, len(x), size=(hi - lo, len(x)))].mean(axis=1)
+    lo_q, hi_q = np.percentile(means, [2.5, 97.5])
+    return [float(lo_q), float(hi_q)]
+
+
 def multi_step(
     model,
     episodes,
@@ -141,9 +157,9 @@ def multi_step(
         alive = t + k <= lengths[e]  # the real episode still has step t+k
         e, t, state, obs, cum = e[alive], t[alive], state[alive], obs[alive], cum[alive]
         if len(e) == 0:
-            rows.append({"horizon": k, "n": 0, "error_mean": None, "error_median": None,
-                         "uncertainty_mean": None, "uncertainty_median": None, "spearman": None,
-                         "no_change_error_mean": None})  # fmt: skip
+            rows.append({"horizon": k, "n": 0, "error_mean": None, "error_mean_ci95": None,
+                         "error_median": None, "uncertainty_mean": None, "uncertainty_median": None,
+                         "spearman": None, "no_change_error_mean": None})  # fmt: skip
             continue
         act = episodes.actions[e, t + k - 1]
         # discrete: [n,N,1] int -> [n,N]; continuous: the [n,N,Ad] float vectors as recorded
@@ -161,6 +177,7 @@ def multi_step(
                 "horizon": k,
                 "n": len(e),
                 "error_mean": float(err.mean()),
+                "error_mean_ci95": bootstrap_mean_ci(err, seed=k),
                 "error_median": float(np.median(err)),
                 "uncertainty_mean": float(unc.mean()),
                 "uncertainty_median": float(np.median(unc)),
@@ -176,6 +193,12 @@ def multi_step(
         for key in ("step", "cumulative", "depth"):
             pooled[key] = metrics.correlations(np.concatenate(seen[key]), err_all)["spearman"]
     return rows
+
+
+def _train_steps(manifest: dict) -> int | None:
+    """The training budget a pretrain run spent (gradient steps), as its manifest records it."""
+    steps = (manifest.get("metrics") or {}).get("train_steps")
+    return int(steps) if isinstance(steps, (int, float)) else None
 
 
 def _labels(runs) -> list[str]:
@@ -233,7 +256,7 @@ def _run(cfg: CalibrateConfig, progress: Progress | None) -> CalibrateResult:
     from logo_cli.data.h5 import open_dataset
     from logo_cli.models.world_model import param_count
     from logo_cli.outputs import check_target, os_error_line, remove, staging_path, swap_in
-    from logo_cli.stages.calibrate_plots import plot_calibration, plot_horizon
+    from logo_cli.stages.calibrate_plots import budget, plot_calibration, plot_horizon
     from logo_cli.stages.rollout import load_model_run
 
     check_target(cfg.out, "calibrate", cfg.overwrite)
@@ -269,12 +292,13 @@ def _run(cfg: CalibrateConfig, progress: Progress | None) -> CalibrateResult:
                 "kind": r.kind,
                 "model_hash": r.hash,
                 "parameters": param_count(r.model),
+                "train_steps": _train_steps(r.manifest),
                 "one_step": one["summary"],
                 "multi_step": multi,
                 "pooled_spearman": pooled,
             }
         )
-        scatter.append((label, one["uncertainty"], one["error"], one["summary"]))
+        scatter.append((budget(per_model[-1]), one["uncertainty"], one["error"], one["summary"]))
     if progress:
         progress("plots", total, total)
 

@@ -61,7 +61,9 @@ def plot_calibration(
     n = len(models)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False)
+    # The error (y) is in the same units for every model: one y range for all panels. The uncertainty
+    # (x) is each model's own quantity, so each panel keeps its own x range.
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False, sharey=True)
     rng = np.random.default_rng(seed)
     for ax, (label, unc, err, s) in zip(axes.flat, models, strict=False):
         idx = rng.choice(len(unc), MAX_POINTS, replace=False) if len(unc) > MAX_POINTS else slice(None)
@@ -100,30 +102,45 @@ def plot_calibration(
     return path
 
 
+def budget(m: dict) -> str:
+    """A model's legend label with its training budget: 'logo (1,200 steps)'."""
+    steps = m.get("train_steps")
+    return m["label"] if steps is None else f"{m['label']} ({steps:,} steps)"
+
+
 def plot_horizon(models: list[dict], path: Path) -> Path:
-    """Left: open-loop state error vs rollout depth, one line per model (mean solid, median dashed),
-    with the number of scored states per depth under the axis. Right: each model's mean uncertainty
-    relative to its own depth-1 value, so models whose uncertainties have different units share an
-    axis (the depth-1 values are in the legend)."""
+    """The open-loop error and uncertainty growth figure (horizon_figure), saved to `path`."""
+    plt = _pyplot()
+    fig = horizon_figure(models)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def horizon_figure(models: list[dict]):
+    """Left: open-loop state error vs rollout depth, one line per model (mean solid with its 95%
+    bootstrap band, median dashed), with the number of scored states per depth under the axis.
+    Right: each model's mean uncertainty relative to its own depth-1 value, so models whose
+    uncertainties have different units share an axis (the depth-1 values are in the legend). Both
+    panels span the same depths; each model's label carries its training budget in steps."""
     plt = _pyplot()
     fig, (ax_e, ax_u) = plt.subplots(1, 2, figsize=(11.5, 4.8))
+    depths: list[int] = []
     for i, m in enumerate(models):
         rows = [r for r in m["multi_step"] if r["n"]]
         k = [r["horizon"] for r in rows]
-        color = f"C{i}"
-        ax_e.plot(k, [r["error_mean"] for r in rows], "o-", color=color, ms=4, label=f"{m['label']} mean")
-        ax_e.plot(
-            k, [r["error_median"] for r in rows], "--", color=color, alpha=0.8, label=f"{m['label']} median"
-        )
+        depths += k
+        color, name = f"C{i}", budget(m)
+        ax_e.plot(k, [r["error_mean"] for r in rows], "o-", color=color, ms=4, label=f"{name} mean")
+        bands = [(r["horizon"], *r["error_mean_ci95"]) for r in rows if r.get("error_mean_ci95")]
+        if bands:
+            kb, lo, hi = zip(*bands, strict=True)
+            ax_e.fill_between(kb, lo, hi, color=color, alpha=0.18, linewidth=0, label=f"{name} mean, 95% CI")
+        ax_e.plot(k, [r["error_median"] for r in rows], "--", color=color, alpha=0.8, label=f"{name} median")
         u = [r["uncertainty_mean"] for r in rows]
         if u and u[0] > 0:
             ax_u.plot(
-                k,
-                [v / u[0] for v in u],
-                "o-",
-                color=color,
-                ms=4,
-                label=f"{m['label']} (u at k=1: {u[0]:.3g})",
+                k, [v / u[0] for v in u], "o-", color=color, ms=4, label=f"{name} (u at k=1: {u[0]:.3g})"
             )
     if models:  # the models share the scored states; the first one's baseline and counts stand for all
         rows = [r for r in models[0]["multi_step"] if r["n"] and r.get("no_change_error_mean") is not None]
@@ -136,22 +153,20 @@ def plot_horizon(models: list[dict], path: Path) -> Path:
             label="no-change baseline (s_t+k = s_t)",
         )
         counted = [r for r in models[0]["multi_step"] if r["n"]]
-        ax_e.set_xticks(
-            [r["horizon"] for r in counted],
-            [f"{r['horizon']}\n{_count(r['n'])}" for r in counted],
-            fontsize=7,
-        )
+        ticks = [r["horizon"] for r in counted]
+        ax_e.set_xticks(ticks, [f"{r['horizon']}\n{_count(r['n'])}" for r in counted], fontsize=7)
+        ax_u.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+    if depths:  # one depth range for both panels
+        for ax in (ax_e, ax_u):
+            ax.set_xlim(min(depths) - 0.5, max(depths) + 0.5)
     ax_e.set_title("Open-loop state error along recorded actions")
     ax_e.set_xlabel("rollout depth k (model steps)\nbelow each depth: scored states n")
     ax_e.set_ylabel("state error at depth k\n(RMS over state dims, units of state std)")
     ax_u.set_title("Growth of the mean uncertainty along the same rollouts")
     ax_u.set_xlabel("rollout depth k (model steps)")
     ax_u.set_ylabel("mean uncertainty at depth k / at depth 1")
-    ax_u.xaxis.get_major_locator().set_params(integer=True)
     for ax in (ax_e, ax_u):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

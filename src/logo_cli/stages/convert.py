@@ -38,8 +38,10 @@ def _check(cfg: ConvertConfig) -> None:
         raise LogoError(f"{cfg.source}: no such file or folder")
     if cfg.source.resolve() == cfg.out.resolve():
         raise LogoError(f"--out {cfg.out}: the same path as the source")
-    if cfg.env is not None and ":" not in cfg.env:
-        raise LogoError(f"--env {cfg.env}: expected family:scenario (e.g. smax:3m, mamujoco:HalfCheetah-2x3)")
+    if cfg.env is not None:
+        from logo_cli.envs import parse_env_name
+
+        parse_env_name(cfg.env)  # recorded for `logo evaluate`: a name it accepts
 
 
 def run(cfg: ConvertConfig) -> dict:

@@ -57,6 +57,7 @@ def run(cfg: ExportConfig) -> dict:
         mixer_from_payload,
         script_agent,
         script_continuous_agent,
+        script_for_inference,
     )
     from logo_cli.policies.torch_policy import CONTINUOUS_MODES, policy_from_payload
 
@@ -80,7 +81,7 @@ def run(cfg: ExportConfig) -> dict:
         torch.jit.save(scripted, str(tmp / AGENT_FILE), _extra_files=extra)
         files = [AGENT_FILE]
         if mixer is not None:
-            torch.jit.save(torch.jit.script(mixer), str(tmp / MIXER_FILE), _extra_files=extra)
+            torch.jit.save(script_for_inference(mixer), str(tmp / MIXER_FILE), _extra_files=extra)
             files.append(MIXER_FILE)
         if continuous:
             check = _round_trip_continuous(tmp, policy, cfg.out)

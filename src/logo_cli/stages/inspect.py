@@ -113,7 +113,7 @@ def describe_dataset(path: Path) -> dict[str, Any]:
 
     with open_dataset(path) as ds:
         lay, lengths, term = ds.layout, ds.lengths, ds.terminated_mask
-        won = ds.won
+        won, probs = ds.won, ds.probs_recorded()
         timeouts = ~term & (lengths == ds.episode_limit)
         return {
             "kind": "dataset",
@@ -144,7 +144,9 @@ def describe_dataset(path: Path) -> dict[str, Any]:
                 # neither a real end nor the limit: an episode cut short by its collector
                 "cut_short": int((~term & ~timeouts).sum()),
             },
-            "has_probs": lay.has_probs,
+            # behaviour probabilities: stored and not all zeros (a converter's placeholder)
+            "has_probs": probs,
+            "probs_stored_as_zeros": lay.has_probs and not probs,
             "ignored_keys": list(lay.ignored_keys),
             "attrs": ds.attrs,
         }
@@ -158,6 +160,12 @@ def _short(value: Any, limit: int = 80) -> str:
     if isinstance(value, list) and len(value) > 8:
         text = f"[{len(value)} values: {', '.join(map(str, value[:4]))}, ...]"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _probs(d: dict[str, Any]) -> str:
+    if d["has_probs"]:
+        return "yes"
+    return "no (the file's probs are all zeros)" if d.get("probs_stored_as_zeros") else "no"
 
 
 def _render_dataset(d: dict[str, Any]):
@@ -189,7 +197,7 @@ def _render_dataset(d: dict[str, Any]):
             f"{term['terminated']} terminated, {term['timeouts']} time-outs"
             + (f", {term['cut_short']} cut short" if term["cut_short"] else ""),
         ),
-        ("behaviour probs", "yes" if d["has_probs"] else "no"),
+        ("behaviour probs", _probs(d)),
     ]
     if d["ignored_keys"]:
         rows.append(("ignored keys", ", ".join(d["ignored_keys"])))

@@ -66,17 +66,21 @@ STAGES = {
     "train-policy": "train-policy",
     "evaluate": "evaluate",
 }
-# Options the sweep sets itself (inputs, outputs, seeds, device): not allowed in the tables.
+# Options the sweep sets itself (inputs, outputs, seeds, device, threads from --cpus-per-task): not
+# allowed in the tables.
 RESERVED = {
-    "collect": {"env", "quality", "out", "overwrite", "device", "json", "workspace", "config"},
+    "collect": {"env", "quality", "out", "overwrite", "device", "json", "workspace", "config", "threads"},
     "pretrain": {
         "data", "kind", "out", "seed", "device", "resume", "overwrite", "json", "workspace", "config",
+        "threads",
     },
     "train-policy": {
         "data", "model", "synthetic", "algo", "mode", "out", "seed", "device", "overwrite", "json",
-        "workspace", "config",
+        "workspace", "config", "threads",
     },
-    "evaluate": {"policy", "env", "seed", "out", "device", "json", "overwrite", "workspace", "config"},
+    "evaluate": {
+        "policy", "env", "seed", "out", "device", "json", "overwrite", "workspace", "config", "threads",
+    },
 }  # fmt: skip
 # train-policy options that only matter with a world model: left out of the real-data-only methods'
 # command lines and keys, so changing a rollout option does not retrain MACQL or BC.

@@ -134,6 +134,7 @@ def _run_stage(spec: dict) -> tuple[int, str]:
     argv += [*spec["options"], "--out", out, "--workspace", spec["workspace"]]
     if stage != "dataset" or not spec.get("source"):
         argv += ["--device", spec["device"]]
+    argv += ["--threads", str(max(1, int(spec.get("num_cpus", 1))))]  # the CPUs the task reserved
     return _invoke(spec["commands"](), argv, Path(spec["log"]))
 
 
