@@ -2,8 +2,8 @@
 that data's TD targets, for the oracle at several corruption levels and for learned world models.
 
 Inputs, all files the project's own tools write:
-  --targets   a benchmarks/td_target_error.py JSON that measured the oracle with each corruption
-              level of the grid (--corrupt ...) and, optionally, learned models;
+  --targets   benchmarks/td_target_error.py JSONs (repeatable) that measured the oracle with each
+              corruption level of the grid (--corrupt ...) and, optionally, learned models;
   --results   sweep results JSONs (`logo sweep --report`'s results-json) holding the real-data
               learner (`--baseline`, default macql) and the oracle methods of the grid;
   --grid      the sweep's grid file: its [variants] name each method's corruption levels;
@@ -57,7 +57,7 @@ def win_change(results: list[dict], quality: str, method: str, baseline: str) ->
 
 
 def points(args) -> list[dict]:
-    targets = json.loads(args.targets.read_text())["models"]
+    targets = {k: v for path in args.targets for k, v in json.loads(path.read_text())["models"].items()}
     results = [json.loads(p.read_text()) for p in args.results]
     grid = tomllib.loads(args.grid.read_text())
     rows = []
@@ -67,13 +67,13 @@ def points(args) -> list[dict]:
         levels = levels_of(grid, method)
         match = [v for v in targets.values() if v["kind"] == "oracle" and v.get("corruption") == levels]
         if not match:
-            raise SystemExit(f"{args.targets}: no oracle row with the levels of {method} ({levels})")
+            raise SystemExit(f"--targets: no oracle row with the levels of {method} ({levels})")
         rows.append({"method": method, "levels": levels, "target": match[0]})
     for pair in args.model_result:
         name, _, method = pair.partition("=")
         match = [v for k, v in targets.items() if k.startswith(name) and "+" not in k]
         if not match:
-            raise SystemExit(f"{args.targets}: no model row named {name!r}")
+            raise SystemExit(f"--targets: no model row named {name!r}")
         rows.append({"method": method, "levels": None, "target": match[0]})
     for row in rows:
         row["change"], row["se"], row["seeds"] = win_change(
@@ -109,7 +109,7 @@ def draw(rows: list[dict], path: Path, title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--targets", type=Path, required=True)
+    ap.add_argument("--targets", type=Path, action="append", required=True)
     ap.add_argument("--results", type=Path, action="append", required=True)
     ap.add_argument("--grid", type=Path, required=True)
     ap.add_argument("--quality", required=True)
