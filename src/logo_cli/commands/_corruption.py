@@ -25,7 +25,7 @@ def corruption_option(name: str) -> float:
 
 def corruption_levels(**levels: float):
     """The Corruption these option values make (one-line errors for bad values)."""
-    from logo_cli.models.corruption import Corruption
+    from logo_cli.models.corruption_levels import Corruption
 
     return Corruption(**levels)
 

@@ -21,38 +21,15 @@ learned model's do. The noise is drawn from the rollout's generator: a seeded ro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from logo_cli.errors import LogoError
+from logo_cli.models.corruption_levels import Corruption, CorruptionLevels
 from logo_cli.models.wm_base import Prediction
 
-
-@dataclass(frozen=True)
-class Corruption:
-    obs_noise: float = 0.0
-    state_noise: float = 0.0
-    avail_flip: float = 0.0
-    switch_flip: float = 0.0
-    reward_noise: float = 0.0
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if not np.isfinite(v) or v < 0:
-                raise LogoError(f"--{f.name.replace('_', '-')} {v}: must be a finite number >= 0")
-        for name in ("avail_flip", "switch_flip"):
-            if getattr(self, name) > 1:
-                raise LogoError(f"--{name.replace('_', '-')} {getattr(self, name)}: a probability, at most 1")
-
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, f.name) > 0 for f in fields(self))
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+__all__ = ["CorruptedModel", "Corruption", "CorruptionLevels", "corrupt", "group_means", "switch_groups"]
 
 
 def switch_groups(obs: np.ndarray, max_rows: int = 20_000) -> list[np.ndarray]:

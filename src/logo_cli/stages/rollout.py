@@ -25,6 +25,7 @@ import numpy as np
 
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
+from logo_cli.models.corruption_levels import CorruptionLevels
 from logo_cli.policies.base import TeamPolicy
 from logo_cli.stages.collect_episodes import check_continuous_actions
 
@@ -157,7 +158,7 @@ def generate_rollouts(
 
 
 @dataclass(frozen=True)
-class RolloutConfig:
+class RolloutConfig(CorruptionLevels):
     model: Path  # pretrain run directory (model.pt + manifest.json)
     data: Path  # offline dataset (.h5): start states, and the BC policy's training data
     out: Path  # the zarr buffer to write
@@ -175,19 +176,6 @@ class RolloutConfig:
     clip_reward: bool = True  # clip predicted rewards to the dataset's reward range
     chunk_rows: int = 8192  # zarr chunk length (rows) and the writer's memory bound
     overwrite: bool = False  # replace an existing buffer at `out`
-    # corruption of the model's predictions (models/corruption.py); all 0: none
-    obs_noise: float = 0.0
-    state_noise: float = 0.0
-    avail_flip: float = 0.0
-    switch_flip: float = 0.0
-    reward_noise: float = 0.0
-
-    @property
-    def corruption(self):
-        from logo_cli.models.corruption import Corruption
-
-        return Corruption(self.obs_noise, self.state_noise, self.avail_flip, self.switch_flip,
-                          self.reward_noise)  # fmt: skip
 
 
 @dataclass

@@ -50,6 +50,7 @@ from logo_cli.data.sampler import DEFAULT_TARGET_ESS, MixedSampler, SamplerMode,
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet
+from logo_cli.models.corruption_levels import CorruptionLevels
 from logo_cli.policies.actor_policy import DETERMINISTIC, TANH_GAUSSIAN, ContinuousActorPolicy
 from logo_cli.policies.gaussian_policy import GaussianBCPolicy
 from logo_cli.policies.torch_policy import (
@@ -85,7 +86,7 @@ RESOLVED_DEFAULTS = {
 
 
 @dataclass(frozen=True)
-class TrainPolicyConfig:
+class TrainPolicyConfig(CorruptionLevels):
     data: Path  # offline dataset (.h5): the real transitions
     out: Path  # run directory to write (policy.pt, manifest.json, metrics.jsonl)
     synthetic: Path | None = None  # zarr synthetic buffer, used as is
@@ -153,19 +154,6 @@ class TrainPolicyConfig:
     seq_batch: int = 32
     rnn_hidden: int = 64
     burn_in: int = 20
-    # With --model: corruption of the model's predictions (models/corruption.py); all 0: none.
-    obs_noise: float = 0.0
-    state_noise: float = 0.0
-    avail_flip: float = 0.0
-    switch_flip: float = 0.0
-    reward_noise: float = 0.0
-
-    @property
-    def corruption(self):
-        from logo_cli.models.corruption import Corruption
-
-        return Corruption(self.obs_noise, self.state_noise, self.avail_flip, self.switch_flip,
-                          self.reward_noise)  # fmt: skip
 
 
 def partial_dir(out: Path) -> Path:
