@@ -24,6 +24,7 @@ METHOD_LABELS = {
     "logo-td3bc": "LOGO + MA-TD3+BC (weight)",
     "logo-td3bc-penalty": "LOGO + MA-TD3+BC (penalty)",
     "logo-td3bc-uniform": "LOGO + MA-TD3+BC (uniform)",
+    "oracle-weight": "oracle (the simulator) + MACQL",
 }
 # What each method's train-policy manifest must say (algo, mode), to catch mislabelled runs.
 METHOD_CONFIG = {
@@ -33,6 +34,7 @@ METHOD_CONFIG = {
     "global-weight": ("macql", "weight"),
     "ensemble-weight": ("macql", "weight"),
     "macql": ("macql", "real-only"),
+    "oracle-weight": ("macql", "weight"),
     "bc": ("bc", "real-only"),
     "cfcql": ("cfcql", "real-only"),
     "logo-cfcql": ("cfcql", "weight"),
