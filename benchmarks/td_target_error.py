@@ -35,10 +35,10 @@ import torch
 from logo_cli.artifacts import load_checkpoint
 from logo_cli.data.h5 import open_dataset
 from logo_cli.models.agent_net import masked_greedy
-from logo_cli.models.corruption import Corruption
+from logo_cli.models.corruption import Corruption, corrupted
 from logo_cli.models.mixer import QMixer
 from logo_cli.policies.torch_policy import policy_from_payload
-from logo_cli.stages.rollout import corrupted, load_model_run
+from logo_cli.stages.rollout import load_model_run
 
 ROOT = Path(__file__).resolve().parent.parent
 GAMMA = 0.99
@@ -171,7 +171,7 @@ def main() -> None:
     for run_dir in args.model:
         run = load_model_run(run_dir, "cpu")
         for levels in [Corruption(), *args.corrupt]:
-            model = corrupted(run.model, levels, tr)
+            model = corrupted(run.model, levels, tr.obs)
             torch.manual_seed(args.seed)  # the simulator's and the corruption's draws
             t0 = time.perf_counter()
             errors, y_real = target_errors(q, model, rows, reward_range, args.seed)

@@ -29,7 +29,15 @@ import torch
 from logo_cli.models.corruption_levels import Corruption, CorruptionLevels
 from logo_cli.models.wm_base import Prediction
 
-__all__ = ["CorruptedModel", "Corruption", "CorruptionLevels", "corrupt", "group_means", "switch_groups"]
+__all__ = [
+    "CorruptedModel",
+    "Corruption",
+    "CorruptionLevels",
+    "corrupt",
+    "corrupted",
+    "group_means",
+    "switch_groups",
+]
 
 
 def switch_groups(obs: np.ndarray, max_rows: int = 20_000) -> list[np.ndarray]:
@@ -77,6 +85,12 @@ def group_means(obs: np.ndarray, groups: list[np.ndarray]) -> list[np.ndarray]:
         present = flat[:, g].any(-1)
         out.append(flat[present][:, g].mean(0) if present.any() else np.zeros(len(g)))
     return out
+
+
+def corrupted(model, corruption: Corruption, obs_data: np.ndarray):
+    """`model`, or `model` wrapped to corrupt its predictions when any corruption level is set (the
+    switching groups and their present means are found from `obs_data`, the dataset's observations)."""
+    return CorruptedModel(model, corruption, obs_data) if corruption.active else model
 
 
 class CorruptedModel:

@@ -144,7 +144,7 @@ def describe_dataset(path: Path) -> dict[str, Any]:
                 # neither a real end nor the limit: an episode cut short by its collector
                 "cut_short": int((~term & ~timeouts).sum()),
             },
-            # behaviour probabilities: stored and not all zeros (a converter's placeholder)
+            # behaviour probabilities: stored and not all zeros (zeros: a converter had none to copy)
             "has_probs": probs,
             "probs_stored_as_zeros": lay.has_probs and not probs,
             "ignored_keys": list(lay.ignored_keys),

@@ -216,16 +216,6 @@ def load_model_run(run_dir: str | Path, device: str) -> ModelRun:
     return ModelRun(model, manifest, payload, path, file_hash(path), str(model.kind), run_dir.name)
 
 
-def corrupted(model, corruption, data: Transitions):
-    """`model`, or `model` wrapped to corrupt its predictions when any corruption level is set (the
-    switching groups and their present means are found from the dataset's observations)."""
-    if not corruption.active:
-        return model
-    from logo_cli.models.corruption import CorruptedModel
-
-    return CorruptedModel(model, corruption, data.obs)
-
-
 def start_rows(data: Transitions, idx: np.ndarray | slice) -> Transitions:
     """Rows `idx` of `data` as branch starts, keeping only what generate_rollouts reads (state, obs,
     avail_actions: copies for an index array, views for a slice); the other fields become
@@ -337,7 +327,9 @@ def _run(cfg: RolloutConfig, output, progress: Progress | None) -> RolloutResult
         mr.model.dims.check_same(ds.dims, f"{cfg.data} vs model {cfg.model}")
         data = ds.transitions()
     dims = data.dims
-    model = corrupted(mr.model, cfg.corruption, data)
+    from logo_cli.models.corruption import corrupted
+
+    model = corrupted(mr.model, cfg.corruption, data.obs)
     if len(data) == 0:
         raise LogoError(f"{cfg.data}: no transitions to start rollouts from")
     if cfg.termination not in TERMINATION:

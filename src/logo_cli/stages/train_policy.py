@@ -619,11 +619,11 @@ def _synthetic(t: _Trainer, state: dict | None) -> tuple[tuple | None, dict]:
         info = {"kind": "buffer", "path": str(cfg.synthetic), "complete": buf.complete, "rows": buf.n}
         return syn, info
     assert cfg.model is not None
-    from logo_cli.stages.rollout import corrupted
+    from logo_cli.models.corruption import corrupted
 
     mr = load_model_run(cfg.model, cfg.device)
     t.dims.check_same(mr.model.dims, f"model {cfg.model} vs {cfg.data}")
-    t.model = corrupted(mr.model, cfg.corruption, t.real)
+    t.model = corrupted(mr.model, cfg.corruption, t.real.obs)
     info = {"kind": "model", "run": str(cfg.model), "model_kind": mr.kind, "hash": mr.hash}
     if cfg.corruption.active:
         info["corruption"] = cfg.corruption.to_dict()
