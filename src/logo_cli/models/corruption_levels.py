@@ -48,5 +48,4 @@ class CorruptionLevels:
 
     @property
     def corruption(self) -> Corruption:
-        return Corruption(self.obs_noise, self.state_noise, self.avail_flip, self.switch_flip,
-                          self.reward_noise)  # fmt: skip
+        return Corruption(**{f.name: getattr(self, f.name) for f in fields(Corruption)})

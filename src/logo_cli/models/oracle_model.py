@@ -69,8 +69,8 @@ class OracleModel(WorldModelBase):
     ) -> Prediction:
         self.check_actions(actions)
         device = state.device
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device
-                                 if generator is not None else "cpu"))  # fmt: skip
+        where = generator.device if generator is not None else "cpu"
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=where))
         out = self.stepper().step(
             state.float().cpu().numpy(), obs.float().cpu().numpy(), actions.cpu().numpy(), seed
         )

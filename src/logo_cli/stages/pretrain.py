@@ -287,7 +287,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     from logo_cli.checks import LossGuard, nonfinite_tensors
     from logo_cli.models.ensemble_model import EnsembleModel
     from logo_cli.models.layers import param_count
-    from logo_cli.models.world_model import build_world_model, world_model_payload
+    from logo_cli.models.world_model import build_world_model
 
     if state is not None:
         _check_resume(state, cfg, dims, data_hash)
@@ -462,7 +462,22 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
             record("final", final)
     finally:
         tracker.close()
-    meta = {"data": str(cfg.data), "data_hash": data_hash, "step": t["step"], "best_step": t["best_step"]}
+    extra = {
+        "hparams": hparams,
+        "split": {"train_episodes": len(train_ep), "heldout_episodes": len(hold_ep)},
+        "history": history,
+    }
+    write_run(cfg, work, model, dims, data_hash, metrics, extra, started, (t["step"], t["best_step"]))
+    return PretrainResult(cfg.out, cfg.model, metrics, t["step"], t["best_step"], stopped_early, resumed_from)
+
+
+def write_run(cfg, work: Path, model, dims: Dims, data_hash: str, metrics: dict, extra: dict,
+              started: float, steps: tuple[int, int]) -> None:  # fmt: skip
+    """A finished run's model.pt, then its manifest.json (written last: it marks the run finished).
+    `steps` is (steps trained, step of the kept weights); `extra` joins the manifest's kind and dims."""
+    from logo_cli.models.world_model import world_model_payload
+
+    meta = {"data": str(cfg.data), "data_hash": data_hash, "step": steps[0], "best_step": steps[1]}
     save_checkpoint(work / MODEL, world_model_payload(model, meta))
     manifest = make_manifest(
         "pretrain",
@@ -470,18 +485,11 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
         inputs={"data": cfg.data},
         seed=cfg.seed,
         metrics=metrics,
-        extra={
-            "kind": cfg.model,
-            "dims": dims.to_dict(),
-            "hparams": hparams,
-            "split": {"train_episodes": len(train_ep), "heldout_episodes": len(hold_ep)},
-            "history": history,
-        },
+        extra={"kind": cfg.model, "dims": dims.to_dict(), **extra},
         wall_time_s=time.perf_counter() - started,
         artifact=cfg.out,
     )
     write_json_atomic(work / MANIFEST, manifest)
-    return PretrainResult(cfg.out, cfg.model, metrics, t["step"], t["best_step"], stopped_early, resumed_from)
 
 
 class _Sigint:

@@ -56,11 +56,11 @@ def fidelity(model, data, seed: int, rows: int = CHECK_ROWS) -> dict:
 
 def run_oracle(cfg):
     """Write the oracle run for `cfg` (a PretrainConfig with model "oracle") into cfg.out."""
-    from logo_cli.artifacts import MANIFEST, file_hash, make_manifest, save_checkpoint, write_json_atomic
+    from logo_cli.artifacts import MANIFEST, file_hash
     from logo_cli.data.h5 import open_dataset
-    from logo_cli.models.world_model import build_world_model, world_model_payload
+    from logo_cli.models.world_model import build_world_model
     from logo_cli.outputs import remove, swap_in
-    from logo_cli.stages.pretrain import METRICS, MODEL, PretrainResult, _prepare_out
+    from logo_cli.stages.pretrain import METRICS, MODEL, PretrainResult, _prepare_out, write_run
 
     started = time.perf_counter()
     with open_dataset(cfg.data) as ds:
@@ -87,26 +87,8 @@ def run_oracle(cfg):
         metrics = {"train_steps": 0, "parameters": 0, "n_train": len(data), **fidelity(model, data, cfg.seed)}
         with open(work / METRICS, "w") as log:
             log.write(json.dumps({"kind": "final", "step": 0, **metrics}) + "\n")
-        data_hash = file_hash(cfg.data)
-        meta = {"data": str(cfg.data), "data_hash": data_hash, "step": 0, "best_step": 0}
-        save_checkpoint(work / MODEL, world_model_payload(model, meta))
-        manifest = make_manifest(
-            "pretrain",
-            cfg,
-            inputs={"data": cfg.data},
-            seed=cfg.seed,
-            metrics=metrics,
-            extra={
-                "kind": "oracle",
-                "dims": dims.to_dict(),
-                "hparams": dict(model.hp),
-                "env": str(env),
-                "history": [],
-            },  # fmt: skip
-            wall_time_s=time.perf_counter() - started,
-            artifact=cfg.out,
-        )
-        write_json_atomic(work / MANIFEST, manifest)
+        extra = {"hparams": dict(model.hp), "env": str(env), "history": []}
+        write_run(cfg, work, model, dims, file_hash(cfg.data), metrics, extra, started, (0, 0))
     except BaseException:
         if fresh:
             remove(work)
