@@ -53,7 +53,17 @@ BY_COMMAND: dict[str, dict[str, str]] = {
     },
     "status": {"every": OUTPUT},
     "pretrain": {
-        **_group("Model", "model", "hidden", "latent", "layers", "share_local", "local_action"),
+        **_group(
+            "Model",
+            "model",
+            "hidden",
+            "latent",
+            "layers",
+            "share_local",
+            "local_action",
+            "switch_gates",
+            "avail_from",
+        ),
         **_group("Model", "members", "elites"),
         **_group("Training", "holdout", "batch_size", "lr", "max_epochs", "max_steps", "patience"),
     },

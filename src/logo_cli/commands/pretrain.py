@@ -84,6 +84,19 @@ def command(
         "Default: joint for discrete actions, own for continuous ones.",
         show_default=False,
     ),
+    switch_gates: bool = typer.Option(
+        False,
+        "--switch-gates/--no-switch-gates",
+        help="LOGO only: predict each block of observation features that is zero together (a unit "
+        "out of view or dead) as a present/absent switch, its values given presence.",
+    ),
+    avail_from: str = typer.Option(
+        "state",
+        "--avail-from",
+        metavar="state|obs",
+        help="LOGO only: next available actions read from the deductive latent (state) or from each "
+        "agent's predicted next observation (obs).",
+    ),
     members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
     elites: int = typer.Option(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
@@ -141,6 +154,8 @@ def command(
         layers=layers,
         share_local=share_local,
         local_action=local_action,
+        switch_gates=switch_gates,
+        avail_from=avail_from,
         members=members,
         elites=elites,
         seed=seed,

@@ -9,6 +9,11 @@ Three parts, all in normalised units:
   reward, termination logit, per-agent next-available logits, and a reconstruction of its input;
 - an auxiliary state encoder on the predictive path: (z^1..z^N, s_t) -> next-state delta directly.
 Uncertainty u = RMS over state dims of (aux next state - deduced next state), in normalised state units.
+
+Options that make a predicted observation look like a real one (models/logo_heads.py; measured in
+docs/method.md): `switch_gates` predicts each switching group of features as a present/absent switch
+with a value conditional on presence; `avail_from="obs"` reads the next available actions from each
+agent's predicted next observation instead of from the deductive latent.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch.nn.functional as F
 
 from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
+from logo_cli.models.logo_heads import AVAIL_FROM, ObsAvailHead, SwitchGates, masked_gaussian_nll
 from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
 
 LOCAL_ACTIONS = ("joint", "own")
@@ -30,6 +36,7 @@ DEFAULT_WEIGHTS = {
     "w_avail": 1.0,  # next-available-action BCE
     "w_aux": 1.0,  # auxiliary state encoder MSE
     "w_reg": 0.5,  # predicted next obs through the deductive model -> true next state and heads
+    "w_gate": 1.0,  # switching-group presence BCE (with switch_gates)
 }
 
 
@@ -48,6 +55,8 @@ class LogoWorldModel(WorldModelBase):
         noop_action: int = 0,
         clip: bool = True,
         local_action: str | None = None,
+        switch_gates: bool = False,
+        avail_from: str = "state",
         **weights: float,
     ):
         super().__init__(dims, noop_action, clip)
@@ -59,6 +68,8 @@ class LogoWorldModel(WorldModelBase):
         if local_action not in LOCAL_ACTIONS:
             raise ValueError(f"local_action {local_action!r}: expected one of {', '.join(LOCAL_ACTIONS)}")
         self.local_action = local_action
+        if avail_from not in AVAIL_FROM:
+            raise ValueError(f"avail_from {avail_from!r}: expected one of {', '.join(AVAIL_FROM)}")
         unknown = set(weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown LOGO hparams: {sorted(unknown)}")
@@ -73,6 +84,8 @@ class LogoWorldModel(WorldModelBase):
             "noop_action": self.noop_action,
             "clip": self.clip,
             "local_action": self.local_action,
+            "switch_gates": bool(switch_gates),
+            "avail_from": avail_from,
             **self.w,
         }
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
@@ -84,11 +97,17 @@ class LogoWorldModel(WorldModelBase):
         # take `dec_layers` of it, the encoders the rest (at least one).
         enc_layers = max(1, layers - dec_layers)
         self.local_enc = BatchedMLP(groups, local_in, hidden, enc_layers, latent)
-        self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, 2 * o)
+        # local decoder outputs: next-obs-delta mean | gate logits (switch_gates) | log-variance (last,
+        # so a mean-only prediction computes a prefix of the output layer)
+        self.gates = SwitchGates(o) if switch_gates else None
+        self.n_local_mean = 2 * o if switch_gates else o
+        self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, self.n_local_mean + o)
         self.local_rec = BatchedLinear(groups, latent, o)
         self.ded_delta = bool(ded_delta)
         ded_in = (2 if ded_delta else 1) * n * o + s
-        self.n_avail_out = n * dims.n_actions if dims.discrete else 0
+        own_avail = avail_from == "obs" and dims.discrete
+        self.avail_head = ObsAvailHead(n, o, dims.n_actions, hidden, layers) if own_avail else None
+        self.n_avail_out = n * dims.n_actions if dims.discrete and not own_avail else 0
         self.ded_enc = BatchedMLP(1, ded_in, hidden, enc_layers, latent)
         # outputs: state mean | reward | termination | available logits | state log-variance (last,
         # so a mean-only prediction computes a prefix of the output layer)
@@ -98,8 +117,8 @@ class LogoWorldModel(WorldModelBase):
 
     # ---- the three parts --------------------------------------------------------------------------
     def _local(self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor, need_var: bool = True):
-        """-> latents [B,N,Z], next-obs-delta mean and log-variance [B,N,O] (normalised; the
-        log-variance is None when not `need_var`)."""
+        """-> latents [B,N,Z], next-obs-delta mean [B,N,O], gate logits [B,N,O] (None without
+        switch_gates) and log-variance [B,N,O] (normalised; None when not `need_var`)."""
         b, n = obs_n.shape[:2]
         if self.local_action == "joint":
             parts = [obs_n, torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)]
@@ -108,10 +127,11 @@ class LogoWorldModel(WorldModelBase):
         if self.share_local:
             parts.append(torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n))
         z = self.local_enc(torch.cat(parts, dim=-1))
-        if not need_var:
-            return z, self.local_dec(z, self.dims.obs_dim), None
-        mean, logvar = self.local_dec(z).chunk(2, dim=-1)
-        return z, mean, soft_clamp(logvar, LOGVAR_MIN, LOGVAR_MAX)
+        o = self.dims.obs_dim
+        h = self.local_dec(z, None if need_var else self.n_local_mean)
+        mean, gate = h[..., :o], (h[..., o : 2 * o] if self.gates is not None else None)
+        logvar = soft_clamp(h[..., self.n_local_mean :], LOGVAR_MIN, LOGVAR_MAX) if need_var else None
+        return z, mean, gate, logvar
 
     def _deduce(
         self, nobs_n: torch.Tensor, dobs_n: torch.Tensor, state_n: torch.Tensor, need_var: bool = True
@@ -136,32 +156,59 @@ class LogoWorldModel(WorldModelBase):
     def _aux(self, z: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
         return self.aux_enc(torch.cat([z.flatten(1), state_n], dim=-1))
 
-    def _next_obs_n(self, obs: torch.Tensor, dobs_n: torch.Tensor) -> torch.Tensor:
-        """Raw obs + a normalised delta -> normalised next obs (the deductive model's input units)."""
-        return self.norm_obs(obs + self.norm_dobs.denormalize(dobs_n))
+    def _next_obs(self, obs, dobs_n, gate, sample: bool = False, generator=None):
+        """Raw obs + a normalised delta (+ switches) -> raw next obs, its normalised value and its
+        normalised delta (the deductive model's input units)."""
+        next_obs = obs + self.norm_dobs.denormalize(dobs_n)
+        if self.gates is None:
+            return next_obs, self.norm_obs(next_obs), dobs_n
+        present = self.gates.draw(gate, sample, generator)
+        next_obs = torch.where(present, next_obs, torch.zeros_like(next_obs))
+        return next_obs, self.norm_obs(next_obs), self.norm_dobs(next_obs - obs)
+
+    def _avail(self, nobs_n: torch.Tensor, deduced: torch.Tensor) -> torch.Tensor:
+        """Next-available logits: from each agent's next observation (avail_from="obs") or the
+        deductive model's."""
+        return deduced if self.avail_head is None else self.avail_head(nobs_n)
+
+    @torch.no_grad()
+    def fit_normalizers(self, batch: dict[str, torch.Tensor]) -> None:
+        super().fit_normalizers(batch)
+        if self.gates is not None:
+            self.gates.fit(batch["obs"].float())
 
     # ---- training ---------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         t = self.targets(batch)
         w = self.w
-        z, mean, logvar = self._local(t["obs_n"], t["state_n"], t["act"])
+        obs = batch["obs"].float()
+        z, mean, gate, logvar = self._local(t["obs_n"], t["state_n"], t["act"])
+        if self.gates is None:
+            pred = gaussian_nll(mean, logvar, t["dobs_n"])
+        else:  # values are learned where they exist next step; whether they do is the gates' job
+            nobs = batch["next_obs"].float()
+            pred = masked_gaussian_nll(mean, logvar, t["dobs_n"], self.gates.presence(nobs))
         parts: dict[str, torch.Tensor] = {
-            "pred": gaussian_nll(mean, logvar, t["dobs_n"]),
+            "pred": pred,
             "rec_local": F.mse_loss(self.local_rec(z), t["obs_n"]),
         }
+        if self.gates is not None:
+            parts["gate"] = self.gates.loss(gate, nobs)
         zd, ded_x, smean, slogvar, reward, term, avail = self._deduce(t["nobs_n"], t["dobs_n"], t["state_n"])
         parts["state"] = gaussian_nll(smean, slogvar, t["dstate_n"])
         parts["rec_ded"] = F.mse_loss(self.ded_rec(zd), ded_x)
-        parts.update(self.head_losses(reward, term, avail, t))
+        parts.update(self.head_losses(reward, term, self._avail(t["nobs_n"], avail), t))
         parts["aux"] = F.mse_loss(self._aux(z, t["state_n"]), t["dstate_n"])
         # Regulariser: the local models' predicted next obs must also deduce the true next state.
-        pred_nobs_n = self._next_obs_n(batch["obs"].float(), mean)
+        _, pred_nobs_n, pred_dobs_n = self._next_obs(obs, mean, gate)
         # Every head is trained on that input too: at inference the deductive model only ever sees
         # predicted obs, and heads fitted to true obs alone misread them (termination above all).
         _, _, reg_state, _, reg_reward, reg_term, reg_avail = self._deduce(
-            pred_nobs_n, mean, t["state_n"], need_var=False
+            pred_nobs_n, pred_dobs_n, t["state_n"], need_var=False
         )
-        reg_heads = self.head_losses(reg_reward, reg_term, reg_avail, t)
+        # The observation-read avail head learns to read predicted obs, but does not bend them: its
+        # input is detached, so the local models' only targets stay the true next observations.
+        reg_heads = self.head_losses(reg_reward, reg_term, self._avail(pred_nobs_n.detach(), reg_avail), t)
         parts["reg"] = F.mse_loss(reg_state, t["dstate_n"]) + sum(reg_heads.values())
         weight = {
             "pred": w["w_pred"],
@@ -173,6 +220,7 @@ class LogoWorldModel(WorldModelBase):
             "avail": w["w_avail"],
             "aux": w["w_aux"],
             "reg": w["w_reg"],
+            "gate": w["w_gate"],
         }
         total = sum(weight[k] * v for k, v in parts.items())
         return total, {k: float(v.detach()) for k, v in parts.items()}
@@ -191,15 +239,16 @@ class LogoWorldModel(WorldModelBase):
         state, obs = state.float(), obs.float()
         state_n = self.norm_state(state)
         act = self.encode_actions(actions)
-        z, mean, logvar = self._local(self.norm_obs(obs), state_n, act, need_var=sample)
+        z, mean, gate, logvar = self._local(self.norm_obs(obs), state_n, act, need_var=sample)
         dobs_n = mean
         if sample:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             dobs_n = mean + noise * torch.exp(0.5 * logvar)
-        next_obs = obs + self.norm_dobs.denormalize(dobs_n)
+        next_obs, nobs_n, dobs_n = self._next_obs(obs, dobs_n, gate, sample, generator)
         _, _, smean, slogvar, reward, term, avail_logits = self._deduce(
-            self.norm_obs(next_obs), dobs_n, state_n, need_var=sample
+            nobs_n, dobs_n, state_n, need_var=sample
         )
+        avail_logits = self._avail(nobs_n, avail_logits)
         dstate_n = smean
         if sample:
             noise = torch.randn(smean.shape, generator=generator, device=smean.device, dtype=smean.dtype)

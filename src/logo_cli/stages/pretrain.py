@@ -74,6 +74,8 @@ class PretrainConfig:
     layers: int = 2  # hidden layers of encoders (LOGO) or of the whole MLP (global, ensemble)
     share_local: bool = False  # LOGO: one shared local network + agent id instead of one per agent
     local_action: str | None = None  # LOGO: "joint" or "own" action per local model (None: by action type)
+    switch_gates: bool = False  # LOGO: switching feature groups predicted as present/absent switches
+    avail_from: str = "state"  # LOGO: next available actions from the deductive latent or each next obs
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
@@ -101,6 +103,7 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
     hp: dict = {"hidden": cfg.hidden, "layers": cfg.layers, "noop_action": noop_action}
     if cfg.model == "logo":
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
+        hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from)
         if cfg.local_action is not None:  # else the model's default for the dataset's action type
             hp.update(local_action=cfg.local_action)
     elif cfg.model == "ensemble":
@@ -124,6 +127,8 @@ def _check(cfg: PretrainConfig) -> None:
         raise LogoError(f"--kind {cfg.model}: expected logo, global, ensemble or oracle")
     if cfg.local_action not in (None, "joint", "own"):
         raise LogoError(f"--local-action {cfg.local_action}: expected joint or own")
+    if cfg.avail_from not in ("state", "obs"):
+        raise LogoError(f"--avail-from {cfg.avail_from}: expected state or obs")
     if not 0.0 <= cfg.holdout < 1.0:
         raise LogoError(f"--holdout {cfg.holdout}: must lie in [0, 1)")
     for name in (

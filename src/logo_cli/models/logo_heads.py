@@ -1,0 +1,121 @@
+"""Two optional heads of the LOGO model that make a predicted observation look like a real one.
+
+- `SwitchGates`: the switching groups of an observation (another unit's block, all zero when it is
+  out of view or dead; models/switch_groups.py) are predicted as switches. The local decoder gives a
+  "present" logit per feature; a group's logit is the mean over its features. Its values are learned
+  only where the group is present next step, so a unit that dies or leaves view no longer pulls the
+  mean towards zero, and a rollout samples the switch (Bernoulli) instead of averaging two outcomes.
+- `ObsAvailHead`: the next available actions read from the agent's own next observation (one network
+  shared by the agents, with an agent id), so they agree with it: an enemy an agent may attack is one
+  its observation shows alive and in range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from logo_cli.models.layers import BatchedMLP
+from logo_cli.models.switch_groups import switch_groups
+
+AVAIL_FROM = ("state", "obs")
+
+
+class SwitchGates(nn.Module):
+    """The feature -> group map (a buffer: -1 for features in no group) and the gate arithmetic."""
+
+    def __init__(self, obs_dim: int):
+        super().__init__()
+        self.register_buffer("feature_group", torch.full((obs_dim,), -1, dtype=torch.long))
+
+    @torch.no_grad()
+    def fit(self, obs: torch.Tensor) -> None:
+        """Find the groups from training observations [..., O]."""
+        groups = switch_groups(obs.detach().cpu().numpy())
+        fg = torch.full_like(self.feature_group, -1)
+        for i, g in enumerate(groups):
+            fg[torch.as_tensor(g, dtype=torch.long)] = i
+        self.feature_group.copy_(fg)
+
+    @property
+    def grouped(self) -> torch.Tensor:
+        return self.feature_group >= 0
+
+    def presence(self, obs: torch.Tensor) -> torch.Tensor:
+        """[..., O] -> [..., O] float: 1 where the feature's group has any non-zero feature (features
+        in no group: 1)."""
+        nonzero = (obs != 0).to(obs.dtype)
+        return self._spread(nonzero, reduce="amax")
+
+    def group_logits(self, feature_logits: torch.Tensor) -> torch.Tensor:
+        """Per-feature logits -> each feature holds its group's mean logit."""
+        return self._spread(feature_logits, reduce="mean")
+
+    def _spread(self, x: torch.Tensor, reduce: str) -> torch.Tensor:
+        """Reduce x over each group's features and write the result back to every feature of the
+        group; features in no group get 1 (present) for amax, their own value for mean."""
+        fg = self.feature_group
+        # features in no group pool into a spare last slot, so they never touch a real group
+        index = torch.where(fg >= 0, fg, len(fg)).expand_as(x)
+        room = torch.zeros((*x.shape[:-1], len(fg) + 1), device=x.device, dtype=x.dtype)
+        pooled = room.scatter_reduce(-1, index, x, reduce=reduce, include_self=False)
+        back = pooled.gather(-1, index)
+        keep = torch.ones_like(x) if reduce == "amax" else x
+        return torch.where(self.grouped, back, keep)
+
+    def loss(self, feature_logits: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """BCE of the group logits against presence in the true next observation."""
+        if not bool(self.grouped.any()):
+            return feature_logits.sum() * 0.0
+        logits = self.group_logits(feature_logits)[..., self.grouped]
+        return F.binary_cross_entropy_with_logits(logits, self.presence(next_obs)[..., self.grouped])
+
+    def draw(
+        self, feature_logits: torch.Tensor, sample: bool, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """[..., O] bool: present (True) or absent, one draw per group (the most likely outcome
+        when not `sample`); features in no group are always present."""
+        logits = self.group_logits(feature_logits)
+        if sample:
+            u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+            # one uniform per group: every feature reads its group's first feature's draw
+            u = u.gather(-1, self._first_of_group().expand_as(u))
+            present = u < torch.sigmoid(logits)
+        else:
+            present = logits > 0
+        return present | ~self.grouped
+
+    def _first_of_group(self) -> torch.Tensor:
+        fg = self.feature_group
+        same = (fg[:, None] == fg[None, :]) & (fg[:, None] >= 0)
+        first = same.to(torch.int8).argmax(-1)  # the first True; a feature in no group: itself
+        return torch.where(fg >= 0, first, torch.arange(len(fg), device=fg.device))
+
+
+class ObsAvailHead(nn.Module):
+    """Normalised observation [B,N,O] -> available-action logits [B,N,A]; shared by the agents."""
+
+    def __init__(self, n_agents: int, obs_dim: int, n_actions: int, hidden: int, layers: int):
+        super().__init__()
+        self.n_agents = n_agents
+        self.net = BatchedMLP(1, obs_dim + n_agents, hidden, layers, n_actions)
+
+    def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
+        b, n = obs_n.shape[:2]
+        ids = torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n)
+        return self.net(torch.cat([obs_n, ids], dim=-1))
+
+
+def masked_gaussian_nll(
+    mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Gaussian NLL (no constant) averaged over the elements where `mask` is 1."""
+    nll = 0.5 * (((target - mean) ** 2) * torch.exp(-logvar) + logvar)
+    return (nll * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def group_count(gates: SwitchGates) -> int:
+    fg = gates.feature_group.cpu().numpy()
+    return int(len(np.unique(fg[fg >= 0])))
