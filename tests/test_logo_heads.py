@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from logo_cli.data.transitions import Dims, Transitions
-from logo_cli.models.logo_heads import ObsAvailHead, SwitchGates, masked_gaussian_nll
+from logo_cli.models.logo_heads import ObsAvailHead, SwitchGates, beta_nll
 from logo_cli.models.world_model import build_world_model, world_model_from_checkpoint, world_model_payload
 
 
@@ -49,7 +49,7 @@ def test_masked_nll_ignores_masked_elements():
     mean, logvar = torch.zeros(2, 3), torch.zeros(2, 3)
     target = torch.tensor([[1.0, 100.0, 1.0], [1.0, 1.0, 100.0]])
     mask = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
-    assert masked_gaussian_nll(mean, logvar, target, mask).item() == 0.5
+    assert beta_nll(mean, logvar, target, mask).item() == 0.5
 
 
 def _switching_transitions(rows: int, seed: int) -> Transitions:

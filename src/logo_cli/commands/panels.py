@@ -63,6 +63,7 @@ BY_COMMAND: dict[str, dict[str, str]] = {
             "local_action",
             "switch_gates",
             "avail_from",
+            "nll_beta",
         ),
         **_group("Model", "members", "elites"),
         **_group("Training", "holdout", "batch_size", "lr", "max_epochs", "max_steps", "patience"),

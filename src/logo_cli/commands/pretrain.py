@@ -97,6 +97,12 @@ def command(
         help="LOGO only: next available actions read from the deductive latent (state) or from each "
         "agent's predicted next observation (obs).",
     ),
+    nll_beta: float = typer.Option(
+        0.0,
+        "--nll-beta",
+        help="LOGO only: beta-NLL exponent in [0, 1] of its Gaussian losses; 0 is plain NLL, 1 gives "
+        "each mean a squared error's gradient.",
+    ),
     members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
     elites: int = typer.Option(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
@@ -156,6 +162,7 @@ def command(
         local_action=local_action,
         switch_gates=switch_gates,
         avail_from=avail_from,
+        nll_beta=nll_beta,
         members=members,
         elites=elites,
         seed=seed,

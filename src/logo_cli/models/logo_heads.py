@@ -108,11 +108,25 @@ class ObsAvailHead(nn.Module):
         return self.net(torch.cat([obs_n, ids], dim=-1))
 
 
-def masked_gaussian_nll(
-    mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+def beta_nll(
+    mean: torch.Tensor,
+    logvar: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    beta: float = 0.0,
 ) -> torch.Tensor:
-    """Gaussian NLL (no constant) averaged over the elements where `mask` is 1."""
+    """Gaussian NLL (no constant) averaged over the elements where `mask` is 1 (all without one).
+
+    With `beta` > 0 each element is weighted by its predicted variance ** beta (not differentiated):
+    beta-NLL (Seitzer et al., 2022). Plain NLL divides the mean's gradient by the variance, so a
+    feature the model finds hard early (a teammate's last move: exact given the joint action, but
+    learned late) gets a large variance and then barely any gradient on its mean; beta = 1 gives the
+    mean the gradient of a squared error."""
     nll = 0.5 * (((target - mean) ** 2) * torch.exp(-logvar) + logvar)
+    if beta > 0:
+        nll = nll * torch.exp(beta * logvar.detach())
+    if mask is None:
+        return nll.mean()
     return (nll * mask).sum() / mask.sum().clamp(min=1.0)
 
 

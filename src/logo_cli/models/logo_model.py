@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
-from logo_cli.models.logo_heads import AVAIL_FROM, ObsAvailHead, SwitchGates, masked_gaussian_nll
+from logo_cli.models.logo_heads import AVAIL_FROM, ObsAvailHead, SwitchGates, beta_nll
 from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
 
 LOCAL_ACTIONS = ("joint", "own")
@@ -37,6 +37,7 @@ DEFAULT_WEIGHTS = {
     "w_aux": 1.0,  # auxiliary state encoder MSE
     "w_reg": 0.5,  # predicted next obs through the deductive model -> true next state and heads
     "w_gate": 1.0,  # switching-group presence BCE (with switch_gates)
+    "nll_beta": 0.0,  # beta-NLL exponent of the local and deductive Gaussian losses (0: plain NLL)
 }
 
 
@@ -183,11 +184,16 @@ class LogoWorldModel(WorldModelBase):
         w = self.w
         obs = batch["obs"].float()
         z, mean, gate, logvar = self._local(t["obs_n"], t["state_n"], t["act"])
+        beta = w["nll_beta"]
         if self.gates is None:
-            pred = gaussian_nll(mean, logvar, t["dobs_n"])
+            pred = (
+                beta_nll(mean, logvar, t["dobs_n"], beta=beta)
+                if beta
+                else gaussian_nll(mean, logvar, t["dobs_n"])
+            )
         else:  # values are learned where they exist next step; whether they do is the gates' job
             nobs = batch["next_obs"].float()
-            pred = masked_gaussian_nll(mean, logvar, t["dobs_n"], self.gates.presence(nobs))
+            pred = beta_nll(mean, logvar, t["dobs_n"], self.gates.presence(nobs), beta)
         parts: dict[str, torch.Tensor] = {
             "pred": pred,
             "rec_local": F.mse_loss(self.local_rec(z), t["obs_n"]),
@@ -195,7 +201,11 @@ class LogoWorldModel(WorldModelBase):
         if self.gates is not None:
             parts["gate"] = self.gates.loss(gate, nobs)
         zd, ded_x, smean, slogvar, reward, term, avail = self._deduce(t["nobs_n"], t["dobs_n"], t["state_n"])
-        parts["state"] = gaussian_nll(smean, slogvar, t["dstate_n"])
+        parts["state"] = (
+            beta_nll(smean, slogvar, t["dstate_n"], beta=beta)
+            if beta
+            else gaussian_nll(smean, slogvar, t["dstate_n"])
+        )
         parts["rec_ded"] = F.mse_loss(self.ded_rec(zd), ded_x)
         parts.update(self.head_losses(reward, term, self._avail(t["nobs_n"], avail), t))
         parts["aux"] = F.mse_loss(self._aux(z, t["state_n"]), t["dstate_n"])

@@ -76,6 +76,7 @@ class PretrainConfig:
     local_action: str | None = None  # LOGO: "joint" or "own" action per local model (None: by action type)
     switch_gates: bool = False  # LOGO: switching feature groups predicted as present/absent switches
     avail_from: str = "state"  # LOGO: next available actions from the deductive latent or each next obs
+    nll_beta: float = 0.0  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
@@ -103,7 +104,7 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
     hp: dict = {"hidden": cfg.hidden, "layers": cfg.layers, "noop_action": noop_action}
     if cfg.model == "logo":
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
-        hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from)
+        hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from, nll_beta=cfg.nll_beta)
         if cfg.local_action is not None:  # else the model's default for the dataset's action type
             hp.update(local_action=cfg.local_action)
     elif cfg.model == "ensemble":
@@ -116,6 +117,7 @@ def _check(cfg: PretrainConfig) -> None:
 
     number("--lr", cfg.lr, lo=0.0, lo_open=True)
     number("--holdout", cfg.holdout, lo=0.0, hi=1.0, hi_open=True)
+    number("--nll-beta", cfg.nll_beta, lo=0.0, hi=1.0)
     for option, value, top in (
         ("--hidden", cfg.hidden, MAX_WIDTH),
         ("--latent", cfg.latent, MAX_WIDTH),
