@@ -109,3 +109,15 @@ def test_logo_with_switches_predicts_exact_absences_and_consistent_avail(tmp_pat
 def test_obs_avail_head_shapes():
     head = ObsAvailHead(3, 5, 4, hidden=8, layers=1)
     assert head(torch.zeros(7, 3, 5)).shape == (7, 3, 4)
+
+
+def test_beta_nll_gives_the_mean_a_squared_errors_gradient_whatever_the_variance():
+    target = torch.tensor([1.0, -2.0, 0.5])
+    for logvar_value in (-3.0, 0.0, 1.0):
+        mean = torch.zeros(3, requires_grad=True)
+        logvar = torch.full((3,), logvar_value)
+        beta_nll(mean, logvar, target, beta=1.0).backward()
+        torch.testing.assert_close(mean.grad, (mean.detach() - target) / 3)
+    mean, logvar = torch.zeros(3), torch.tensor([0.5, -1.0, 0.2])
+    plain = (0.5 * ((target - mean) ** 2 * torch.exp(-logvar) + logvar)).mean()
+    torch.testing.assert_close(beta_nll(mean, logvar, target), plain)

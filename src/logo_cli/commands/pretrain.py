@@ -85,20 +85,20 @@ def command(
         show_default=False,
     ),
     switch_gates: bool = typer.Option(
-        False,
+        True,
         "--switch-gates/--no-switch-gates",
         help="LOGO only: predict each block of observation features that is zero together (a unit "
         "out of view or dead) as a present/absent switch, its values given presence.",
     ),
     avail_from: str = typer.Option(
-        "state",
+        "obs",
         "--avail-from",
         metavar="state|obs",
         help="LOGO only: next available actions read from the deductive latent (state) or from each "
         "agent's predicted next observation (obs).",
     ),
     nll_beta: float = typer.Option(
-        0.0,
+        0.5,
         "--nll-beta",
         help="LOGO only: beta-NLL exponent in [0, 1] of its Gaussian losses; 0 is plain NLL, 1 gives "
         "each mean a squared error's gradient.",

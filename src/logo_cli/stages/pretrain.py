@@ -74,9 +74,9 @@ class PretrainConfig:
     layers: int = 2  # hidden layers of encoders (LOGO) or of the whole MLP (global, ensemble)
     share_local: bool = False  # LOGO: one shared local network + agent id instead of one per agent
     local_action: str | None = None  # LOGO: "joint" or "own" action per local model (None: by action type)
-    switch_gates: bool = False  # LOGO: switching feature groups predicted as present/absent switches
-    avail_from: str = "state"  # LOGO: next available actions from the deductive latent or each next obs
-    nll_beta: float = 0.0  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
+    switch_gates: bool = True  # LOGO: switching feature groups predicted as present/absent switches
+    avail_from: str = "obs"  # LOGO: next available actions from the deductive latent or each next obs
+    nll_beta: float = 0.5  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
