@@ -22,11 +22,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -45,6 +42,7 @@ from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.stages.run_records import config_dict as _config_dict
 from logo_cli.stages.run_records import metrics_up_to as _read_metrics
+from logo_cli.train.loop import deferred_sigint
 
 CHECKPOINT, MODEL, METRICS = "checkpoint.pt", "model.pt", "metrics.jsonl"
 STATE_FORMAT = "logo-pretrain-state"
@@ -398,7 +396,7 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     running, n_running, tick = 0.0, 0, time.perf_counter()
     log_n, log_tick = 0, time.perf_counter()
     finished = False
-    with _deferred_sigint() as sigint, open(metrics_path, "a") as log:
+    with deferred_sigint() as sigint, open(metrics_path, "a") as log:
         try:
             while t["step"] < total and t["bad_evals"] < cfg.patience:
                 if sigint.requested:  # only between steps, so the saved state is a consistent one
@@ -490,31 +488,3 @@ def write_run(cfg, work: Path, model, dims: Dims, data_hash: str, metrics: dict,
         artifact=cfg.out,
     )
     write_json_atomic(work / MANIFEST, manifest)
-
-
-class _Sigint:
-    requested = False  # first Ctrl-C: stop at the next step boundary
-    forced = False  # second Ctrl-C: stop now, without saving a possibly half-updated state
-
-
-@contextmanager
-def _deferred_sigint():
-    """Turn Ctrl-C into a flag checked between train steps, so an interrupt never lands inside an
-    optimiser update (which would checkpoint half-updated weights). Main thread only; elsewhere a
-    no-op."""
-    flag = _Sigint()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame) -> None:
-        if flag.requested:
-            flag.forced = True
-            raise KeyboardInterrupt
-        flag.requested = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
