@@ -22,6 +22,7 @@ LEARNERS: dict[Key, str] = {
     ("bc", "discrete", "mlp"): "bc:BcLearner",
     ("bc", "continuous", "mlp"): "bc:GaussianBcLearner",
     ("td3bc", "continuous", "mlp"): "actor_critic:Td3bcLearner",
+    ("icql", "discrete", "mlp"): "icql:IcqlLearner",
 }
 
 ALGOS: tuple[str, ...] = tuple(dict.fromkeys(algo for algo, _, _ in LEARNERS))  # in the order above
