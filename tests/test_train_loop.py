@@ -30,8 +30,8 @@ class Seen(Hook):
     def after_step(self, loop):
         self.after.append((loop.step, float(loop.parts["loss"])))
 
-    def interrupted(self, loop):
-        self.interrupts.append(loop.step)
+    def interrupted(self, loop, boundary):
+        self.interrupts.append((loop.step, boundary))
 
     def finished(self, loop):
         self.finished_at = loop.step
@@ -72,5 +72,18 @@ def test_ctrl_c_reaches_the_hooks_only_at_the_next_step_boundary():
     with pytest.raises(KeyboardInterrupt):
         fit(learner, lambda: 0.0, [CtrlC(), seen], Loop(step=0, total=5, where="run"))
     # the hooks after the one that got the signal still ran for step 2; step 3 never started
-    assert learner.steps == [1, 2] and seen.after[-1][0] == 2 and seen.interrupts == [2]
+    assert learner.steps == [1, 2] and seen.after[-1][0] == 2 and seen.interrupts == [(2, True)]
     assert seen.finished_at is None and signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_interrupt_inside_an_update_reaches_the_hooks_uncounted_and_off_the_boundary():
+    class Stops(Counter):
+        def update(self, batch, step):
+            if step == 3:
+                raise KeyboardInterrupt
+            return super().update(batch, step)
+
+    seen = Seen()
+    with pytest.raises(KeyboardInterrupt):
+        fit(Stops(), lambda: 0.0, [seen], Loop(step=0, total=5, where="run"))
+    assert seen.interrupts == [(2, False)] and seen.after[-1][0] == 2

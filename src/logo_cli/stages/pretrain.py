@@ -19,7 +19,6 @@ with non-finite weights, so the last one on disk is the last good one.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -42,7 +41,6 @@ from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.stages.run_records import config_dict as _config_dict
 from logo_cli.stages.run_records import metrics_up_to as _read_metrics
-from logo_cli.train.loop import deferred_sigint
 
 CHECKPOINT, MODEL, METRICS = "checkpoint.pt", "model.pt", "metrics.jsonl"
 STATE_FORMAT = "logo-pretrain-state"
@@ -281,11 +279,12 @@ def _only_logs(out: Path) -> bool:
 
 
 def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_ep, hold_ep, data_hash):
-    from logo_cli.algos.world_model_train import draw_batch, heldout_loss, heldout_metrics, train_step
-    from logo_cli.checks import LossGuard, nonfinite_tensors
+    from logo_cli.algos.world_model_train import heldout_metrics
     from logo_cli.models.ensemble_model import EnsembleModel
     from logo_cli.models.layers import param_count
     from logo_cli.models.world_model import build_world_model
+    from logo_cli.stages.pretrain_fit import WorldModelRun, train_world_model
+    from logo_cli.train.hooks import Records
 
     if state is not None:
         _check_resume(state, cfg, dims, data_hash)
@@ -293,92 +292,33 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     dev = cfg.device
     tr, ho = train.to_torch(dev), hold.to_torch(dev)
     eval_idx = np.random.default_rng(cfg.seed).permutation(len(hold))[: cfg.eval_size]
-    ho_eval = {k: v[torch.as_tensor(eval_idx, device=dev)] for k, v in ho.items()} if len(hold) else ho
+    ho_eval = {k: v[torch.as_tensor(eval_idx, device=dev)] for k, v in ho.items()} if len(hold) else None
     hparams = model_hparams(cfg, noop)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         model = build_world_model(cfg.model, dims, **hparams)
     model.fit_normalizers(train.to_torch())
     model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    header = {"format": STATE_FORMAT, "format_version": 1, "version": 1, "config": _config_dict(cfg),
+              "dims": dims.to_dict(), "data_hash": data_hash, "kind": cfg.model,
+              "hparams": hparams}  # fmt: skip
+    r = WorldModelRun(model, cfg.lr, cfg.seed, header)
     per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = (
         per_epoch * cfg.max_epochs
         if cfg.max_steps is None
         else min(cfg.max_steps, per_epoch * cfg.max_epochs)
     )
-    t = {"step": 0, "best_score": math.inf, "best_step": 0, "bad_evals": 0, "train_seconds": 0.0}
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    history: list[dict] = []
     resumed_from = None
     if state is not None:
-        try:
-            model.load_state_dict(state["best_state"])  # loaded at the end: check it fits now
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
-            t.update(state["trainer"])
-            best_state = state["best_state"]
-            history = list(state["history"])
-            resumed_from = int(t["step"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise LogoError(f"{work / CHECKPOINT}: garbled pretrain checkpoint ({detail})") from None
-    guard = LossGuard()
+        r.restore(state, work / CHECKPOINT)
+        resumed_from = int(r.t["step"])
+    t, history = r.t, r.history
     kept = (
         f"{cfg.out} is unchanged"
         if work != cfg.out
         else f"the last good checkpoint stays in {work / CHECKPOINT}"
     )
-
-    def save_state() -> None:
-        log.flush()  # the lines up to the checkpoint step are on disk before it
-        bad = nonfinite_tensors(model.state_dict())
-        if bad:  # never checkpoint a diverged model: the one on disk stays the last good one
-            raise LogoError(f"{cfg.out}: weights became NaN or inf ({bad[0]}) at step {t['step']}; "
-                            f"training stopped, {kept} (lower --lr)")  # fmt: skip
-        save_checkpoint(
-            work / CHECKPOINT,
-            {
-                "format": STATE_FORMAT,
-                "format_version": 1,
-                "version": 1,
-                "config": _config_dict(cfg),
-                "dims": dims.to_dict(),
-                "data_hash": data_hash,
-                "kind": cfg.model,
-                "hparams": hparams,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "generator": gen.get_state(),
-                "trainer": dict(t),
-                "best_state": best_state,
-                "history": history,
-            },
-        )
-
-    def evaluate(train_loss: float) -> None:
-        nonlocal best_state
-        if len(hold):
-            score, member = heldout_loss(model, ho_eval)
-            if member is not None and isinstance(model, EnsembleModel):
-                model.set_elites(torch.tensor(member))
-        else:  # nothing held out: keep the latest weights
-            score, member = -float(t["step"]), None
-        if not math.isfinite(score):
-            raise LogoError(f"{cfg.out}: the held-out loss became NaN or inf at step {t['step']}; "
-                            f"training stopped, {kept} (lower --lr)")  # fmt: skip
-        history.append({"step": t["step"], "train_loss": train_loss, "heldout_loss": score})
-        if score < t["best_score"] - 1e-4:
-            t.update(best_score=score, best_step=t["step"], bad_evals=0)
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            t["bad_evals"] += 1
-        if len(hold):
-            best = t["best_score"]
-            record("eval", {"train_loss": train_loss, "heldout_loss": score, "best_heldout_loss": best})
-        save_state()
 
     work.mkdir(parents=True, exist_ok=True)
     metrics_path = work / METRICS
@@ -387,55 +327,19 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
     from logo_cli.tracking import open_tracker
 
     tracker = open_tracker(cfg.logger, work, cfg.out.name, "pretrain", _config_dict(cfg), resumed_from)
-
-    def record(kind: str, values: dict) -> None:
-        line = {"step": t["step"], "kind": kind, "wall_time": time.time(), **values}
-        log.write(json.dumps(line) + "\n")
-        tracker.log(t["step"], {f"{kind}/{k}": v for k, v in values.items()})
-
-    running, n_running, tick = 0.0, 0, time.perf_counter()
-    log_n, log_tick = 0, time.perf_counter()
     finished = False
-    with deferred_sigint() as sigint, open(metrics_path, "a") as log:
+    with open(metrics_path, "a") as log:
+        records = Records(log, tracker)
         try:
-            while t["step"] < total and t["bad_evals"] < cfg.patience:
-                if sigint.requested:  # only between steps, so the saved state is a consistent one
-                    raise KeyboardInterrupt
-                parts = train_step(model, opt, draw_batch(tr, cfg.batch_size, gen))
-                t["step"] += 1
-                guard.observe(parts["loss"], t["step"])  # a float here: checked at once
-                guard.check(t["step"], str(cfg.out), kept)
-                running, n_running = running + parts["loss"], n_running + 1
-                log_n += 1
-                if t["step"] % cfg.log_every == 0 or t["step"] == total:
-                    # this step's losses (not a window mean): a resumed run logs the same numbers
-                    now = time.perf_counter()
-                    values = {k: float(v) for k, v in parts.items()}
-                    values["steps_per_s"] = log_n / max(now - log_tick, 1e-9)
-                    record("train", values)
-                    log_n, log_tick = 0, now
-                if t["step"] % per_epoch == 0 or t["step"] == total:
-                    t["train_seconds"] += time.perf_counter() - tick
-                    evaluate(running / n_running)
-                    running, n_running, tick = 0.0, 0, time.perf_counter()
-                if progress is not None and (t["step"] % 10 == 0 or n_running == 0):
-                    busy = t["train_seconds"] + time.perf_counter() - tick
-                    info = {"loss": parts["loss"], "steps_per_s": t["step"] / max(busy, 1e-9)}
-                    if history:
-                        info.update(heldout=history[-1]["heldout_loss"], best=t["best_score"])
-                    progress(t["step"], total, info)
+            ckpt = work / CHECKPOINT
+            train_world_model(r, tr, ho_eval, cfg, total, per_epoch, ckpt, records, kept, progress)
             finished = True
-        except KeyboardInterrupt:
-            if not sigint.forced:
-                if n_running:
-                    t["train_seconds"] += time.perf_counter() - tick
-                save_state()  # resume continues from this exact step
-            raise
         finally:
             log.flush()
             if not finished:  # a finished run closes its tracker after the final line below
                 tracker.close()
     stopped_early = t["bad_evals"] >= cfg.patience
+    best_state, history = r.best_state, r.history
 
     try:
         model.load_state_dict(best_state)
@@ -456,8 +360,8 @@ def _train(cfg, progress, state, work, started, dims, noop, train, hold, train_e
             metrics["elites"] = model.elite_idx.tolist()
         # the best weights' metrics (the manifest's), as the log's last line and the tracker's points
         final = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        with open(metrics_path, "a") as log:  # `record` writes to `log`
-            record("final", final)
+        with open(metrics_path, "a") as log:
+            Records(log, tracker).write("final", t["step"], final)
     finally:
         tracker.close()
     extra = {

@@ -56,10 +56,10 @@ class LogLosses(Hook):
 
 
 class Checkpoints(Hook):
-    """Every `every` steps before the last, and at a Ctrl-C: check the losses and the weights, flush
-    the metrics lines up to this step, and save `state()` to `path` (atomically). `kept` formats the
-    message of a later stop ({step}, {path}); `check_weights(loop)` raises when a weight is NaN or inf,
-    so a checkpoint never holds a diverged model."""
+    """Every `every` steps before the last, and at a Ctrl-C's step boundary: check the losses and the
+    weights, flush the metrics lines up to this step, and save `state(step)` to `path` (atomically).
+    `kept` formats the message of a later stop ({step}, {path}); `check_weights(loop)` raises when a
+    weight is NaN or inf, so a checkpoint never holds a diverged model."""
 
     def __init__(self, every: int, path: Path, state: Callable[[int], dict], records: Records,
                  check_weights: Callable[[Loop], None], kept: str):  # fmt: skip
@@ -70,8 +70,9 @@ class Checkpoints(Hook):
         if loop.step % self.every == 0 and loop.step < loop.total:
             self.save(loop)
 
-    def interrupted(self, loop: Loop) -> None:
-        self.save(loop)  # at a step boundary: a resumed run continues from this exact step
+    def interrupted(self, loop: Loop, boundary: bool) -> None:
+        if boundary:  # every hook of the step ran: a resumed run continues from this exact step
+            self.save(loop)
 
     def save(self, loop: Loop) -> None:
         from logo_cli.artifacts import save_checkpoint

@@ -7,10 +7,12 @@ scores) is a hook's job; hooks run in the order given, after every step.
 
 Ctrl-C: the first SIGINT only sets a flag, checked between steps, so an interrupt never lands inside an
 optimiser update or between two hooks of one step. At the next step boundary every hook's
-`interrupted` runs (the checkpoint hook saves there: a resumed run continues from that exact step) and
-KeyboardInterrupt is raised. A second Ctrl-C stops at once and saves nothing. A KeyboardInterrupt raised
-elsewhere (by a progress callback, say) is no step boundary either: nothing is saved, the last
-checkpoint stays.
+`interrupted(loop, boundary=True)` runs (the checkpoint hook saves there: a resumed run continues from
+that exact step) and KeyboardInterrupt is raised. A KeyboardInterrupt raised inside a step (by a
+progress callback in a hook, or by the update before it changed anything) reaches the hooks with
+`boundary=False`: `loop.step` counts the completed updates, but the step's later hooks did not run, so
+only a run whose hooks leave a consistent state after every part of a step saves then (pretrain does;
+train-policy keeps its last periodic checkpoint). A second Ctrl-C stops at once and reaches no hook.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ class Hook:
     def after_step(self, loop: Loop) -> None:
         pass
 
-    def interrupted(self, loop: Loop) -> None:
-        """Ctrl-C at a step boundary: the last step's hooks have all run."""
+    def interrupted(self, loop: Loop, boundary: bool) -> None:
+        """A KeyboardInterrupt: at a step boundary (Ctrl-C; the last step's hooks have all run), or
+        inside a step (`boundary` False)."""
 
     def finished(self, loop: Loop) -> None:
         """Training ended (its last step, or early stopping) and the losses were checked."""
@@ -67,21 +70,27 @@ class Hook:
 
 def fit(learner: Learner, batches: Callable[[], Any], hooks: Sequence[Hook], loop: Loop) -> Loop:
     """Train from `loop.step` to `loop.total` (or until a hook sets `loop.stop`)."""
+    boundary = False
     with deferred_sigint() as sigint:
-        while loop.step < loop.total and not loop.stop:
-            if sigint.requested:
+        try:
+            while loop.step < loop.total and not loop.stop:
+                if sigint.requested:
+                    boundary = True
+                    raise KeyboardInterrupt
+                t0 = time.perf_counter()
+                batch = batches()
+                loop.parts = learner.update(batch, loop.step + 1)
+                loop.step += 1  # after the update: an exception inside it leaves the step uncounted
+                loop.guard.observe(loop.parts["loss"], loop.step)  # on the loss's device: no sync
+                loop.step_s = time.perf_counter() - t0
+                loop.update_s += loop.step_s
                 for hook in hooks:
-                    hook.interrupted(loop)
-                raise KeyboardInterrupt
-            t0 = time.perf_counter()
-            batch = batches()
-            loop.step += 1
-            loop.parts = learner.update(batch, loop.step)
-            loop.guard.observe(loop.parts["loss"], loop.step)  # on the loss's device: no sync per step
-            loop.step_s = time.perf_counter() - t0
-            loop.update_s += loop.step_s
-            for hook in hooks:
-                hook.after_step(loop)
+                    hook.after_step(loop)
+        except KeyboardInterrupt:
+            if not sigint.forced:
+                for hook in hooks:
+                    hook.interrupted(loop, boundary)
+            raise
     loop.check_loss()
     for hook in hooks:
         hook.finished(loop)
