@@ -80,10 +80,10 @@ def fit(learner: Learner, batches: Callable[[], Any], hooks: Sequence[Hook], loo
                 t0 = time.perf_counter()
                 batch = batches()
                 loop.parts = learner.update(batch, loop.step + 1)
-                loop.step += 1  # after the update: an exception inside it leaves the step uncounted
-                loop.guard.observe(loop.parts["loss"], loop.step)  # on the loss's device: no sync
                 loop.step_s = time.perf_counter() - t0
                 loop.update_s += loop.step_s
+                loop.step += 1  # after the update: an exception inside it leaves the step uncounted
+                loop.guard.observe(loop.parts["loss"], loop.step)  # on the loss's device: no sync
                 for hook in hooks:
                     hook.after_step(loop)
         except KeyboardInterrupt:
