@@ -3,7 +3,7 @@ evaluation and exact resume.
 
 Synthetic data comes from a zarr buffer used as is (--synthetic), or from a world model rolled out in
 memory (--model) with the rollout stage's generator: first driven by behaviour cloning of the dataset,
-then, every `refresh_every` steps, by the current policy (ε-greedy over Q for MACQL and CFCQL), as
+then, every `refresh_every` steps, by the current policy (ε-greedy over Q for the Q learners), as
 MBPO/MOPO do. CFCQL first fits its behaviour policy by BC on the real data (kept in the checkpoint).
 While training, the run lives in `<out>.partial/` (checkpoint.pt + metrics.jsonl); it is renamed to
 `<out>` only when complete, so `<out>` is never half-written and an interrupted run resumes from its
@@ -129,18 +129,6 @@ class _Evaluate(Hook):
             self.progress("eval", s, cfg.steps, self.run.evals[-1])
 
 
-def _open_eval_env(run: PolicyRun):
-    cfg = run.cfg
-    if cfg.eval_env is None:
-        return None
-    from logo_cli.envs import make_env
-    from logo_cli.stages.evaluate import env_dims
-
-    env = make_env(cfg.eval_env, num_envs=min(cfg.eval_episodes, 32))
-    env_dims(env.spec).check_same(run.dims, f"--eval-env {cfg.eval_env} vs {cfg.data}")
-    return env
-
-
 def _train(cfg: TrainPolicyConfig, real: Transitions, work: Path, progress: Progress | None):
     """Build or restore the run, then train to cfg.steps (checkpointing into `work`)."""
     from logo_cli.artifacts import load_checkpoint
@@ -149,26 +137,26 @@ def _train(cfg: TrainPolicyConfig, real: Transitions, work: Path, progress: Prog
     ckpt = work / CHECKPOINT
     state = load_checkpoint(ckpt, cfg.device) if ckpt.is_file() else None
     timers = {"update_s": 0.0, "eval_s": 0.0, "rollout_s": 0.0}
+    t0 = time.perf_counter()
     if state is not None:
         r.restore(state, str(ckpt))
     else:
-        t0 = time.perf_counter()
-        r.learner.prepare(real, progress)  # CFCQL's behaviour policy
-        behaviour_s = time.perf_counter() - t0
-    if cfg.algo == "cfcql":
-        timers["behaviour_s"] = 0.0 if state is not None else behaviour_s
-    env = _open_eval_env(r)
+        r.learner.prepare(real, progress)  # CFCQL's behaviour policy, say
+    if r.learner.prepare_timer is not None:  # a resumed run has it from the checkpoint: 0 s
+        timers[r.learner.prepare_timer] = 0.0 if state is not None else time.perf_counter() - t0
+    env = r.open_eval_env()
     try:
         syn, syn_info = r.synthetic(resumed=state is not None)
         sampler = r.make_sampler(syn)
-        loop = _loop(r, env, work, sampler, timers)
+        final = _loop(r, env, work, sampler, timers)
     finally:
         if env is not None:
             env.close()
-    return r, loop, syn_info, timers
+    return r, final, syn_info, timers
 
 
-def _loop(r: PolicyRun, env, work: Path, sampler, timers: dict):
+def _loop(r: PolicyRun, env, work: Path, sampler, timers: dict) -> dict:
+    """fit with train-policy's hooks; returns the last logged step's losses."""
     from logo_cli.tracking import open_tracker
 
     cfg, ckpt = r.cfg, work / CHECKPOINT
@@ -206,9 +194,8 @@ def _loop(r: PolicyRun, env, work: Path, sampler, timers: dict):
         finally:
             tracker.close()
     check_weights(loop)
-    loop.parts = losses.final  # the last logged step's losses
     timers["update_s"] = loop.update_s
-    return loop
+    return losses.final
 
 
 def run(cfg: TrainPolicyConfig, progress: Progress | None = None) -> TrainPolicyResult:
@@ -239,13 +226,13 @@ def _run(cfg: TrainPolicyConfig, progress: Progress | None) -> TrainPolicyResult
     work.mkdir(parents=True, exist_ok=True)
 
     try:
-        r, loop, syn_info, timers = _train(cfg, real, work, progress)
+        r, final, syn_info, timers = _train(cfg, real, work, progress)
     except BaseException:
         if not ckpt.is_file():  # nothing worth resuming: leave no trace
             shutil.rmtree(work, ignore_errors=True)
         raise
 
-    resumed_from, final = r.step, loop.parts
+    resumed_from = r.step
     done = cfg.steps - resumed_from
     steps_per_s = done / max(timers["update_s"], 1e-9) if done else 0.0
     mode, sampler = r.learner.mode, r.sampler

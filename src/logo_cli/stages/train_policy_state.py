@@ -32,6 +32,8 @@ STATE_FORMAT = "logo-train-policy-state"
 
 
 class PolicyRun:
+    """A train-policy run's learner (from the registry) and the rest of what it changes as it trains."""
+
     def __init__(self, cfg: TrainPolicyConfig, real: Transitions, progress: Progress | None):
         self.cfg, self.real, self.progress = cfg, real, progress
         self.dims = real.dims
@@ -62,6 +64,18 @@ class PolicyRun:
         if self._sampler_state is not None:
             self.sampler.set_state(self._sampler_state)
         return self.sampler
+
+    def open_eval_env(self):
+        """The simulator of the periodic evaluations (--eval-env), or None."""
+        cfg = self.cfg
+        if cfg.eval_env is None:
+            return None
+        from logo_cli.envs import make_env
+        from logo_cli.stages.evaluate import env_dims
+
+        env = make_env(cfg.eval_env, num_envs=min(cfg.eval_episodes, 32))
+        env_dims(env.spec).check_same(self.dims, f"--eval-env {cfg.eval_env} vs {cfg.data}")
+        return env
 
     # --- rollouts ----------------------------------------------------------------------------
     def payload(self, net, mode: Mode) -> dict:

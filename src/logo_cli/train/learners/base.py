@@ -36,6 +36,7 @@ class Learner:
     (`update`)."""
 
     n_step: ClassVar[bool] = False  # the sampler adds n-step TD targets to its batches
+    prepare_timer: ClassVar[str | None] = None  # the manifest's timer of `prepare` (None: none kept)
     mode: Mode = "logits"  # the policy file's mode
     obs_norm: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std) of observations, continuous
 

@@ -28,6 +28,7 @@ def fit_behaviour(nets: CfcqlNets, real: Transitions, opts: Options, progress: P
 
 
 class CfcqlLearner(MacqlLearner):
+    prepare_timer = "behaviour_s"
     nets: CfcqlNets
     cfg: CfcqlConfig
 
