@@ -325,6 +325,6 @@ def test_bad_combinations_are_one_line_errors(runner, tmp_path, hc):
 
 def test_the_command_lists_the_stages_learners():
     from logo_cli.commands.train_policy import ALGOS as COMMAND_ALGOS
-    from logo_cli.stages.train_policy import ALGOS
+    from logo_cli.train.registry import ALGOS
 
     assert COMMAND_ALGOS == ALGOS and "td3bc" in ALGOS

@@ -305,19 +305,19 @@ def test_a_foreign_layout_says_what_differs(kit, tmp_path):
 
 
 def test_a_train_policy_checkpoint_of_another_version_is_not_resumed(kit, tmp_path, monkeypatch):
-    from logo_cli.stages import train_policy as stage
+    from logo_cli.train.learners.macql import MacqlLearner
 
     out = tmp_path / "run"
-    real = stage._Trainer.update
+    real = MacqlLearner.update
     calls = {"n": 0}
 
-    def stop(self):
+    def stop(self, batch, step):
         calls["n"] += 1
         if calls["n"] > 4:
             raise KeyboardInterrupt
-        return real(self)
+        return real(self, batch, step)
 
-    monkeypatch.setattr(stage._Trainer, "update", stop)
+    monkeypatch.setattr(MacqlLearner, "update", stop)
     assert invoke(*train_args(kit, out)).exit_code == 130
     monkeypatch.undo()
     ckpt = tmp_path / "run.partial" / "checkpoint.pt"

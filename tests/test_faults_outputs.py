@@ -117,11 +117,11 @@ def test_interrupted_pretrain_overwrite_keeps_the_old_run(kit, tmp_path, monkeyp
 
 
 def test_interrupted_train_policy_overwrite_keeps_the_old_run(kit, tmp_path, monkeypatch):
-    from logo_cli.stages import train_policy as stage
+    from logo_cli.train.learners.macql import MacqlLearner
 
     out = kit.copy("tp", tmp_path / "tp")
     before = snapshot(out)
-    interrupt_after(monkeypatch, stage._Trainer, "update", 4)
+    interrupt_after(monkeypatch, MacqlLearner, "update", 4)
     res = invoke(*train_args(kit, out, "--overwrite", "--seed", "2"))
     assert res.exit_code == 130 and "Traceback" not in res.output
     assert snapshot(out) == before

@@ -237,7 +237,7 @@ def test_a_rollout_that_fails_before_its_first_row_leaves_nothing(kit, tmp_path,
 
 def test_inspect_shows_interrupted_runs(kit, tmp_path, monkeypatch):
     from logo_cli.algos import world_model_train
-    from logo_cli.stages import train_policy as stage
+    from logo_cli.train.learners.macql import MacqlLearner
 
     real = world_model_train.train_step
     calls = {"n": 0}
@@ -262,16 +262,16 @@ def test_inspect_shows_interrupted_runs(kit, tmp_path, monkeypatch):
         and "rerun the same" in " ".join(res.stdout.split())
     )
 
-    real_update = stage._Trainer.update
+    real_update = MacqlLearner.update
     count = {"n": 0}
 
-    def stop_at_5(self):
+    def stop_at_5(self, batch, step):
         count["n"] += 1
         if count["n"] == 5:
             raise KeyboardInterrupt
-        return real_update(self)
+        return real_update(self, batch, step)
 
-    monkeypatch.setattr(stage._Trainer, "update", stop_at_5)
+    monkeypatch.setattr(MacqlLearner, "update", stop_at_5)
     run = tmp_path / "tp"
     assert invoke(*train_args(kit, run)).exit_code == 130
     res = invoke("inspect", run, "--json")  # <out> does not exist yet: its work directory is shown

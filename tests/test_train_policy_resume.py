@@ -109,6 +109,33 @@ def test_interrupted_run_resumes_to_identical_weights(data, tmp_path, kw):
         assert not all(torch.equal(wa[k], weights(other.out)[k]) for k in wa)
 
 
+@pytest.mark.parametrize("kw", [dict(mode="weight", synthetic=True), dict(agent="gru", seq_batch=4)],
+                         ids=["macql-weight", "macql-gru"])  # fmt: skip
+def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(data, tmp_path, kw):
+    import os
+    import signal
+
+    data_path, buf = data
+    kw = dict(kw, synthetic=buf if kw.get("synthetic") else None)
+    run(base_cfg(data_path, tmp_path / "full", **kw))
+
+    def ctrl_c(phase, done, total, info):
+        if phase == "train" and done == 20:  # no checkpoint is due at 20 (every 8 steps)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out, handler = tmp_path / "resumed", signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run(base_cfg(data_path, out, **kw), progress=ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is handler  # the run's deferred handler is gone
+    state = torch.load(partial_dir(out) / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 20  # saved at the step boundary after the interrupt, not the step-16 one
+    resumed = run(base_cfg(data_path, out, **kw))
+    assert resumed.resumed_from == 20 and not partial_dir(out).exists()
+    wa, wb = weights(tmp_path / "full"), weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert train_lines(tmp_path / "full") == train_lines(out)
+
+
 def test_manifest_policy_file_and_sampler_record(data, tmp_path):
     data_path, buf = data
     res = run(base_cfg(data_path, tmp_path / "r", synthetic=buf, mode="weight", c=0.5))

@@ -26,6 +26,7 @@ from logo_cli.errors import (
     one_line,
 )
 from logo_cli.outputs import os_error_line
+from logo_cli.train.registry import ALGOS
 
 # Results go to stdout (so `--json` output pipes cleanly); progress and errors go to stderr.
 out = Console()
@@ -187,7 +188,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quality": ("expert", "medium", "medium_replay", "mixed", "random"),
     "world_model": ("logo", "global", "ensemble", "oracle"),
     "termination": ("sample", "threshold"),
-    "algo": ("macql", "cfcql", "bc", "td3bc"),
+    "algo": ALGOS,  # the learners' registry (torch-free)
     "mode": ("weight", "penalty", "uniform", "real-only"),
     "weight_by": ("cumulative", "step"),
     "cql_synthetic": ("none", "data", "combo"),

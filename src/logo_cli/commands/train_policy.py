@@ -23,8 +23,7 @@ from logo_cli.commands._common import (
 from logo_cli.commands._corruption import corruption_option
 from logo_cli.errors import LogoError
 from logo_cli.tracking import LOGGER_HELP
-
-ALGOS = ("macql", "cfcql", "bc", "td3bc")  # stages/train_policy.ALGOS, without importing torch here
+from logo_cli.train.registry import ALGOS  # torch-free
 
 
 @user_errors
@@ -259,7 +258,7 @@ def command(
     from logo_cli.artifacts import resolve_device
     from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY, SamplerMode
     from logo_cli.stages.rollout import TERMINATION
-    from logo_cli.stages.train_policy import Algo, TrainPolicyConfig, run
+    from logo_cli.stages.train_policy import TrainPolicyConfig, run
     from logo_cli.workspace import tracking, train_policy_defaults
 
     if algo not in ALGOS:
@@ -274,7 +273,7 @@ def command(
         if value not in choices:
             raise LogoError(f"{name} {value}: expected one of {', '.join(choices)}")
     if agent == "gru" and model is not None and refresh_every > 0:
-        from logo_cli.stages.train_recurrent import NO_REFRESH
+        from logo_cli.stages.train_policy_checks import NO_REFRESH
 
         raise LogoError(NO_REFRESH)
     ws, defaults = open_workspace(workspace)
@@ -286,7 +285,7 @@ def command(
     if out_dir is None:
         out_dir = ws.out("train-policy", f"{data.stem}-{algo}-{mode}-s{seed}")
     cfg = TrainPolicyConfig(
-        data=data, out=out_dir, synthetic=synthetic, model=model, algo=cast(Algo, algo),
+        data=data, out=out_dir, synthetic=synthetic, model=model, algo=algo,
         mode=cast(SamplerMode, mode),
         synthetic_ratio=synthetic_ratio, c=c, temperature=temperature, target_ess=target_ess,
         weight_by=weight_by, penalty_lambda=penalty_lambda, steps=steps,

@@ -60,7 +60,8 @@ def run_oracle(cfg):
     from logo_cli.data.h5 import open_dataset
     from logo_cli.models.world_model import build_world_model
     from logo_cli.outputs import remove, swap_in
-    from logo_cli.stages.pretrain import METRICS, MODEL, PretrainResult, _prepare_out, write_run
+    from logo_cli.stages.pretrain import METRICS, MODEL, PretrainResult, write_run
+    from logo_cli.stages.pretrain_config import prepare_out
 
     started = time.perf_counter()
     with open_dataset(cfg.data) as ds:
@@ -78,7 +79,7 @@ def run_oracle(cfg):
         raise LogoError(f"--kind oracle on {cfg.data}: {e}") from None
     model.stepper()  # refuses a scenario or dims it cannot rebuild, before anything is written
     model.fit_normalizers(data.to_torch())
-    resume, work = _prepare_out(cfg)
+    resume, work = prepare_out(cfg)
     if resume is not None:
         raise LogoError(f"{cfg.out}: holds an unfinished trained run; pass --overwrite to replace it")
     fresh = not work.exists()
