@@ -63,7 +63,9 @@ def test_evaluate_out_is_never_replaced_without_overwrite(kit, tmp_path):
     out = kit.copy("ev", tmp_path / "ev.json")
     before = snapshot(out)
     # refused before any episode is played (no simulator is even started)
-    one_line_fault(invoke("evaluate", "--policy", kit.pol, "--out", out), out, "already exists")
+    one_line_fault(
+        invoke("evaluate", "--policy", kit.pol, "--out", out), out, "other settings", "--overwrite"
+    )
     foreign = tmp_path / "notes.json"
     foreign.write_text('{"mine": 1}')
     one_line_fault(

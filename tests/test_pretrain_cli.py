@@ -67,9 +67,16 @@ def test_pretrain_logo_writes_model_and_manifest(runner, data, tmp_path):
         model.kind == "logo" and model.noop_action == NOOP and payload["meta"]["data_hash"] == file_hash(path)
     )
     assert (out / "checkpoint.pt").exists()
-    # a finished run is never silently retrained
+    # a finished run is never silently retrained: the same command is up to date, another is refused
+    before = (out / "model.pt").stat().st_mtime_ns
     again = pretrain(runner, "--data", str(path), "--out", str(out), "--max-epochs", "3", *SMALL)
-    one_line_error(again, "finished pretrain run", "--overwrite")
+    assert (
+        again.exit_code == 0
+        and again.output.strip() == f"up to date: {out} (same options and inputs; --overwrite runs it again)"
+    ), again.output
+    assert (out / "model.pt").stat().st_mtime_ns == before
+    again = pretrain(runner, "--data", str(path), "--out", str(out), "--max-epochs", "4", *SMALL)
+    one_line_error(again, "finished pretrain run", "--max-epochs: 3 -> 4", "--overwrite")
     again = pretrain(
         runner, "--data", str(path), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL, "--json"
     )

@@ -109,6 +109,9 @@ def default_map(command: Any, stage: str, path: Path) -> dict[str, Any]:
         raise LogoError(f"--config {path}: a '{manifest['stage']}' run's config, not a '{stage}' one")
     base = None
     if manifest is not None:  # recorded paths are as given, from where that run was started
+        # Not its output: the repeat goes where its options say (the same run's folder when they are
+        # the same, so it is up to date; another seed's folder for another --seed).
+        raw = {k: v for k, v in raw.items() if str(k).lstrip("-").replace("-", "_") != "out"}
         cwd = (manifest.get("provenance") or {}).get("cwd")
         base = Path(cwd) if isinstance(cwd, str) else None
     names = _option_names(command)

@@ -172,6 +172,27 @@ def threads_option():
     )  # fmt: skip
 
 
+def rerun_out(ws, stage: str, config, out: Path, inputs: dict, *, out_given: bool, overwrite: bool):
+    """Where this run writes (`out`, or a sibling named for what differs from the run there), or
+    None when the artifact at `out` is up to date, said in one line (logo_cli.workspace.reruns)."""
+    from logo_cli.artifacts import jsonable
+    from logo_cli.workspace.reruns import decide
+
+    given = {role: Path(p) for role, p in inputs.items() if p is not None}
+    return decide(ws, stage, out, jsonable(config), given, out_given=out_given, overwrite=overwrite, say=say)
+
+
+def rerun_target(ws, stage: str, cfg, inputs: dict, out_given: bool):
+    """rerun_out for a stage config that holds its `out` and `overwrite`: the config to run with, or
+    None when up to date."""
+    import dataclasses
+
+    target = rerun_out(ws, stage, cfg, cfg.out, inputs, out_given=out_given, overwrite=cfg.overwrite)
+    if target is None:
+        return None
+    return cfg if target == cfg.out else dataclasses.replace(cfg, out=target)
+
+
 def open_workspace(root):
     """The workspace, its notes going to stderr."""
     from logo_cli.workspace import Defaults, Workspace

@@ -16,6 +16,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_target,
     threads_option,
     user_errors,
     workspace_option,
@@ -150,6 +151,9 @@ def command(
         logger=logger,
         log_every=log_every,
     )
+    cfg = rerun_target(ws, "pretrain", cfg, {"data": data}, out_given=out_dir is not None)
+    if cfg is None:
+        return
     with tracking(ws, "pretrain", cfg.out, defaults, {"data": data}), progress_bar() as bar:
         tasks: list[int] = []  # added at the first report, so an input error prints only its one line
 

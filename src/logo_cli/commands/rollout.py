@@ -15,6 +15,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_target,
     threads_option,
     user_errors,
     workspace_option,
@@ -126,6 +127,7 @@ def command(
     corruption = corruption_levels(**levels)
     ws, defaults = open_workspace(workspace)
     model, data = rollout_defaults(ws, defaults, model, data)
+    given_out = out_path is not None
     if out_path is None:
         tag = "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v:g}" for k, v in levels.items() if v > 0)
         out_path = ws.out("rollout", f"{model.name}{tag}-h{horizon}-s{seed}.zarr")
@@ -149,6 +151,9 @@ def command(
         overwrite=overwrite,
         **corruption.to_dict(),
     )
+    cfg = rerun_target(ws, "rollout", cfg, {"data": data, "model": model}, out_given=given_out)
+    if cfg is None:
+        return
     with tracking(ws, "rollout", cfg.out, defaults), progress_bar() as bar:
         tasks: dict[str, int] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import cast
 
@@ -16,6 +17,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_out,
     threads_option,
     user_errors,
     workspace_option,
@@ -283,6 +285,7 @@ def command(
     )
     if mode is None:
         mode = "weight" if (synthetic is not None or model is not None) else "real-only"
+    given_out = out_dir is not None
     if out_dir is None:
         out_dir = ws.out("train-policy", f"{data.stem}-{algo}-{mode}-s{seed}")
     cfg = TrainPolicyConfig(
@@ -311,6 +314,19 @@ def command(
         **({"synthetic": synthetic} if synthetic else {}),
         **({"model": model} if model else {}),
     }
+    target = cfg.out
+    if target.exists():  # compared as the run records it: with its action-kind defaults filled in
+        from logo_cli.data.h5 import open_dataset
+        from logo_cli.stages.train_policy import resolve
+
+        with open_dataset(data) as ds:
+            recorded = resolve(cfg, ds.dims.discrete)
+        target = rerun_out(
+            ws, "train-policy", recorded, cfg.out, inputs, out_given=given_out, overwrite=overwrite
+        )
+        if target is None:
+            return
+    cfg = dataclasses.replace(cfg, out=target)
     with tracking(ws, "train-policy", cfg.out, defaults, inputs), progress_bar() as bar:
         tasks: dict[str, int] = {}
         text = {"train": "", "eval": ""}
