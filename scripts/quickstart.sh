@@ -23,7 +23,7 @@ logo inspect "$DATA"
 
 step "pretrain the LOGO world model"
 [ -f "$OUT/world_model/model.pt" ] || \
-  logo pretrain --data "$DATA" --kind logo --max-steps "$WM_STEPS" --seed "$SEED" --out "$OUT/world_model"
+  logo pretrain --data "$DATA" --kind logo --steps "$WM_STEPS" --seed "$SEED" --out "$OUT/world_model"
 
 step "roll out 15-step synthetic branches with per-sample uncertainty"
 [ -d "$OUT/synthetic.zarr" ] || \

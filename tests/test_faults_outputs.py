@@ -113,7 +113,7 @@ def test_interrupted_pretrain_overwrite_keeps_the_old_run(kit, tmp_path, monkeyp
     out = kit.copy("wm", tmp_path / "wm")
     before = snapshot(out)
     interrupt_after(monkeypatch, world_model_train, "train_step", 5)
-    res = invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "20", "--overwrite", *WM)
+    res = invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "20", "--overwrite", *WM)
     assert res.exit_code == 130 and "Traceback" not in res.output
     assert snapshot(out) == before and leftovers(tmp_path) == []
 
@@ -172,7 +172,7 @@ def test_a_second_writer_of_one_output_gets_one_line(kit, tmp_path, command):
     args = {
         "rollout": rollout_args(kit, out, "--overwrite"),
         "train-policy": train_args(kit, out, "--overwrite"),
-        "pretrain": ["pretrain", "--data", kit.data, "--out", out, "--overwrite", "--max-steps", "5"],
+        "pretrain": ["pretrain", "--data", kit.data, "--out", out, "--overwrite", "--steps", "5"],
         "calibrate": ["calibrate", "--model", kit.wm, "--data", kit.data, "--out", out, "--overwrite"],
     }[command]
     with OutputLock(out).acquire():  # another process is writing this output
@@ -251,7 +251,7 @@ def test_disk_full_while_saving_a_model(kit, tmp_path, monkeypatch):
         return real(obj, f, *args, **kwargs)
 
     monkeypatch.setattr("torch.save", full)
-    res = invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "5", "--overwrite", *WM)
+    res = invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "5", "--overwrite", *WM)
     one_line_fault(res, "No space left on device")
     assert snapshot(out) == before and leftovers(tmp_path) == []
 

@@ -15,7 +15,7 @@ from test_workspace_cli import SHIPPED, TINY_POLICY, TINY_ROLLOUT, Smax3m
 import logo_cli.envs
 from logo_cli.cli import app
 
-WM = ["--max-steps", "5", "--hidden", "16", "--latent", "8", "--device", "cpu"]
+WM = ["--steps", "5", "--hidden", "16", "--latent", "8", "--device", "cpu"]
 EV = "runs/evaluate/smax_3m_medium-macql-weight-s0-smax_3m-s0"
 EVAL = ["--episodes", "2", "--num-envs", "2", "--device", "cpu"]
 

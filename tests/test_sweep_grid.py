@@ -93,7 +93,7 @@ def test_options_take_the_commands_spellings_and_relative_paths_from_the_grid_fo
     ):  # --model is --kind's older name
         grid_module.load(write(tmp_path, text))
     g = grid_module.load(write(tmp_path, text.replace('model = "global"\n', "")))
-    assert g.options["pretrain"] == {"max-steps": ["--max-steps", "5"], "share-local": ["--per-agent-local"]}
+    assert g.options["pretrain"] == {"steps": ["--steps", "5"], "share-local": ["--per-agent-local"]}
     assert g.options["collect"]["behaviour"] == ["--behaviour", str(tmp_path / "ladder")]
     assert g.options["collect"]["stochastic"] == ["--greedy"]
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
+from logo_cli.choices import Termination
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
     err,
-    one_of,
     open_workspace,
     out,
     print_json,
@@ -80,10 +80,9 @@ def command(
     sample: bool = typer.Option(
         False, "--sample/--mean", help="Draw next steps from the model's Gaussian, or take its mean."
     ),
-    termination: str = typer.Option(
-        "sample",
+    termination: Termination = typer.Option(
+        Termination.sample,
         "--termination",
-        metavar=one_of("termination"),
         help="How a branch ends: 'sample' draws the end from the model's predicted termination "
         "probability at every step; 'threshold' ends it when that probability exceeds 0.5.",
     ),
@@ -113,15 +112,14 @@ def command(
     Every transition carries the model's uncertainty; Ctrl-C keeps the rows so far, marked incomplete.
     """
     from logo_cli.artifacts import resolve_device
-    from logo_cli.stages.rollout import TERMINATION, RolloutConfig, run
+    from logo_cli.stages.rollout import RolloutConfig, run
     from logo_cli.workspace import rollout_defaults, tracking
 
     if n_starts is not None and transitions is not None:
         raise LogoError("--n-starts / --transitions: give one, not both")
     if n_starts is None and transitions is None:
         n_starts = DEFAULT_N_STARTS
-    if termination not in TERMINATION:  # the stage checks it too, but bad input goes before the defaults
-        raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
+    termination = termination.value  # type: ignore[assignment]  # as the stage takes it: plain text
     levels = dict(obs_noise=obs_noise, state_noise=state_noise, avail_flip=avail_flip,
                   switch_flip=switch_flip, reward_noise=reward_noise)  # fmt: skip
     corruption = corruption_levels(**levels)

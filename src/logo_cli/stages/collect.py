@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from logo_cli.choices import Quality, values
 from logo_cli.errors import LogoError
 from logo_cli.stages import behaviour as bh
 from logo_cli.stages.behaviour import Ladder, load_ladder
 
-QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
+QUALITIES: tuple[str, ...] = values(Quality)
 # Continuous envs (Gaussian-MAPPO ladders) have every quality.
 CONTINUOUS_QUALITIES: tuple[str, ...] = QUALITIES
 SOURCE = "logo-cli collect"

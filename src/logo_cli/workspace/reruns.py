@@ -40,8 +40,6 @@ IGNORED = frozenset(
 )
 # Calibrate's list of runs: compared as its inputs model_0, model_1, ...
 INPUT_LISTS = frozenset({"models"})
-# Where a config field's option is not `--<field>`.
-OPTION_NAMES = {"pretrain": {"model": "--kind"}, "evaluate": {"greedy": "--greedy/--stochastic"}}
 # A difference's label in a folder name: a few characters of the option, then the new value.
 MAX_LABEL = 24
 
@@ -82,10 +80,13 @@ def _norm(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-def option_differences(stage: str, old: dict, new: dict, inputs: frozenset = frozenset()) -> list[Difference]:
+def option_differences(
+    old: dict, new: dict, inputs: frozenset = frozenset(), names: dict[str, str] | None = None
+) -> list[Difference]:
     """The options (config fields) whose recorded value differs from the new one; the fields named
-    in `inputs` are compared as inputs instead."""
-    names = OPTION_NAMES.get(stage, {})
+    in `inputs` are compared as inputs instead. `names`: a field's option where it is not
+    `--<field>`."""
+    names = names or {}
     found = []
     for key, value in new.items():
         if key in IGNORED or key in INPUT_LISTS or key in inputs:
@@ -139,7 +140,7 @@ def _label(diffs: list[Difference], config: dict) -> str:
     return "c" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:6]
 
 
-def _differences(ws, stage, path, config, inputs) -> list[Difference] | None:
+def _differences(ws, stage, path, config, inputs, names) -> list[Difference] | None:
     """What differs from the finished artifact at `path` (empty: the same run), or None when there is
     no finished artifact there."""
     if artifact_state(stage, path) != "complete":
@@ -147,7 +148,7 @@ def _differences(ws, stage, path, config, inputs) -> list[Difference] | None:
     old = recorded_config(stage, path)
     if old is None:
         return None
-    return option_differences(stage, old, config, frozenset(inputs)) + input_differences(
+    return option_differences(old, config, frozenset(inputs), names) + input_differences(
         ws, stage, path, inputs
     )
 
@@ -162,6 +163,7 @@ def decide(
     out_given: bool,
     overwrite: bool,
     say: Callable[[str], None],
+    names: dict[str, str] | None = None,
 ) -> Path | None:
     """The output this run writes, or None when the artifact there is up to date (said in one line).
 
@@ -169,7 +171,7 @@ def decide(
     records it: data, model, synthetic, policy, model_0..) to the path given or defaulted."""
     if overwrite or (out.is_symlink() and not out.exists()):
         return out
-    diffs = _differences(ws, stage, out, config, inputs)
+    diffs = _differences(ws, stage, out, config, inputs, names)
     if diffs is None:
         return out
     if not diffs:
@@ -189,7 +191,7 @@ def decide(
     stem = out.name[: len(out.name) - len(suffix)] if suffix else out.name
     for label in (_label(diffs, config), _label([], config)):
         other = out.with_name(f"{stem}-{label}{suffix}")
-        again = _differences(ws, stage, other, config, inputs)
+        again = _differences(ws, stage, other, config, inputs, names)
         if again is None:
             say(f"{show(out)} holds a run with other settings ({what}): writing {show(other)}")
             return other
