@@ -338,3 +338,38 @@ def test_two_workspaces_do_not_see_each_other(runner, tmp_path, monkeypatch):
     assert status(runner)["rollout"]["artifact"] == str(b / "rollout" / "toy_medium-logo-s0-h3-s0.zarr")
     assert status(runner, "--workspace", str(a))["rollout"]["artifact"] is None
     assert not (a / "rollout").exists()
+
+
+def test_a_copied_project_reads_its_own_files(runner, tmp_path, monkeypatch):
+    """The index stores paths relative to the workspace, outside it too (`../data.h5`), so a copy of
+    a project folder (its data and its runs/) chains from and checks staleness against its own
+    files; an index of absolute paths (older versions) is still read."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    write_data(a / "toy_medium.h5")
+    monkeypatch.delenv("LOGO_WORKSPACE")  # the default: ./runs
+    monkeypatch.chdir(a)
+    ok(runner.invoke(app, ["pretrain", "--data", "toy_medium.h5", "--steps", "4", *TINY_WM]))
+    entry = json.loads((a / "runs" / "index.json").read_text())["artifacts"][0]
+    assert entry["path"] == "pretrain/toy_medium-logo-s0"
+    assert entry["inputs"]["data"]["path"] == "../toy_medium.h5"
+    assert entry["inputs"]["data"]["absolute"] == str(a / "toy_medium.h5")
+
+    shutil.copytree(a, b)
+    monkeypatch.chdir(b)
+    res = ok(runner.invoke(app, ["rollout", *TINY_ROLLOUT]))
+    assert using_lines(res)[1] == (
+        "using toy_medium.h5 (the dataset runs/pretrain/toy_medium-logo-s0 was trained on) for --data"
+    )  # the copy's file (the original would be shown as an absolute path from here)
+    write_data(b / "toy_medium.h5", seed=5)  # the copy's data changes; the original's does not
+    assert status(runner)["pretrain"]["reasons"] == ["data changed since"]
+    monkeypatch.chdir(a)
+    assert not status(runner)["pretrain"]["stale"]
+
+    # an index written with absolute paths outside the workspace is read as it is
+    index = json.loads((a / "runs" / "index.json").read_text())
+    data = index["artifacts"][0]["inputs"]["data"]
+    data["path"] = data.pop("absolute")
+    (a / "runs" / "index.json").write_text(json.dumps(index))
+    row = status(runner)["pretrain"]
+    assert row["inputs"]["data"]["path"] == "toy_medium.h5" and not row["stale"]
