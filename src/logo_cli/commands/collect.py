@@ -14,6 +14,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_out,
     threads_option,
     user_errors,
     workspace_option,
@@ -90,6 +91,11 @@ def command(
         train_steps=train_steps, device=resolve_device(device), episode_limit=episode_limit,
         torch_threads=threads,
     )  # fmt: skip
+    ws, _ = open_workspace(workspace)
+    # the behaviour ladder is compared as the option it was given as (datasets record no inputs)
+    target = rerun_out(ws, "collect", cfg, out_path, {}, out_given=True, overwrite=overwrite)
+    if target is None:
+        return
     check_config(cfg)
     # The bar starts with the first progress report, so an input error stays a single line.
     bar = progress_bar()
@@ -111,7 +117,6 @@ def command(
                 text += f"  win {info['win_rate']:.0%}"
         bar.update(tasks[phase], completed=done, info=text)
 
-    ws, _ = open_workspace(workspace)
     with tracking(ws, "collect", out_path, None), bar:  # `logo pretrain` then defaults to this dataset
         result = run(cfg, progress=on_progress)
     if json_output:

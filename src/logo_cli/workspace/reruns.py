@@ -36,8 +36,9 @@ from logo_cli.workspace.paths import absolute, show
 
 # Config fields that do not change what a run computes: where it goes, how it is watched, the device.
 IGNORED = frozenset(
-    {"out", "overwrite", "resume", "device", "logger", "log_every", "allow_incomplete", "chunk_rows"}
-)
+    {"out", "overwrite", "resume", "device", "logger", "log_every", "allow_incomplete", "chunk_rows",
+     "torch_threads"}
+)  # fmt: skip
 # Calibrate's list of runs: compared as its inputs model_0, model_1, ...
 INPUT_LISTS = frozenset({"models"})
 # A difference's label in a folder name: a few characters of the option, then the new value.
@@ -60,6 +61,8 @@ def _text(v: Any) -> str:
 
 def recorded_config(stage: str, path: Path) -> dict | None:
     """The stage config a finished artifact recorded (manifest, buffer attributes or result JSON)."""
+    if stage == "collect":
+        return _dataset_config(path)
     if stage == "rollout":
         meta = zarr_attrs(path)
     elif stage == "evaluate":
@@ -67,6 +70,21 @@ def recorded_config(stage: str, path: Path) -> dict | None:
     else:
         meta = manifest_of(path)
     cfg = (meta or {}).get("config")
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _dataset_config(path: Path) -> dict | None:
+    """The options a dataset `logo collect` wrote records (its `config` attribute), or None."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get("config")
+        cfg = (
+            json.loads(text.decode() if isinstance(text, bytes) else str(text)) if text is not None else None
+        )
+    except (OSError, ValueError, TypeError):
+        return None
     return cfg if isinstance(cfg, dict) else None
 
 
@@ -120,6 +138,12 @@ def input_differences(ws: Workspace, stage: str, out: Path, inputs: dict[str, Pa
         elif ws.input_state(old) == "changed":
             found.append(Difference(option, f"{show(new)} as it was", "its content now"))
     return found
+
+
+def _noun(stage: str) -> str:
+    return {"collect": "dataset", "rollout": "rollout buffer", "evaluate": "evaluate result"}.get(
+        stage, f"{stage} run"
+    )
 
 
 def _same_place(recorded: Path, given: Path) -> bool:
@@ -180,7 +204,7 @@ def decide(
     what = "; ".join(str(d) for d in diffs)
     if out_given:
         raise LogoError(
-            f"{show(out)}: a finished {stage} run with other settings ({what}); pass --overwrite to "
+            f"{show(out)}: a finished {_noun(stage)} with other settings ({what}); pass --overwrite to "
             "replace it, or another --out"
         )
     if any(d.new == "its content now" for d in diffs):
@@ -199,6 +223,6 @@ def decide(
             say(f"up to date: {show(other)} (same options and inputs; --overwrite runs it again)")
             return None
     raise LogoError(
-        f"{show(out)}: a finished {stage} run with other settings ({what}), and so are the folders "
+        f"{show(out)}: a finished {_noun(stage)} with other settings ({what}), and so are the ones "
         "named for them; pass --out"
     )
