@@ -132,6 +132,14 @@ def test_per_command_tables_each_command_takes_its_own_and_the_shared_keys(runne
     }  # fmt: skip
     # evaluate has no --data: a shared key it does not have is left to the commands that do
     assert default_map(commands["evaluate"], "evaluate", path) == {"device": "cpu", "seed": 2, "episodes": 4}
+    # old spellings of a value or an option, as a file may still hold them, are read as the new ones
+    old = tmp_path / "old.toml"
+    old.write_text('[train-policy]\nmode = "real_only"\nc = 0.5\neval-env = "smax:3m"\n')
+    from logo_cli.deprecated import VALUES, option_aliases
+
+    got = default_map(commands["train-policy"], "train-policy", old, option_aliases("train-policy"),
+                      VALUES["train-policy"])  # fmt: skip
+    assert got == {"mode": "real-only", "c": 0.5, "eval_env": "smax:3m"}
     # a command's own table is checked like a file of its own
     path.write_text('device = "cpu"\n[pretrain]\nhiden = 16\n')
     res = runner.invoke(app, ["pretrain", "--config", str(path)])

@@ -115,9 +115,14 @@ def _fixed_fields(stage: str) -> dict[str, Any]:
 
 
 def default_map(
-    command: Any, stage: str, path: Path, aliases: dict[str, str] | None = None
+    command: Any,
+    stage: str,
+    path: Path,
+    aliases: dict[str, str] | None = None,
+    old_values: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The click default_map a --config file means for `command` (the `stage` command)."""
+    """The click default_map a --config file means for `command` (the `stage` command). `aliases`:
+    old option names -> current ones; `old_values`: option -> old value -> current value."""
     raw, manifest = read_file(path)
     if manifest is not None and manifest["stage"] != stage:
         raise LogoError(f"--config {path}: a '{manifest['stage']}' run's config, not a '{stage}' one")
@@ -150,6 +155,9 @@ def default_map(
             raise LogoError(f"--config {path}: '{key}' is a table, expected a value")
         if isinstance(value, list) and not param.multiple and param.nargs == 1:
             raise LogoError(f"--config {path}: '{key}' is a list, expected one value")
+        for opt in param.opts:
+            if isinstance(value, str) and value in (old_values or {}).get(opt, {}):
+                value = (old_values or {})[opt][value]
         if base is not None and _is_path(param):
             value = [_from(base, v) for v in value] if isinstance(value, list) else _from(base, value)
         mapping[param.name] = value  # type: ignore[index]
@@ -194,13 +202,18 @@ def _from(base: Path, value: Any) -> Any:
     return value
 
 
-def apply(ctx: Any, path: Path | None, aliases: dict[str, str] | None = None) -> None:
+def apply(
+    ctx: Any,
+    path: Path | None,
+    aliases: dict[str, str] | None = None,
+    old_values: dict[str, dict[str, str]] | None = None,
+) -> None:
     """Eager --config callback: the file's options become the command's defaults. `aliases` maps
-    old option names (as `_` words) to current ones."""
+    old option names (as `_` words) to current ones, `old_values` old spellings of values."""
     if path is None or getattr(ctx, "resilient_parsing", False):
         return
     stage = ctx.info_name or ctx.command.name or ""
-    mapping = default_map(ctx.command, stage, path, aliases)
+    mapping = default_map(ctx.command, stage, path, aliases, old_values)
     params = {p.name: p for p in ctx.command.params}
     for name, value in mapping.items():
         _check_value(ctx, params[name], value, path)

@@ -184,10 +184,11 @@ def config_option():
 
     def load(ctx: typer.Context, value: Path | None) -> Path | None:
         from logo_cli.config_file import apply
-        from logo_cli.deprecated import option_aliases
+        from logo_cli.deprecated import VALUES, option_aliases
 
         try:
-            apply(ctx, value, option_aliases(ctx.command.name or ""))
+            name = ctx.command.name or ""
+            apply(ctx, value, option_aliases(name), VALUES.get(name))
         except LogoError as e:  # parsing runs outside the command's boundary: the same one line
             _error_line(str(e))
             raise typer.Exit(code=e.exit_code) from None
