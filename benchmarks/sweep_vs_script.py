@@ -42,7 +42,7 @@ eval-seed = 10000
 small = "{REPO / "datasets/smax_3m_medium.h5"}"
 
 [pretrain]
-max-steps = {a.wm_steps}
+steps = {a.wm_steps}
 
 [train-policy]
 steps = {a.policy_steps}

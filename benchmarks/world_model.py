@@ -140,7 +140,7 @@ def bench_dataset(data: Path, a: argparse.Namespace) -> dict:
     for name, (kind, extra) in models.items():
         run_dir = work / name
         args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir), "--overwrite", *extra]
-        args += ["--max-steps", str(a.steps), "--max-epochs", "100000", "--patience", "100000"]
+        args += ["--steps", str(a.steps), "--max-epochs", "100000", "--patience", "100000"]
         args += ["--hidden", str(a.hidden), "--batch-size", str(a.batch_size), "--device", a.device, "--json"]
         print(f"[{data.stem}] pretrain {name} ({a.steps} steps)", file=sys.stderr, flush=True)
         _, wall, rss, _ = run_child(logo(*args))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the whole LOGO pipeline on the embedded default (SMAX 3m, the shipped medium sample),
-# in minutes on a CPU. Each step skips work whose artifact already exists, so a rerun continues.
+# in minutes on a CPU. A rerun continues: each command reports its finished artifact `up to date`
+# (an interrupted one resumes), and refuses one made with other settings (pass --overwrite there).
 #   bash scripts/quickstart.sh            # runs into runs/quickstart
 #   OUT=/tmp/qs STEPS=500 bash scripts/quickstart.sh
 set -euo pipefail
@@ -22,27 +23,22 @@ step "inspect the dataset"
 logo inspect "$DATA"
 
 step "pretrain the LOGO world model"
-[ -f "$OUT/world_model/model.pt" ] || \
-  logo pretrain --data "$DATA" --kind logo --max-steps "$WM_STEPS" --seed "$SEED" --out "$OUT/world_model"
+logo pretrain --data "$DATA" --kind logo --steps "$WM_STEPS" --seed "$SEED" --out "$OUT/world_model"
 
 step "roll out 15-step synthetic branches with per-sample uncertainty"
-[ -d "$OUT/synthetic.zarr" ] || \
-  logo rollout --model "$OUT/world_model" --data "$DATA" --horizon 15 --n-starts "$STARTS" \
+logo rollout --model "$OUT/world_model" --data "$DATA" --horizon 15 --n-starts "$STARTS" \
     --seed "$SEED" --out "$OUT/synthetic.zarr"
 logo inspect "$OUT/synthetic.zarr"
 
 step "train MACQL on real + uncertainty-weighted synthetic data"
-[ -f "$OUT/policy/policy.pt" ] || \
-  logo train-policy --data "$DATA" --synthetic "$OUT/synthetic.zarr" --mode weight --steps "$STEPS" \
+logo train-policy --data "$DATA" --synthetic "$OUT/synthetic.zarr" --mode weight --steps "$STEPS" \
     --seed "$SEED" --out "$OUT/policy"
 
 step "evaluate the policy in the simulator"
-[ -f "$OUT/evaluate.json" ] || \
-  logo evaluate --policy "$OUT/policy" --env "$ENV" --episodes "$EPISODES" --seed "$SEED" --out "$OUT/evaluate.json"
+logo evaluate --policy "$OUT/policy" --env "$ENV" --episodes "$EPISODES" --seed "$SEED" --out "$OUT/evaluate.json"
 
 step "calibrate: uncertainty against true error"
-[ -f "$OUT/calibrate/metrics.json" ] || \
-  logo calibrate --model "$OUT/world_model" --data "$DATA" --out "$OUT/calibrate"
+logo calibrate --model "$OUT/world_model" --data "$DATA" --out "$OUT/calibrate"
 
 step "summary"
 python scripts/summarize_quickstart.py "$OUT"

@@ -160,7 +160,7 @@ def build_kit(root: Path) -> Kit:
     kit.root = root
     kit.data = write_data(root / "toy_medium.h5")
     kit.wm = root / "wm"
-    res = invoke("pretrain", "--data", kit.data, "--out", kit.wm, "--max-steps", "20", *WM)
+    res = invoke("pretrain", "--data", kit.data, "--out", kit.wm, "--steps", "20", *WM)
     assert res.exit_code == 0, res.output
     kit.pol = root / "pol.pt"
     torch.manual_seed(0)

@@ -58,51 +58,58 @@ def test_completion_is_offered():
     assert "--install-completion" in out and "--show-completion" in out
 
 
-def test_enumerated_options_list_exactly_the_values_the_stages_accept():
-    from logo_cli.algos.macql import CQL_SYNTHETIC
+def test_algo_lists_exactly_the_learners_and_the_registries_take_their_lists_from_the_enums():
+    from logo_cli.choices import Agent, WorldModelKind, values
     from logo_cli.commands._common import CHOICES
     from logo_cli.commands.train_policy import ALGOS
-    from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY
     from logo_cli.models.world_model import KINDS
-    from logo_cli.stages.collect import QUALITIES
-    from logo_cli.stages.convert import SOURCES as CONVERT_SOURCES
-    from logo_cli.stages.rollout import TERMINATION
+    from logo_cli.train.registry import AGENTS
 
-    accepted = {
-        "quality": QUALITIES,
-        "world_model": tuple(KINDS),
-        "termination": TERMINATION,
-        "algo": ALGOS,
-        "mode": SAMPLER_MODES,
-        "weight_by": WEIGHT_BY,
-        "cql_synthetic": CQL_SYNTHETIC,
-        "convert_from": CONVERT_SOURCES,
-    }
-    assert set(CHOICES) == set(accepted)
-    for name, values in accepted.items():
-        assert set(CHOICES[name]) == set(values), name
+    assert CHOICES == {"algo": ALGOS}  # --algo is a checked string whose list is the learner registry
+    assert set(values(WorldModelKind)) == set(KINDS)  # also refused at import when they disagree
+    assert values(Agent) == AGENTS
 
 
 @pytest.mark.parametrize(
-    "argv, needle",
+    "argv, values",
     [
-        (["train-policy", "--mode", "bogus"], "--mode bogus"),
-        (["train-policy", "--cql-synthetic", "bogus"], "--cql-synthetic bogus"),
-        (["rollout", "--termination", "bogus"], "--termination bogus"),
-        (["pretrain", "--kind", "bogus"], "--kind bogus"),
-        (["pretrain", "--model", "bogus"], "--kind bogus"),  # the older name of the same option
+        (["train-policy", "--mode", "bogus"], "'weight', 'penalty', 'uniform', 'real-only'"),
+        (["train-policy", "--cql-synthetic", "bogus"], "'data', 'combo', 'none'"),
+        (["train-policy", "--weight-by", "bogus"], "'cumulative', 'step'"),
+        (["train-policy", "--agent", "bogus"], "'mlp', 'gru'"),
+        (["rollout", "--termination", "bogus"], "'sample', 'threshold'"),
+        (["pretrain", "--kind", "bogus"], "'logo', 'global', 'ensemble', 'oracle'"),
+        (["pretrain", "--local-action", "bogus"], "'joint', 'own'"),
+        (["pretrain", "--logger", "bogus"], "'none', 'tensorboard', 'wandb'"),
+        (["collect", "--quality", "bogus"], "'expert', 'medium', 'medium_replay', 'mixed', 'random'"),
+        (["convert", "x", "--from", "bogus"], "'omiga', 'ogmarl'"),
     ],
 )
-def test_enumerated_options_show_their_values_and_refuse_others_in_one_line(argv, needle, tmp_path):
+def test_enumerated_options_show_their_values_and_refuse_others(argv, values):
     runner = CliRunner()
     help_text = _plain(runner.invoke(app, [argv[0], "-h"], terminal_width=250).output)
-    name = argv[1]
-    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?(--[a-z-]+, ?)?{name}[\s,]", x))
-    assert re.search(r"<[a-z_-]+\|", line), line  # the values, e.g. <weight|penalty|...>
-    result = runner.invoke(app, [*argv, "--workspace", str(tmp_path / "ws")])
+    name = argv[-2]
+    line = next(x for x in help_text.splitlines() if re.search(rf"^│ (\*\s+)?{name}\s", x))
+    shown = "<" + values.replace("'", "").replace(", ", "|") + ">"
+    assert shown in line, line  # the values, e.g. <weight|penalty|...>
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2  # before the command runs
+    assert result.output == f"error: {name} bogus: expected one of {values.replace(chr(39), '')}\n"
+
+
+def test_algo_refuses_another_value_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["train-policy", "--algo", "bogus", "--workspace", str(tmp_path)])
     assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "expected one of" in lines[0], result.output
+    assert result.output.strip() == "error: --algo bogus: expected one of macql, cfcql, bc, td3bc, icql"
+
+
+def test_enumerated_values_complete_in_the_shell():
+    import typer.main
+
+    command = typer.main.get_command(app).commands["train-policy"]
+    mode = next(p for p in command.params if p.name == "mode")
+    ctx = command.make_context("train-policy", [], resilient_parsing=True)
+    assert [c.value for c in mode.shell_complete(ctx, "re")] == ["real-only"]
 
 
 def test_train_policy_takes_the_same_env_option_as_evaluate():
@@ -113,8 +120,7 @@ def test_train_policy_takes_the_same_env_option_as_evaluate():
     evaluate = command.commands["evaluate"]
     eval_env = next(p for p in train.params if p.name == "eval_env")
     env = next(p for p in evaluate.params if p.name == "env")
-    assert "--env" in eval_env.opts and "--env" in env.opts
-    assert "--eval-env" in eval_env.opts  # the older name keeps working
+    assert eval_env.opts == ["--env"] and "--env" in env.opts  # --eval-env: tests/test_vocabulary.py
 
 
 def _option_names(command: str) -> list[str]:

@@ -138,3 +138,13 @@ def test_existing_output_needs_overwrite(runner, tmp_path):
     _collect(runner, out, "--quality", "random", "--episodes", "4")
     res = _collect(runner, out, "--quality", "random", "--episodes", "8", "--overwrite")
     assert res["win_rate"] == 0.0 and res["episodes"] == 8
+    # the same command again: up to date, the file untouched; other settings: refused, naming them
+    before = out.stat().st_mtime_ns
+    args = ["collect", "--env", "smax:3m", "--out", str(out), "--num-envs", "8", "--quality", "random"]
+    res = runner.invoke(app, [*args, "--episodes", "8"])
+    assert res.exit_code == 0 and res.stdout == "", res.output
+    assert res.stderr == f"up to date: {out} (same options and inputs; --overwrite runs it again)\n"
+    res = runner.invoke(app, [*args, "--episodes", "4"])
+    assert res.exit_code == 2 and res.stderr.startswith("error: ") and len(res.stderr.splitlines()) == 1
+    assert "a finished dataset with other settings (--episodes: 8 -> 4)" in res.stderr, res.stderr
+    assert out.stat().st_mtime_ns == before

@@ -34,8 +34,8 @@ def test_a_recorded_config_repeats_the_run(runner, data, tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "toy.h5").write_bytes(data.read_bytes())
     monkeypatch.chdir(tmp_path / "a")
-    args = ["--data", "toy.h5", "--out", "first", "--model", "global", "--hidden", "24", "--layers", "1",
-            "--batch-size", "32", "--lr", "0.003", "--max-steps", "6", "--seed", "3",
+    args = ["--data", "toy.h5", "--out", "first", "--kind", "global", "--hidden", "24", "--layers", "1",
+            "--batch-size", "32", "--lr", "0.003", "--steps", "6", "--seed", "3",
             "--device", "cpu"]  # fmt: skip
     first = json.loads(ok(runner.invoke(app, ["pretrain", *args, "--json"])).stdout)
     monkeypatch.chdir(tmp_path)
@@ -102,3 +102,45 @@ def test_a_bad_config_file_is_one_line(runner, data, tmp_path, text, name, fragm
 def test_every_stage_has_config(runner, stage):
     res = ok(runner.invoke(app, [stage, "--help"], env={"COLUMNS": "200"}))
     assert "--config" in res.stdout and "Options on the command line win" in " ".join(res.stdout.split())
+
+
+def test_per_command_tables_each_command_takes_its_own_and_the_shared_keys(runner, data, tmp_path):
+    import typer.main
+
+    from logo_cli.config_file import default_map
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        f'data = "{data}"\ndevice = "cpu"\nseed = 2\n'
+        "[pretrain]\nsteps = 3\nhidden = 16\nlatent = 8\nbatch-size = 32\n"
+        '[train-policy]\nsteps = 2\nhidden = 8\nmode = "real-only"\n'
+        "[evaluate]\nepisodes = 4\n"
+    )
+    ok(runner.invoke(app, ["pretrain", "--config", str(path), "--out", str(tmp_path / "wm")]))
+    cfg = config_of(tmp_path / "wm")
+    assert (cfg["max_steps"], cfg["hidden"], cfg["latent"], cfg["seed"], cfg["data"]) == (
+        3,
+        16,
+        8,
+        2,
+        str(data),
+    )
+
+    commands = typer.main.get_command(app).commands
+    assert default_map(commands["train-policy"], "train-policy", path) == {
+        "data": str(data), "device": "cpu", "seed": 2, "steps": 2, "hidden": 8, "mode": "real-only",
+    }  # fmt: skip
+    # evaluate has no --data: a shared key it does not have is left to the commands that do
+    assert default_map(commands["evaluate"], "evaluate", path) == {"device": "cpu", "seed": 2, "episodes": 4}
+    # old spellings of a value or an option, as a file may still hold them, are read as the new ones
+    old = tmp_path / "old.toml"
+    old.write_text('[train-policy]\nmode = "real_only"\nc = 0.5\neval-env = "smax:3m"\n')
+    from logo_cli.deprecated import VALUES, option_aliases
+
+    got = default_map(commands["train-policy"], "train-policy", old, option_aliases("train-policy"),
+                      VALUES["train-policy"])  # fmt: skip
+    assert got == {"mode": "real-only", "c": 0.5, "eval_env": "smax:3m"}
+    # a command's own table is checked like a file of its own
+    path.write_text('device = "cpu"\n[pretrain]\nhiden = 16\n')
+    res = runner.invoke(app, ["pretrain", "--config", str(path)])
+    assert res.exit_code == 2 and "'hiden' is not an option of `logo pretrain`" in res.output

@@ -183,7 +183,7 @@ def hc(tmp_path_factory):
     data, wm, buf = tmp / "hc_random.h5", tmp / "wm", tmp / "buf.zarr"
     args = ["collect", "--env", ENV, "--quality", "random", "--episodes", "4", "--num-envs", "2"]
     ok(runner.invoke(app, [*args, "--episode-limit", str(LIMIT), "--out", str(data), "--json"]))
-    args = ["pretrain", "--data", str(data), "--kind", "logo", "--out", str(wm), "--max-steps", "10"]
+    args = ["pretrain", "--data", str(data), "--kind", "logo", "--out", str(wm), "--steps", "10"]
     args += ["--batch-size", "16", "--hidden", "16", "--latent", "8", "--holdout", "0.25", "--device", "cpu"]
     ok(runner.invoke(app, args))
     args = ["rollout", "--model", str(wm), "--data", str(data), "--out", str(buf), "--n-starts", "30"]

@@ -63,7 +63,9 @@ def test_evaluate_out_is_never_replaced_without_overwrite(kit, tmp_path):
     out = kit.copy("ev", tmp_path / "ev.json")
     before = snapshot(out)
     # refused before any episode is played (no simulator is even started)
-    one_line_fault(invoke("evaluate", "--policy", kit.pol, "--out", out), out, "already exists")
+    one_line_fault(
+        invoke("evaluate", "--policy", kit.pol, "--out", out), out, "other settings", "--overwrite"
+    )
     foreign = tmp_path / "notes.json"
     foreign.write_text('{"mine": 1}')
     one_line_fault(
@@ -111,7 +113,7 @@ def test_interrupted_pretrain_overwrite_keeps_the_old_run(kit, tmp_path, monkeyp
     out = kit.copy("wm", tmp_path / "wm")
     before = snapshot(out)
     interrupt_after(monkeypatch, world_model_train, "train_step", 5)
-    res = invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "20", "--overwrite", *WM)
+    res = invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "20", "--overwrite", *WM)
     assert res.exit_code == 130 and "Traceback" not in res.output
     assert snapshot(out) == before and leftovers(tmp_path) == []
 
@@ -170,7 +172,7 @@ def test_a_second_writer_of_one_output_gets_one_line(kit, tmp_path, command):
     args = {
         "rollout": rollout_args(kit, out, "--overwrite"),
         "train-policy": train_args(kit, out, "--overwrite"),
-        "pretrain": ["pretrain", "--data", kit.data, "--out", out, "--overwrite", "--max-steps", "5"],
+        "pretrain": ["pretrain", "--data", kit.data, "--out", out, "--overwrite", "--steps", "5"],
         "calibrate": ["calibrate", "--model", kit.wm, "--data", kit.data, "--out", out, "--overwrite"],
     }[command]
     with OutputLock(out).acquire():  # another process is writing this output
@@ -249,7 +251,7 @@ def test_disk_full_while_saving_a_model(kit, tmp_path, monkeypatch):
         return real(obj, f, *args, **kwargs)
 
     monkeypatch.setattr("torch.save", full)
-    res = invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "5", "--overwrite", *WM)
+    res = invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "5", "--overwrite", *WM)
     one_line_fault(res, "No space left on device")
     assert snapshot(out) == before and leftovers(tmp_path) == []
 

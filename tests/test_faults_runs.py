@@ -41,9 +41,9 @@ from faults_kit import (
     "option, value",
     [
         ("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--gamma", "nan"), ("--gamma", "1.5"),
-        ("--synthetic-ratio", "nan"), ("--c", "nan"), ("--c", "-1"), ("--penalty-lambda", "inf"),
-        ("--cql-alpha", "nan"), ("--target-tau", "0"), ("--rollout-epsilon", "2"),
-        ("--hidden", "0"), ("--layers", "1000"), ("--cql-samples", "0"),
+        ("--synthetic-ratio", "nan"), ("--truncation", "nan"), ("--truncation", "-1"),
+        ("--penalty-lambda", "inf"), ("--cql-alpha", "nan"), ("--target-tau", "0"),
+        ("--rollout-epsilon", "2"), ("--hidden", "0"), ("--layers", "1000"), ("--cql-samples", "0"),
     ],
 )  # fmt: skip
 def test_train_policy_refuses_a_float_option_out_of_range(kit, tmp_path, option, value):
@@ -104,7 +104,7 @@ def test_pretrain_stops_on_a_nan_loss_and_keeps_the_last_good_checkpoint(kit, tm
     monkeypatch.setattr(world_model_train, "draw_batch", poisoned)
     out = tmp_path / "wm"
     one_line_fault(
-        invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "20", *WM), out, "NaN or inf"
+        invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "20", *WM), out, "NaN or inf"
     )
     state = load_checkpoint(out / "checkpoint.pt")
     assert 0 < state["trainer"]["step"] < 8 and not (out / "model.pt").exists()
@@ -250,7 +250,7 @@ def test_inspect_shows_interrupted_runs(kit, tmp_path, monkeypatch):
 
     monkeypatch.setattr(world_model_train, "train_step", stop_at_8)
     wm = tmp_path / "wm"
-    assert invoke("pretrain", "--data", kit.data, "--out", wm, "--max-steps", "20", *WM).exit_code == 130
+    assert invoke("pretrain", "--data", kit.data, "--out", wm, "--steps", "20", *WM).exit_code == 130
     res = invoke("inspect", wm, "--json")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
@@ -397,10 +397,10 @@ def test_kill_9_during_a_fresh_rollout_then_the_same_command_finishes_it(kit, tm
 
 def test_two_processes_racing_for_one_run_directory(kit, tmp_path):
     out = tmp_path / "wm"
-    proc = spawn("pretrain", "--data", kit.data, "--out", out, "--max-steps", "100000", *WM)
+    proc = spawn("pretrain", "--data", kit.data, "--out", out, "--steps", "100000", *WM)
     try:
         wait_for(proc, lambda: (out / "checkpoint.pt").is_file())  # training, holding the lock
-        res = invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "100000", *WM)
+        res = invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "100000", *WM)
         one_line_fault(res, out, f"another logo process (pid {proc.pid})")
         res = invoke(*train_args(kit, tmp_path / "tp"))  # other outputs are not blocked
         assert res.exit_code == 0, error_lines(res)
@@ -408,6 +408,6 @@ def test_two_processes_racing_for_one_run_directory(kit, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # the lock died with its holder: the same command resumes the killed run
-    res = invoke("pretrain", "--data", kit.data, "--out", out, "--max-steps", "10", *WM, "--json")
+    res = invoke("pretrain", "--data", kit.data, "--out", out, "--steps", "10", *WM, "--json")
     assert res.exit_code == 0, res.output
     assert (out / "model.pt").is_file() and leftovers(tmp_path) == []

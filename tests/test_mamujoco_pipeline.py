@@ -42,7 +42,7 @@ def pipeline(tmp_path_factory):
             kind,
             "--out",
             str(runs[kind]),
-            "--max-steps",
+            "--steps",
             "20",
         ]
         args += [
@@ -243,7 +243,7 @@ def test_pretrain_refuses_an_unknown_local_action(pipeline, runner, tmp_path):
     _, data, _ = pipeline
     args = ["pretrain", "--data", str(data), "--out", str(tmp_path / "wm"), "--local-action", "mine"]
     res = runner.invoke(app, args)
-    assert res.exit_code != 0 and "--local-action mine: expected joint or own" in res.output
+    assert res.exit_code != 0 and "--local-action mine: expected one of joint, own" in res.output
     assert not (tmp_path / "wm").exists()
 
 

@@ -67,11 +67,18 @@ def test_pretrain_logo_writes_model_and_manifest(runner, data, tmp_path):
         model.kind == "logo" and model.noop_action == NOOP and payload["meta"]["data_hash"] == file_hash(path)
     )
     assert (out / "checkpoint.pt").exists()
-    # a finished run is never silently retrained
+    # a finished run is never silently retrained: the same command is up to date, another is refused
+    before = (out / "model.pt").stat().st_mtime_ns
     again = pretrain(runner, "--data", str(path), "--out", str(out), "--max-epochs", "3", *SMALL)
-    one_line_error(again, "finished pretrain run", "--overwrite")
+    assert (
+        again.exit_code == 0
+        and again.output.strip() == f"up to date: {out} (same options and inputs; --overwrite runs it again)"
+    ), again.output
+    assert (out / "model.pt").stat().st_mtime_ns == before
+    again = pretrain(runner, "--data", str(path), "--out", str(out), "--max-epochs", "4", *SMALL)
+    one_line_error(again, "finished pretrain run", "--max-epochs: 3 -> 4", "--overwrite")
     again = pretrain(
-        runner, "--data", str(path), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL, "--json"
+        runner, "--data", str(path), "--out", str(out), "--steps", "2", "--overwrite", *SMALL, "--json"
     )
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["train_steps"] == 2
@@ -83,7 +90,7 @@ def test_pretrain_baselines_and_default_out(runner, data, tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     extra = ["--members", "3", "--elites", "2"] if kind == "ensemble" else []
     res = pretrain(
-        runner, "--data", str(path), "--model", kind, "--max-steps", "12", "--seed", "4", *SMALL, *extra
+        runner, "--data", str(path), "--kind", kind, "--steps", "12", "--seed", "4", *SMALL, *extra
     )
     assert res.exit_code == 0, res.output
     assert "next-state RMSE" in res.stdout
@@ -102,7 +109,7 @@ def test_pretrain_refuses_bad_inputs_in_one_line(runner, data, tmp_path):
         pretrain(runner, "--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r")), "nope.h5"
     )
     one_line_error(
-        pretrain(runner, "--data", str(path), "--model", "mlp", "--out", str(tmp_path / "r")), "--kind"
+        pretrain(runner, "--data", str(path), "--kind", "mlp", "--out", str(tmp_path / "r")), "--kind mlp"
     )
     one_line_error(
         pretrain(runner, "--data", str(path), "--holdout", "1.5", "--out", str(tmp_path / "r")), "--holdout"
@@ -134,7 +141,7 @@ def test_resume_refuses_other_dims_data_or_options(runner, data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(cfg, progress=stop)
     assert (out / CHECKPOINT).exists() and not (out / "manifest.json").exists()
-    base = ["--out", str(out), *SMALL, "--max-steps", "40"]
+    base = ["--out", str(out), *SMALL, "--steps", "40"]
     one_line_error(pretrain(runner, "--data", str(other), *base), "dims do not match", "n_agents 3 vs 4")
     copy = tmp_path / "copy.h5"
     write_dataset(copy, episodes(40, seed=7), {"noop_action": NOOP})
@@ -184,6 +191,6 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_file(runner, data, tmp_
 
     monkeypatch.setattr(artifacts, "open", full_open, raising=False)
     out = tmp_path / "run"
-    res = pretrain(runner, "--data", str(data[0]), "--out", str(out), "--max-steps", "20", *SMALL)
+    res = pretrain(runner, "--data", str(data[0]), "--out", str(out), "--steps", "20", *SMALL)
     one_line_error(res, "checkpoint.pt", "No space left on device (ENOSPC)")
     assert "internal error" not in res.output and "inline_container" not in res.output

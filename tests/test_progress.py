@@ -120,7 +120,7 @@ def test_pretrain_in_an_80_column_terminal(tmp_path):
     main, child = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "logo_cli", "pretrain", "--data", str(data), "--out", str(tmp_path / "run"),
-         "--max-steps", "60", "--hidden", "32", "--latent", "8", "--batch-size", "64", "--device", "cpu",
+         "--steps", "60", "--hidden", "32", "--latent", "8", "--batch-size", "64", "--device", "cpu",
          "--workspace", str(tmp_path / "ws")],
         stdin=child, stdout=subprocess.DEVNULL, stderr=child, env=env, close_fds=True,
     )  # fmt: skip

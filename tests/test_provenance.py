@@ -17,7 +17,7 @@ from logo_cli.artifacts import file_hash, read_manifest
 from logo_cli.cli import app
 from logo_cli.data.h5 import write_dataset
 
-SMALL = ["--hidden", "16", "--latent", "8", "--batch-size", "64", "--device", "cpu", "--max-steps", "4"]
+SMALL = ["--hidden", "16", "--latent", "8", "--batch-size", "64", "--device", "cpu", "--steps", "4"]
 
 
 def pretrain_from(runner, monkeypatch, cwd: Path) -> Path:

@@ -398,8 +398,8 @@ def test_gru_with_in_memory_rollouts_finds_every_branch_start(runner, tmp_path):
     eps = random_episodes(16, n_agents=2, obs_dim=4, state_dim=6, n_actions=5, episode_limit=8, seed=0)
     write_dataset(data, eps, {"map_name": "toy", "quality": "medium"})
     wm = tmp_path / "wm"
-    res = runner.invoke(app, ["pretrain", "--data", str(data), "--model", "logo", "--out", str(wm),
-                              "--max-steps", "10", "--batch-size", "32", "--hidden", "16", "--latent", "8",
+    res = runner.invoke(app, ["pretrain", "--data", str(data), "--kind", "logo", "--out", str(wm),
+                              "--steps", "10", "--batch-size", "32", "--hidden", "16", "--latent", "8",
                               "--holdout", "0.25", "--device", "cpu"])  # fmt: skip
     assert res.exit_code == 0, res.output
     res = run(TrainPolicyConfig(

@@ -28,8 +28,8 @@ def write_data(path, n_episodes: int = 24, seed: int = 0, obs_dim: int = OBS):
 def make_pretrain_run(runner, tmp, data, kind: str = "logo", name: str | None = None, steps: int = 30):
     """A tiny real pretrain run through the CLI (a few steps: the numbers do not matter here)."""
     run_dir = tmp / (name or f"wm-{kind}")
-    args = ["pretrain", "--data", str(data), "--model", kind, "--out", str(run_dir)]
-    args += ["--max-steps", str(steps)]
+    args = ["pretrain", "--data", str(data), "--kind", kind, "--out", str(run_dir)]
+    args += ["--steps", str(steps)]
     args += ["--batch-size", "32", "--hidden", "16", "--latent", "8", "--holdout", "0.25", "--device", "cpu"]
     if kind == "ensemble":
         args += ["--members", "3", "--elites", "2"]

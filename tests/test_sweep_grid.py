@@ -93,7 +93,7 @@ def test_options_take_the_commands_spellings_and_relative_paths_from_the_grid_fo
     ):  # --model is --kind's older name
         grid_module.load(write(tmp_path, text))
     g = grid_module.load(write(tmp_path, text.replace('model = "global"\n', "")))
-    assert g.options["pretrain"] == {"max-steps": ["--max-steps", "5"], "share-local": ["--per-agent-local"]}
+    assert g.options["pretrain"] == {"steps": ["--steps", "5"], "share-local": ["--per-agent-local"]}
     assert g.options["collect"]["behaviour"] == ["--behaviour", str(tmp_path / "ladder")]
     assert g.options["collect"]["stochastic"] == ["--greedy"]
 
@@ -303,3 +303,23 @@ def test_a_variant_is_a_known_method_with_its_own_train_policy_options():
 )
 def test_a_bad_variant_is_one_error_line(tmp_path, table, needle):
     assert needle in one_line_error(tmp_path, BASE + "\n" + table)
+
+
+def test_renamed_options_keep_the_task_keys_of_earlier_sweeps():
+    """--steps (pretrain) and --truncation (train-policy) were --max-steps and --c: a sweep root made
+    then still finds its finished tasks."""
+    import hashlib
+    import json
+
+    from logo_cli.sweep.graph import task_key
+
+    def old_key(stage, deps, options):
+        doc = {"stage": stage, "deps": deps, "options": sorted(options)}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+    assert task_key("pretrain", ["d"], ["--steps", "5", "--hidden", "16"], {}) == old_key(
+        "pretrain", ["d"], ["--max-steps", "5", "--hidden", "16"]
+    )
+    assert task_key("train-policy", ["d"], ["--truncation", "0.5", "--steps", "5"], {}) == old_key(
+        "train-policy", ["d"], ["--c", "0.5", "--steps", "5"]
+    )

@@ -105,7 +105,7 @@ def test_a_pretrain_killed_before_its_first_checkpoint_starts_afresh(runner, dat
     (out / "tb").mkdir(parents=True)  # what a run killed (kill -9) before its first checkpoint leaves
     (out / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"")
     (out / "metrics.jsonl").write_text(json.dumps({"step": 3, "kind": "train", "loss": 9.0}) + "\n")
-    res = runner.invoke(app, ["pretrain", "--data", str(data), "--out", str(out), "--max-steps", "4",
+    res = runner.invoke(app, ["pretrain", "--data", str(data), "--out", str(out), "--steps", "4",
                               "--log-every", "2", *SMALL])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert [x["step"] for x in lines(out, "train")] == [2, 4] and not (out / "tb").exists()
@@ -179,7 +179,7 @@ def test_wandb_offline_run_files(runner, data, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DISABLE_CODE", "true")
     out = tmp_path / "run"
     res = runner.invoke(
-        app, ["pretrain", "--data", str(data), "--out", str(out), "--max-steps", "8", "--log-every", "4",
+        app, ["pretrain", "--data", str(data), "--out", str(out), "--steps", "8", "--log-every", "4",
               "--logger", "wandb", *SMALL],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -219,7 +219,7 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(data, tmp_path):
     with open(log, "w") as f:
         proc = subprocess.run(
             [sys.executable, "-m", "logo_cli", "pretrain", "--data", str(data),
-             "--out", str(tmp_path / "run"), "--max-steps", "40", *SMALL],
+             "--out", str(tmp_path / "run"), "--steps", "40", *SMALL],
             env=env, stdout=subprocess.DEVNULL, stderr=f, timeout=300,
         )  # fmt: skip
     assert proc.returncode == 0, log.read_text()

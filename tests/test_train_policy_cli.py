@@ -35,7 +35,7 @@ def test_train_then_evaluate_on_smax(runner, tmp_path):
     data = write_data(tmp_path / "smax_3m_medium.h5", 3, 75, 72, 8, 20)  # SMAX 3m dims
     run_dir = tmp_path / "run"
     args = ["train-policy", "--data", str(data), "--steps", "8", "--log-every", "4", "--out", str(run_dir)]
-    args += ["--eval-env", "smax:3m", "--eval-every", "8", "--eval-episodes", "3", "--json", *TINY]
+    args += ["--env", "smax:3m", "--eval-every", "8", "--eval-episodes", "3", "--json", *TINY]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -112,8 +112,8 @@ def test_cli_refusals(runner, tmp_path):
 def test_in_memory_rollouts_refresh_and_resume_exactly(runner, tmp_path):
     data = write_data(tmp_path / "toy_medium.h5", 2, 4, 6, 5, 8, n_episodes=16)
     wm = tmp_path / "wm"
-    res = runner.invoke(app, ["pretrain", "--data", str(data), "--model", "logo", "--out", str(wm),
-                              "--max-steps", "10", "--batch-size", "32", "--hidden", "16", "--latent", "8",
+    res = runner.invoke(app, ["pretrain", "--data", str(data), "--kind", "logo", "--out", str(wm),
+                              "--steps", "10", "--batch-size", "32", "--hidden", "16", "--latent", "8",
                               "--holdout", "0.25", "--device", "cpu"])  # fmt: skip
     assert res.exit_code == 0, res.output
 

@@ -53,13 +53,19 @@ def test_record_writes_the_index_atomically_and_relative_to_the_workspace(tmp_pa
     assert [e["path"] for e in index["artifacts"]] == ["pretrain/b", "pretrain/a"]
     assert index["latest"] == {"pretrain": "pretrain/a"}
     entry = index["artifacts"][1]
-    assert entry["inputs"]["data"]["path"] == str(data) and entry["inputs"]["data"]["hash"] == file_hash(data)
+    assert entry["inputs"]["data"]["path"] == "../d.h5" and entry["inputs"]["data"]["absolute"] == str(data)
+    assert entry["inputs"]["data"]["hash"] == file_hash(data)
     assert json.loads((a / "manifest.json").read_text())["defaults"] == {"data": "d.h5"}
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == [".index.lock", "index.json", "pretrain"]
     # a fresh reader sees the same, and a moved workspace still reads (its paths are relative)
     assert Workspace(tmp_path / "ws").newest("pretrain")[0].path == tmp_path / "ws" / "pretrain" / "a"
     os.rename(tmp_path / "ws", tmp_path / "moved")
     assert Workspace(tmp_path / "moved").newest("pretrain")[0].path == tmp_path / "moved" / "pretrain" / "a"
+    # moved without its data: the data is found at the absolute path it had
+    (tmp_path / "elsewhere").mkdir()
+    os.rename(tmp_path / "moved", tmp_path / "elsewhere" / "ws")
+    found = Workspace(tmp_path / "elsewhere" / "ws").newest("pretrain")[0]
+    assert found.inputs["data"]["path"] == str(data)
 
 
 def test_scan_orders_by_recorded_creation_time_and_reads_every_kind(tmp_path):
@@ -159,4 +165,5 @@ def test_parallel_records_keep_every_entry(tmp_path):
     for t in threads:
         t.join()
     index = json.loads((ws_root / "index.json").read_text())
-    assert sorted(e["path"] for e in index["artifacts"]) == sorted(str(r) for r in runs)
+    assert sorted(e["absolute"] for e in index["artifacts"]) == sorted(str(r) for r in runs)
+    assert sorted(e["path"] for e in index["artifacts"]) == [f"../out/c{i}" for i in range(8)]

@@ -101,7 +101,7 @@ def test_the_three_lines_then_train_policy_and_evaluate_in_an_empty_folder(runne
     monkeypatch.delenv("LOGO_WORKSPACE")  # the default: ./runs
     assert [p.name for p in work.iterdir()] == ["smax_3m_medium.h5"]
 
-    ok(runner.invoke(app, "pretrain --data smax_3m_medium.h5 --max-steps 5 --hidden 16 --latent 8".split()))
+    ok(runner.invoke(app, "pretrain --data smax_3m_medium.h5 --steps 5 --hidden 16 --latent 8".split()))
     res = ok(runner.invoke(app, "rollout --horizon 15".split()))
     assert using_lines(res) == [
         "using runs/pretrain/smax_3m_medium-logo-s0 (newest pretrain run) for --model",
@@ -178,7 +178,7 @@ def toy(runner, tmp_path):
     """A toy dataset and two finished pretrain runs in this test's workspace (tmp_path/runs)."""
     data = write_data(tmp_path / "toy_medium.h5")
     for kind in ("global", "logo"):  # logo is the newest
-        args = ["pretrain", "--data", str(data), "--model", kind, "--max-steps", "4", *TINY_WM]
+        args = ["pretrain", "--data", str(data), "--kind", kind, "--steps", "4", *TINY_WM]
         ok(runner.invoke(app, args))
     return (
         data,
@@ -262,13 +262,13 @@ def test_nothing_to_chain_from_names_the_command_to_run_first(runner):
 def test_a_misspelt_data_prints_one_line_before_any_progress_bar(runner, toy, tmp_path):
     data, older, newest = toy
     nope = str(tmp_path / "nope.h5")
-    one_line_error(runner.invoke(app, ["pretrain", "--data", nope, "--max-steps", "2"]), nope, "no such file")
+    one_line_error(runner.invoke(app, ["pretrain", "--data", nope, "--steps", "2"]), nope, "no such file")
     one_line_error(runner.invoke(app, ["rollout", "--model", str(newest), "--data", nope]), nope)
     one_line_error(runner.invoke(app, ["rollout", "--data", nope]), nope)
     one_line_error(runner.invoke(app, ["calibrate", "--data", nope]), nope)
     one_line_error(runner.invoke(app, ["train-policy", "--data", nope, "--steps", "2"]), nope)
     # a bad input found inside the stage (not a path check) also prints alone
-    res = runner.invoke(app, ["pretrain", "--data", str(data), "--out", str(newest), "--max-steps", "2"])
+    res = runner.invoke(app, ["pretrain", "--data", str(data), "--out", str(newest), "--steps", "2"])
     one_line_error(res, "finished pretrain run")
 
 
@@ -283,7 +283,7 @@ def test_status_reports_a_stale_input(runner, toy, tmp_path):
     assert not status(runner)["pretrain"]["stale"]
 
     # retraining the world model in place makes the buffer made from it stale, and what came after
-    ok(runner.invoke(app, ["pretrain", "--data", str(data), "--max-steps", "2", "--overwrite", *TINY_WM]))
+    ok(runner.invoke(app, ["pretrain", "--data", str(data), "--steps", "2", "--overwrite", *TINY_WM]))
     ok(runner.invoke(app, ["train-policy", "--steps", "2", *TINY_POLICY]))
     rows = status(runner)
     assert not rows["pretrain"]["stale"]
@@ -326,7 +326,7 @@ def test_a_lost_or_corrupt_index_is_rebuilt_by_scanning(runner, toy, tmp_path):
 def test_two_workspaces_do_not_see_each_other(runner, tmp_path, monkeypatch):
     data = write_data(tmp_path / "toy_medium.h5")
     a, b = tmp_path / "ws_a", tmp_path / "ws_b"
-    args = ["pretrain", "--data", str(data), "--max-steps", "2", *TINY_WM]
+    args = ["pretrain", "--data", str(data), "--steps", "2", *TINY_WM]
     ok(runner.invoke(app, [*args, "--workspace", str(a)]))
     assert (a / "pretrain" / "toy_medium-logo-s0" / "model.pt").is_file()
     one_line_error(runner.invoke(app, ["rollout", "--workspace", str(b)]), f"in workspace {b}")
@@ -338,3 +338,38 @@ def test_two_workspaces_do_not_see_each_other(runner, tmp_path, monkeypatch):
     assert status(runner)["rollout"]["artifact"] == str(b / "rollout" / "toy_medium-logo-s0-h3-s0.zarr")
     assert status(runner, "--workspace", str(a))["rollout"]["artifact"] is None
     assert not (a / "rollout").exists()
+
+
+def test_a_copied_project_reads_its_own_files(runner, tmp_path, monkeypatch):
+    """The index stores paths relative to the workspace, outside it too (`../data.h5`), so a copy of
+    a project folder (its data and its runs/) chains from and checks staleness against its own
+    files; an index of absolute paths (older versions) is still read."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    write_data(a / "toy_medium.h5")
+    monkeypatch.delenv("LOGO_WORKSPACE")  # the default: ./runs
+    monkeypatch.chdir(a)
+    ok(runner.invoke(app, ["pretrain", "--data", "toy_medium.h5", "--steps", "4", *TINY_WM]))
+    entry = json.loads((a / "runs" / "index.json").read_text())["artifacts"][0]
+    assert entry["path"] == "pretrain/toy_medium-logo-s0"
+    assert entry["inputs"]["data"]["path"] == "../toy_medium.h5"
+    assert entry["inputs"]["data"]["absolute"] == str(a / "toy_medium.h5")
+
+    shutil.copytree(a, b)
+    monkeypatch.chdir(b)
+    res = ok(runner.invoke(app, ["rollout", *TINY_ROLLOUT]))
+    assert using_lines(res)[1] == (
+        "using toy_medium.h5 (the dataset runs/pretrain/toy_medium-logo-s0 was trained on) for --data"
+    )  # the copy's file (the original would be shown as an absolute path from here)
+    write_data(b / "toy_medium.h5", seed=5)  # the copy's data changes; the original's does not
+    assert status(runner)["pretrain"]["reasons"] == ["data changed since"]
+    monkeypatch.chdir(a)
+    assert not status(runner)["pretrain"]["stale"]
+
+    # an index written with absolute paths outside the workspace is read as it is
+    index = json.loads((a / "runs" / "index.json").read_text())
+    data = index["artifacts"][0]["inputs"]["data"]
+    data["path"] = data.pop("absolute")
+    (a / "runs" / "index.json").write_text(json.dumps(index))
+    row = status(runner)["pretrain"]
+    assert row["inputs"]["data"]["path"] == "toy_medium.h5" and not row["stale"]

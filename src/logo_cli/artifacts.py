@@ -76,6 +76,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def jsonable(obj: Any) -> Any:
+    """A config (dataclass, paths, tuples, numpy scalars) as the JSON values a manifest records."""
+    return _jsonable(obj)
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

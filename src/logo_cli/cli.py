@@ -78,7 +78,7 @@ def _root(
 def _register() -> None:
     # Each command module exposes `command`; the order here is the order in `logo --help`.
     from logo_cli.commands import COMMANDS
-    from logo_cli.commands._common import user_errors
+    from logo_cli.commands._common import DeprecatingCommand, user_errors
     from logo_cli.commands.panels import assign_panels
 
     for name, module_name in COMMANDS:
@@ -86,7 +86,9 @@ def _register() -> None:
         command = module.command
         assign_panels(name, command)  # the help panels its options are grouped under
         # Every command runs inside the one exception boundary (one line per expected failure).
-        app.command(name)(command if getattr(command, "logo_boundary", False) else user_errors(command))
+        app.command(name, cls=DeprecatingCommand)(
+            command if getattr(command, "logo_boundary", False) else user_errors(command)
+        )
 
 
 _register()

@@ -1,7 +1,9 @@
 """`--config FILE`: a stage's options from a TOML, YAML or JSON file, or from a run's manifest.
 
-The file's keys are option names (`batch_size`, `batch-size` or `--batch-size`; `out` for `--out`).
-They become the command's defaults (click's default_map), so an option given on the command line
+The file's keys are option names (`batch_size`, `batch-size` or `--batch-size`; `out` for `--out`),
+at the top level or in a table per command (`[pretrain]`, `[train-policy]`, as in a sweep grid):
+each command reads the top-level keys it has an option for, then its own table. They become the
+command's defaults (click's default_map), so an option given on the command line
 always wins, then an environment variable, then the file, then the built-in default.
 
 A run's `manifest.json` (or the run directory, or an evaluate result) is read as the config it
@@ -26,6 +28,11 @@ CONFIG_HELP = (
     "Options from a TOML, YAML or JSON file (keys named like the options), or a run's directory to "
     "repeat it. Options on the command line win."
 )
+# The commands a config file may hold a table for (`[pretrain]`, ...): every `logo` command.
+COMMAND_TABLES = (
+    "collect", "convert", "inspect", "status", "pretrain", "rollout", "calibrate", "train-policy",
+    "evaluate", "export", "sweep",
+)  # fmt: skip
 # The stage config whose recorded fields a command's manifest holds (module, class).
 STAGE_CONFIGS = {
     "collect": ("logo_cli.stages.collect", "CollectConfig"),
@@ -82,7 +89,9 @@ def read_file(path: Path) -> tuple[dict[str, Any], dict | None]:
 # The command and context are click's (or the copy of click that typer ships): read by duck typing.
 
 
-def _option_names(command: Any) -> dict[str, Any]:
+def _option_names(command: Any, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Key (as `_` words) -> option: its parameter name, its long names, and any old names
+    (`aliases`, old -> current) a file may still use."""
     names: dict[str, Any] = {}
     for p in command.params:
         if getattr(p, "param_type_name", None) != "option" or p.name in (None, "config"):
@@ -90,6 +99,9 @@ def _option_names(command: Any) -> dict[str, Any]:
         names[p.name] = p
         for opt in p.opts:  # --out -> out (param out_dir), --json -> json (param as_json)
             names.setdefault(opt.lstrip("-").replace("-", "_"), p)
+    for old, new in (aliases or {}).items():
+        if new in names:
+            names.setdefault(old, names[new])
     return names
 
 
@@ -102,21 +114,33 @@ def _fixed_fields(stage: str) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
-def default_map(command: Any, stage: str, path: Path) -> dict[str, Any]:
-    """The click default_map a --config file means for `command` (the `stage` command)."""
+def default_map(
+    command: Any,
+    stage: str,
+    path: Path,
+    aliases: dict[str, str] | None = None,
+    old_values: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The click default_map a --config file means for `command` (the `stage` command). `aliases`:
+    old option names -> current ones; `old_values`: option -> old value -> current value."""
     raw, manifest = read_file(path)
     if manifest is not None and manifest["stage"] != stage:
         raise LogoError(f"--config {path}: a '{manifest['stage']}' run's config, not a '{stage}' one")
     base = None
     if manifest is not None:  # recorded paths are as given, from where that run was started
+        # Not its output: the repeat goes where its options say (the same run's folder when they are
+        # the same, so it is up to date; another seed's folder for another --seed).
+        raw = {k: v for k, v in raw.items() if str(k).lstrip("-").replace("-", "_") != "out"}
         cwd = (manifest.get("provenance") or {}).get("cwd")
         base = Path(cwd) if isinstance(cwd, str) else None
-    names = _option_names(command)
+    names = _option_names(command, aliases)
     mapping: dict[str, Any] = {}
     fixed: dict[str, Any] | None = None
-    for key, value in raw.items():
+    for key, value, shared in _entries(raw, stage):
         norm = str(key).lstrip("-").replace("-", "_")
         param = names.get(norm)
+        if param is None and shared:
+            continue  # a top-level key beside stage tables: for the stages that have that option
         if param is None:
             fixed = _fixed_fields(stage) if fixed is None else fixed
             if norm in fixed and value == fixed[norm]:
@@ -131,10 +155,34 @@ def default_map(command: Any, stage: str, path: Path) -> dict[str, Any]:
             raise LogoError(f"--config {path}: '{key}' is a table, expected a value")
         if isinstance(value, list) and not param.multiple and param.nargs == 1:
             raise LogoError(f"--config {path}: '{key}' is a list, expected one value")
+        for opt in param.opts:
+            if isinstance(value, str) and value in (old_values or {}).get(opt, {}):
+                value = (old_values or {})[opt][value]
         if base is not None and _is_path(param):
             value = [_from(base, v) for v in value] if isinstance(value, list) else _from(base, value)
         mapping[param.name] = value  # type: ignore[index]
     return mapping
+
+
+def _table(key: Any) -> str | None:
+    """The command a top-level table configures (`[pretrain]`, `[train-policy]` or `[train_policy]`)."""
+    name = str(key).replace("_", "-")
+    return name if name in COMMAND_TABLES else None
+
+
+def _entries(raw: dict, stage: str) -> list[tuple[str, Any, bool]]:
+    """(key, value, shared) in the order they apply. A file with per-command tables gives each
+    command its top-level keys (shared: skipped where the command has no such option) and then its
+    own table, which wins; other commands' tables are left alone. Without tables, every key is the
+    command's own."""
+    tables = {k for k, v in raw.items() if isinstance(v, dict) and _table(k) is not None}
+    if not tables:
+        return [(k, v, False) for k, v in raw.items()]
+    own = [v for k, v in raw.items() if k in tables and _table(k) == stage]
+    entries = [(k, v, True) for k, v in raw.items() if k not in tables]
+    for table in own:
+        entries += [(k, v, False) for k, v in table.items()]
+    return entries
 
 
 def _is_path(param: Any) -> bool:
@@ -154,12 +202,18 @@ def _from(base: Path, value: Any) -> Any:
     return value
 
 
-def apply(ctx: Any, path: Path | None) -> None:
-    """Eager --config callback: the file's options become the command's defaults."""
+def apply(
+    ctx: Any,
+    path: Path | None,
+    aliases: dict[str, str] | None = None,
+    old_values: dict[str, dict[str, str]] | None = None,
+) -> None:
+    """Eager --config callback: the file's options become the command's defaults. `aliases` maps
+    old option names (as `_` words) to current ones, `old_values` old spellings of values."""
     if path is None or getattr(ctx, "resilient_parsing", False):
         return
     stage = ctx.info_name or ctx.command.name or ""
-    mapping = default_map(ctx.command, stage, path)
+    mapping = default_map(ctx.command, stage, path, aliases, old_values)
     params = {p.name: p for p in ctx.command.params}
     for name, value in mapping.items():
         _check_value(ctx, params[name], value, path)

@@ -91,16 +91,18 @@ def input_record(path: str | Path, base: str | Path | None) -> dict[str, str]:
     return record
 
 
-def resolve_input(spec: dict, base: str | Path) -> Path:
+def resolve_input(spec: dict, base: str | Path, relative_first: bool = False) -> Path:
     """Where a recorded input is now (`base`: the artifact's folder): its absolute path if it exists,
     else its path relative to the artifact, else (older manifests, which stored the path as given)
-    that path from the current directory or from `base`; the recorded path itself when none exists."""
+    that path from the current directory or from `base`; the recorded path itself when none exists.
+    `relative_first`: the path relative to the artifact before the absolute one (the workspace's
+    reading, so that a copied project finds its own copy of the data)."""
     raw = str(spec.get("path") or "")
     candidates = []
     if raw and os.path.isabs(raw):
         candidates.append(Path(raw))
     if isinstance(spec.get("relative"), str):
-        candidates.append(Path(base) / spec["relative"])
+        candidates.insert(0 if relative_first else len(candidates), Path(base) / spec["relative"])
     if raw and not os.path.isabs(raw):
         candidates += [Path(raw), Path(base) / raw]
     for c in candidates:

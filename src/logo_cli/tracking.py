@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from logo_cli.choices import Logger, values
 from logo_cli.errors import LogoError
 
-LOGGERS = ("none", "tensorboard", "wandb")
+LOGGERS = values(Logger)
 TB_DIR, WANDB_DIR = "tb", "wandb"
 # Names a tracker may create inside a run's working directory (the stages accept them there).
 TRACKER_FILES = (TB_DIR, WANDB_DIR)

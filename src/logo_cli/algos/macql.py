@@ -37,17 +37,21 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
+from logo_cli.choices import CqlSynthetic as CqlSyntheticChoice
+from logo_cli.choices import values
 from logo_cli.data.transitions import Dims
 from logo_cli.models.agent_net import AgentNet, masked_greedy
 from logo_cli.models.mixer import QMixer
 
 CqlSynthetic = Literal["data", "combo", "none"]
-CQL_SYNTHETIC: tuple[str, ...] = ("data", "combo", "none")
+CQL_SYNTHETIC: tuple[str, ...] = values(CqlSyntheticChoice)
+if set(get_args(CqlSynthetic)) != set(CQL_SYNTHETIC):
+    raise ImportError("algos.macql's CqlSynthetic disagrees with logo_cli.choices")
 
 
 @dataclass(frozen=True)

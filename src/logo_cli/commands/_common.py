@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
@@ -31,6 +32,51 @@ from logo_cli.train.registry import ALGOS
 # Results go to stdout (so `--json` output pipes cleanly); progress and errors go to stderr.
 out = Console()
 err = Console(stderr=True)
+
+
+class DeprecatingCommand(typer.core.TyperCommand):
+    """A `logo` command: accepts the old spellings of its options and values, with a one-line note
+    (logo_cli.deprecated), and refuses a value an enumerated option does not take in one line, as
+    every other bad input (click's usage box stays for the other parse errors)."""
+
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        from logo_cli.deprecated import rewrite
+
+        args = rewrite(self.name or "", list(args))
+        try:
+            return super().parse_args(ctx, list(args))  # click consumes the list it parses
+        except Exception as e:  # click's BadParameter (typer's copy of click, or click)
+            choice = _choice_of(getattr(e, "param", None))
+            if choice is None or type(e).__name__ != "BadParameter":
+                raise
+            option = e.param.opts[0]  # type: ignore[attr-defined]
+            value = _given(args, e.param.opts)  # type: ignore[attr-defined]
+            _error_line(f"{option} {value}: expected one of {', '.join(m.value for m in choice)}")
+            raise typer.Exit(code=EXIT_USER) from None
+
+
+def _choice_of(param: Any) -> Any:
+    """The Enum an option takes (its annotation, or the Enum in `Enum | None`), else None."""
+    import enum
+    import typing
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    for t in (annotation, *typing.get_args(annotation)):
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            return t
+    return None
+
+
+def _given(args: list[str], opts: list[str]) -> str:
+    """The value given to an option on the command line (the last one wins), else ''."""
+    value = ""
+    for i, word in enumerate(args):
+        for opt in opts:
+            if word == opt and i + 1 < len(args):
+                value = args[i + 1]
+            elif word.startswith(opt + "="):
+                value = word[len(opt) + 1 :]
+    return value
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -139,9 +185,11 @@ def config_option():
 
     def load(ctx: typer.Context, value: Path | None) -> Path | None:
         from logo_cli.config_file import apply
+        from logo_cli.deprecated import VALUES, option_aliases
 
         try:
-            apply(ctx, value)
+            name = ctx.command.name or ""
+            apply(ctx, value, option_aliases(name), VALUES.get(name))
         except LogoError as e:  # parsing runs outside the command's boundary: the same one line
             _error_line(str(e))
             raise typer.Exit(code=e.exit_code) from None
@@ -173,6 +221,48 @@ def threads_option():
     )  # fmt: skip
 
 
+def rerun_out(ws, stage: str, config, out: Path, inputs: dict, *, out_given: bool, overwrite: bool):
+    """Where this run writes (`out`, or a sibling named for what differs from the run there), or
+    None when the artifact at `out` is up to date, said in one line (logo_cli.workspace.reruns)."""
+    from logo_cli.artifacts import jsonable
+    from logo_cli.workspace.reruns import decide
+
+    given = {role: Path(p) for role, p in inputs.items() if p is not None}
+    ctx = _current_context()
+    names = {p.name: p.opts[0] for p in (ctx.command.params if ctx else []) if p.opts and p.name}
+    return decide(
+        ws,
+        stage,
+        out,
+        jsonable(config),
+        given,
+        out_given=out_given,
+        overwrite=overwrite,
+        say=say,
+        names=names,
+    )
+
+
+def _current_context():
+    """The running command's context: the copy of click that typer ships keeps its own, else click's."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # a typer that uses click itself
+        get_current_context = click.get_current_context
+    return get_current_context(silent=True)
+
+
+def rerun_target(ws, stage: str, cfg, inputs: dict, out_given: bool):
+    """rerun_out for a stage config that holds its `out` and `overwrite`: the config to run with, or
+    None when up to date."""
+    import dataclasses
+
+    target = rerun_out(ws, stage, cfg, cfg.out, inputs, out_given=out_given, overwrite=cfg.overwrite)
+    if target is None:
+        return None
+    return cfg if target == cfg.out else dataclasses.replace(cfg, out=target)
+
+
 def open_workspace(root):
     """The workspace, its notes going to stderr."""
     from logo_cli.workspace import Defaults, Workspace
@@ -181,19 +271,10 @@ def open_workspace(root):
     return ws, Defaults(ws)
 
 
-# The enumerated options' values, spelt out here so `--help` lists them without importing the heavy
-# modules that define them (tests/test_cli_help.py checks that both lists agree). The commands keep
-# validating the value themselves, so a wrong one gets the usual one-line error.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "quality": ("expert", "medium", "medium_replay", "mixed", "random"),
-    "world_model": ("logo", "global", "ensemble", "oracle"),
-    "termination": ("sample", "threshold"),
-    "algo": ALGOS,  # the learners' registry (torch-free)
-    "mode": ("weight", "penalty", "uniform", "real-only"),
-    "weight_by": ("cumulative", "step"),
-    "cql_synthetic": ("none", "data", "combo"),
-    "convert_from": ("omiga", "ogmarl"),
-}
+# --algo's values come from the learners' registry (torch-free), so `--help` lists them without
+# importing the learners; the other enumerated options are Enum types from logo_cli/choices.py. The
+# command checks the value itself, so a wrong one gets the usual one-line error.
+CHOICES: dict[str, tuple[str, ...]] = {"algo": ALGOS}
 
 
 def one_of(name: str) -> str:

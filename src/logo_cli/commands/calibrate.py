@@ -14,6 +14,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_target,
     threads_option,
     user_errors,
     workspace_option,
@@ -75,6 +76,7 @@ def command(
 
     ws, defaults = open_workspace(workspace)
     models, data = calibrate_defaults(ws, defaults, list(models or []), data)
+    given_out = out_dir is not None
     if out_dir is None:
         out_dir = ws.out("calibrate", "+".join(m.name for m in models))
     cfg = CalibrateConfig(
@@ -89,6 +91,10 @@ def command(
         device=resolve_device(device),
         overwrite=overwrite,
     )
+    runs = {f"model_{i}": m for i, m in enumerate(models)}
+    cfg = rerun_target(ws, "calibrate", cfg, {"data": data, **runs}, out_given=given_out)
+    if cfg is None:
+        return
     with tracking(ws, "calibrate", cfg.out, defaults), progress_bar() as bar:
         tasks: list[int] = []  # added at the first tick, so an input error prints only its one line
 

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import typer
 
+from logo_cli.choices import Quality
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
-    one_of,
     open_workspace,
     out,
     print_json,
     progress_bar,
+    rerun_out,
     threads_option,
     user_errors,
     workspace_option,
@@ -25,11 +26,10 @@ def command(
     env: str = typer.Option(
         "smax:3m", "--env", help="Simulator and scenario, e.g. smax:3m, smax:2s3z, mamujoco:HalfCheetah-2x3."
     ),
-    quality: str = typer.Option(
+    quality: Quality = typer.Option(
         ...,
         "--quality",
-        metavar=one_of("quality"),
-        help="expert | medium | medium_replay | mixed | random (see the command help for what each is).",
+        help="Dataset quality (see the command help for what each is).",
         show_default=False,
     ),
     episodes: int = typer.Option(1000, "--episodes", help="Number of complete episodes to record."),
@@ -86,11 +86,16 @@ def command(
     from logo_cli.workspace import tracking
 
     cfg = CollectConfig(
-        env=env, quality=quality, episodes=episodes, out=out_path, seed=seed, num_envs=num_envs,
+        env=env, quality=quality.value, episodes=episodes, out=out_path, seed=seed, num_envs=num_envs,
         behaviour=behaviour, stochastic=stochastic, overwrite=overwrite, train_behaviour=train_behaviour,
         train_steps=train_steps, device=resolve_device(device), episode_limit=episode_limit,
         torch_threads=threads,
     )  # fmt: skip
+    ws, _ = open_workspace(workspace)
+    # the behaviour ladder is compared as the option it was given as (datasets record no inputs)
+    target = rerun_out(ws, "collect", cfg, out_path, {}, out_given=True, overwrite=overwrite)
+    if target is None:
+        return
     check_config(cfg)
     # The bar starts with the first progress report, so an input error stays a single line.
     bar = progress_bar()
@@ -112,7 +117,6 @@ def command(
                 text += f"  win {info['win_rate']:.0%}"
         bar.update(tasks[phase], completed=done, info=text)
 
-    ws, _ = open_workspace(workspace)
     with tracking(ws, "collect", out_path, None), bar:  # `logo pretrain` then defaults to this dataset
         result = run(cfg, progress=on_progress)
     if json_output:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.commands._common import err, one_of, out, print_json, say, user_errors
+from logo_cli.choices import ConvertSource
+from logo_cli.commands._common import err, out, print_json, say, user_errors
 
 
 @user_errors
@@ -17,10 +18,9 @@ def command(
         "(e.g. vaults/smac_v1/3m.vlt/Good).",
         show_default=False,
     ),
-    kind: str = typer.Option(
+    kind: ConvertSource = typer.Option(
         ...,
         "--from",
-        metavar=one_of("convert_from"),
         help="Source format: omiga (OMIGA MaMuJoCo .hdf5) or ogmarl (OG-MARL flashbax vault; needs "
         "flashbax, installed by the package's ogmarl extra).",
         show_default=False,
@@ -64,7 +64,7 @@ def command(
 
     cfg = ConvertConfig(
         source=source,
-        kind=kind,
+        kind=kind.value,
         out=out_path,
         episode_limit=episode_limit,
         quality=quality,

@@ -13,6 +13,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_out,
     say,
     threads_option,
     user_errors,
@@ -95,10 +96,9 @@ def command(
     refs = parse_reference_returns(reference_returns) if reference_returns is not None else None
     ws, defaults = open_workspace(workspace)
     policy, env = evaluate_defaults(ws, defaults, policy, env)
+    given_out = out_path is not None
     if out_path is None:
         out_path = ws.out("evaluate", f"{_policy_name(policy)}-{_safe(env)}-s{seed}.json")
-    check_target(out_path, "evaluate", overwrite)  # refused before any episode is played
-
     cfg = EvaluateConfig(
         policy=policy,
         env=env,
@@ -110,6 +110,12 @@ def command(
         device=resolve_device(device),
         reference_returns=refs,
     )
+    given = {"policy": Path(policy)} if Path(policy).exists() else {}
+    target = rerun_out(ws, "evaluate", cfg, out_path, given, out_given=given_out, overwrite=overwrite)
+    if target is None:
+        return
+    out_path = target
+    check_target(out_path, "evaluate", overwrite)  # refused before any episode is played
     with tracking(ws, "evaluate", out_path, defaults):
         # Locked until written; the file is built beside --out and swapped in at the end.
         with building(out_path, "evaluate", overwrite, directory=False) as staged:

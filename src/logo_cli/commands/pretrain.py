@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import typer
 
+from logo_cli.choices import AvailFrom, LocalAction, Logger, WorldModelKind
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
     err,
-    one_of,
     open_workspace,
     out,
     print_json,
     progress_bar,
+    rerun_target,
     threads_option,
     user_errors,
     workspace_option,
@@ -37,14 +37,12 @@ def command(
         "Default: the newest dataset `logo collect` recorded in the workspace.",
         show_default=False,
     ),
-    model: str = typer.Option(
-        "logo",
+    model: WorldModelKind = typer.Option(
+        WorldModelKind.logo,
         "--kind",
-        "--model",
-        metavar=one_of("world_model"),
         help="World model kind: logo (local-to-global), global (one MLP), ensemble (7 MLPs) or oracle "
         "(the real simulator, SMAX only: nothing trained, zero uncertainty). "
-        "--model is its older name (everywhere else --model names a pretrain run).",
+        "(--model: its deprecated name; everywhere else --model names a pretrain run.)",
     ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="Run directory. Default: <workspace>/pretrain/<dataset stem>-<model>-s<seed>."
@@ -59,7 +57,11 @@ def command(
         100, "--max-epochs", help="Epochs at most; an epoch is ceil(train transitions / batch size) steps."
     ),
     max_steps: int | None = typer.Option(
-        None, "--max-steps", help="Training steps at most (default: no limit)."
+        None,
+        "--steps",
+        help="Training steps at most (default: no limit; early stopping may end sooner). "
+        "(--max-steps: its deprecated name.)",
+        show_default=False,
     ),
     patience: int = typer.Option(
         10, "--patience", help="Stop after this many epochs without a better held-out loss."
@@ -76,10 +78,9 @@ def command(
         "--share-local/--per-agent-local",
         help="LOGO only: one local model shared by all agents (+ agent id) instead of one per agent.",
     ),
-    local_action: str | None = typer.Option(
+    local_action: LocalAction | None = typer.Option(
         None,
         "--local-action",
-        metavar="joint|own",
         help="LOGO only: the action each local model sees, the joint action or the agent's own. "
         "Default: joint for discrete actions, own for continuous ones.",
         show_default=False,
@@ -90,10 +91,9 @@ def command(
         help="LOGO only: predict each block of observation features that is zero together (a unit "
         "out of view or dead) as a present/absent switch, its values given presence.",
     ),
-    avail_from: str = typer.Option(
-        "obs",
+    avail_from: AvailFrom = typer.Option(
+        AvailFrom.obs,
         "--avail-from",
-        metavar="state|obs",
         help="LOGO only: next available actions read from the deductive latent (state) or from each "
         "agent's predicted next observation (obs).",
     ),
@@ -118,7 +118,7 @@ def command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Discard any run in the run directory and start afresh."
     ),
-    logger: str = typer.Option("none", "--logger", help=LOGGER_HELP),
+    logger: Logger = typer.Option(Logger.none, "--logger", help=LOGGER_HELP),
     log_every: int = typer.Option(
         100, "--log-every", help="Train steps between metrics.jsonl lines (and tracker points)."
     ),
@@ -131,18 +131,12 @@ def command(
     Writes model.pt, metrics.jsonl (losses, held-out scores, wall-clock times) and manifest.json.
     """
     from logo_cli.artifacts import resolve_device
-    from logo_cli.errors import LogoError
     from logo_cli.stages.pretrain import PretrainConfig, run
     from logo_cli.workspace import pretrain_defaults, tracking
 
-    kinds: tuple[Literal["logo", "global", "ensemble", "oracle"], ...] = (
-        "logo",
-        "global",
-        "ensemble",
-        "oracle",
-    )
-    if model not in kinds:
-        raise LogoError(f"--kind {model}: expected one of {', '.join(kinds)}")
+    # the choices as the stage takes them: plain text
+    model, logger = model.value, logger.value  # type: ignore[assignment]
+    local_action = None if local_action is None else local_action.value  # type: ignore[assignment]
     ws, defaults = open_workspace(workspace)
     data = pretrain_defaults(ws, defaults, data)
     cfg = PretrainConfig(
@@ -161,7 +155,7 @@ def command(
         share_local=share_local,
         local_action=local_action,
         switch_gates=switch_gates,
-        avail_from=avail_from,
+        avail_from=avail_from.value,
         nll_beta=nll_beta,
         members=members,
         elites=elites,
@@ -172,6 +166,9 @@ def command(
         logger=logger,
         log_every=log_every,
     )
+    cfg = rerun_target(ws, "pretrain", cfg, {"data": data}, out_given=out_dir is not None)
+    if cfg is None:
+        return
     with tracking(ws, "pretrain", cfg.out, defaults, {"data": data}), progress_bar() as bar:
         tasks: list[int] = []  # added at the first report, so an input error prints only its one line
 

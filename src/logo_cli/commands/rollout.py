@@ -6,15 +6,16 @@ from pathlib import Path
 
 import typer
 
+from logo_cli.choices import Termination
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
     err,
-    one_of,
     open_workspace,
     out,
     print_json,
     progress_bar,
+    rerun_target,
     threads_option,
     user_errors,
     workspace_option,
@@ -79,10 +80,9 @@ def command(
     sample: bool = typer.Option(
         False, "--sample/--mean", help="Draw next steps from the model's Gaussian, or take its mean."
     ),
-    termination: str = typer.Option(
-        "sample",
+    termination: Termination = typer.Option(
+        Termination.sample,
         "--termination",
-        metavar=one_of("termination"),
         help="How a branch ends: 'sample' draws the end from the model's predicted termination "
         "probability at every step; 'threshold' ends it when that probability exceeds 0.5.",
     ),
@@ -112,20 +112,20 @@ def command(
     Every transition carries the model's uncertainty; Ctrl-C keeps the rows so far, marked incomplete.
     """
     from logo_cli.artifacts import resolve_device
-    from logo_cli.stages.rollout import TERMINATION, RolloutConfig, run
+    from logo_cli.stages.rollout import RolloutConfig, run
     from logo_cli.workspace import rollout_defaults, tracking
 
     if n_starts is not None and transitions is not None:
         raise LogoError("--n-starts / --transitions: give one, not both")
     if n_starts is None and transitions is None:
         n_starts = DEFAULT_N_STARTS
-    if termination not in TERMINATION:  # the stage checks it too, but bad input goes before the defaults
-        raise LogoError(f"--termination {termination}: expected one of {', '.join(TERMINATION)}")
+    termination = termination.value  # type: ignore[assignment]  # as the stage takes it: plain text
     levels = dict(obs_noise=obs_noise, state_noise=state_noise, avail_flip=avail_flip,
                   switch_flip=switch_flip, reward_noise=reward_noise)  # fmt: skip
     corruption = corruption_levels(**levels)
     ws, defaults = open_workspace(workspace)
     model, data = rollout_defaults(ws, defaults, model, data)
+    given_out = out_path is not None
     if out_path is None:
         tag = "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v:g}" for k, v in levels.items() if v > 0)
         out_path = ws.out("rollout", f"{model.name}{tag}-h{horizon}-s{seed}.zarr")
@@ -149,6 +149,9 @@ def command(
         overwrite=overwrite,
         **corruption.to_dict(),
     )
+    cfg = rerun_target(ws, "rollout", cfg, {"data": data, "model": model}, out_given=given_out)
+    if cfg is None:
+        return
     with tracking(ws, "rollout", cfg.out, defaults), progress_bar() as bar:
         tasks: dict[str, int] = {}
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import typer
 
+from logo_cli.choices import Agent, CqlSynthetic, Logger, SamplerMode, Termination, WeightBy
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
@@ -16,6 +18,7 @@ from logo_cli.commands._common import (
     out,
     print_json,
     progress_bar,
+    rerun_out,
     threads_option,
     user_errors,
     workspace_option,
@@ -57,10 +60,9 @@ def command(
         metavar=one_of("algo"),
         help="macql (QMIX + CQL; continuous: SAC + CQL), cfcql (discrete), td3bc (continuous) or bc.",
     ),
-    mode: str | None = typer.Option(
+    mode: SamplerMode | None = typer.Option(
         None,
         "--mode",
-        metavar=one_of("mode"),
         help="Synthetic sampling. Default: weight with synthetic data (LOGO), else real-only.",
     ),
     synthetic_ratio: float = typer.Option(
@@ -68,8 +70,10 @@ def command(
     ),
     c: float | None = typer.Option(
         None,
-        "--c",
-        help="Truncation C of P_u = clip(C - u, 0, C). Default: the score's 0.9 quantile.",
+        "--truncation",
+        help="Truncation C of P_u = clip(C - u, 0, C). Default: the score's 0.9 quantile. "
+        "(--c: its deprecated name.)",
+        show_default=False,
     ),
     temperature: float | None = typer.Option(
         None,
@@ -81,10 +85,9 @@ def command(
         "--target-ess",
         help="Effective sample size of the weights, as a fraction of the buffer, for the solved τ.",
     ),
-    weight_by: str = typer.Option(
-        "cumulative",
+    weight_by: WeightBy = typer.Option(
+        WeightBy.cumulative,
         "--weight-by",
-        metavar=one_of("weight_by"),
         help="Score u of the weight mode: uncertainty summed along the branch, or the row's own.",
     ),
     penalty_lambda: float = typer.Option(1.0, "--penalty-lambda", help="λ of the penalty mode's r - λu."),
@@ -140,10 +143,9 @@ def command(
         "--cql-with-data/--cql-samples-only",
         help="Include the data action among the CQL logsumexp terms, or only sampled ones.",
     ),
-    cql_synthetic: str = typer.Option(
-        "none",
+    cql_synthetic: CqlSynthetic = typer.Option(
+        CqlSynthetic.none,
         "--cql-synthetic",
-        metavar=one_of("cql_synthetic"),
         help="Synthetic rows in the CQL term: left out, as real data, or pushed down (COMBO).",
     ),
     cfcql_temperature: float = typer.Option(
@@ -178,10 +180,9 @@ def command(
     ),
     hidden: int = typer.Option(128, "--hidden", help="Agent network width."),
     layers: int = typer.Option(2, "--layers", help="Agent network hidden layers."),
-    agent: str = typer.Option(
-        "mlp",
+    agent: Agent = typer.Option(
+        Agent.mlp,
         "--agent",
-        metavar="mlp|gru",
         help="MACQL / CFCQL agent: mlp on transitions or gru on whole episodes (TD(λ)).",
     ),
     td_lambda: float = typer.Option(0.6, "--td-lambda", help="--agent gru: λ of the TD(λ) targets."),
@@ -197,8 +198,9 @@ def command(
     eval_env: str | None = typer.Option(
         None,
         "--env",
-        "--eval-env",
-        help="Simulator for periodic evaluation, e.g. smax:3m (--eval-env: older name). Default: none.",
+        help="Simulator for periodic evaluation, e.g. smax:3m. Default: none. "
+        "(--eval-env: its deprecated name.)",
+        show_default=False,
     ),
     eval_every: int = typer.Option(
         2000, "--eval-every", help="Steps between evaluations (and one at the end)."
@@ -219,10 +221,9 @@ def command(
     bc_steps: int = typer.Option(
         2000, "--bc-steps", help="With --model: BC steps of the first rollout policy."
     ),
-    termination: str = typer.Option(
-        "sample",
+    termination: Termination = typer.Option(
+        Termination.sample,
         "--termination",
-        metavar=one_of("termination"),
         help="With --model: branch ends sampled from the predicted probability, or above 0.5.",
     ),
     obs_noise: float = corruption_option("obs_noise"),
@@ -245,7 +246,7 @@ def command(
         True, "--resume/--no-resume", help="Continue an interrupted run from its last checkpoint."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
-    logger: str = typer.Option("none", "--logger", help=LOGGER_HELP),
+    logger: Logger = typer.Option(Logger.none, "--logger", help=LOGGER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     config: Path | None = config_option(),
 ) -> None:
@@ -254,39 +255,35 @@ def command(
     Writes policy.pt (loadable by `logo evaluate` and `logo rollout --policy`), metrics.jsonl and
     manifest.json. An interrupted run resumes exactly from its last checkpoint.
     """
-    from logo_cli.algos.macql import CQL_SYNTHETIC
     from logo_cli.artifacts import resolve_device
-    from logo_cli.data.sampler import SAMPLER_MODES, WEIGHT_BY, SamplerMode
-    from logo_cli.stages.rollout import TERMINATION
     from logo_cli.stages.train_policy import TrainPolicyConfig, run
     from logo_cli.workspace import tracking, train_policy_defaults
 
     if algo not in ALGOS:
         raise LogoError(f"--algo {algo}: expected one of {', '.join(ALGOS)}")
-    if mode is not None and mode not in SAMPLER_MODES:
-        raise LogoError(f"--mode {mode}: expected one of {', '.join(SAMPLER_MODES)}")
-    for name, value, choices in (
-        ("--weight-by", weight_by, WEIGHT_BY),
-        ("--cql-synthetic", cql_synthetic, CQL_SYNTHETIC),
-        ("--termination", termination, TERMINATION),
-    ):
-        if value not in choices:
-            raise LogoError(f"{name} {value}: expected one of {', '.join(choices)}")
+    # the choices as the stage takes them: plain text
+    mode = None if mode is None else mode.value  # type: ignore[assignment]
+    weight_by, cql_synthetic = weight_by.value, cql_synthetic.value  # type: ignore[assignment]
+    termination, agent, logger = termination.value, agent.value, logger.value  # type: ignore[assignment]
     if agent == "gru" and model is not None and refresh_every > 0:
         from logo_cli.stages.train_policy_checks import NO_REFRESH
 
         raise LogoError(NO_REFRESH)
+    from logo_cli.checks import number
+
+    number("--truncation", c, lo=0.0, allow_none=True)  # by its name here (the stage knows it as c)
     ws, defaults = open_workspace(workspace)
     data, synthetic, model = train_policy_defaults(
         ws, defaults, data, synthetic, model, real_only=mode == "real-only"
     )
     if mode is None:
         mode = "weight" if (synthetic is not None or model is not None) else "real-only"
+    given_out = out_dir is not None
     if out_dir is None:
         out_dir = ws.out("train-policy", f"{data.stem}-{algo}-{mode}-s{seed}")
     cfg = TrainPolicyConfig(
         data=data, out=out_dir, synthetic=synthetic, model=model, algo=algo,
-        mode=cast(SamplerMode, mode),
+        mode=cast(Any, mode),
         synthetic_ratio=synthetic_ratio, c=c, temperature=temperature, target_ess=target_ess,
         weight_by=weight_by, penalty_lambda=penalty_lambda, steps=steps,
         batch_size=batch_size, lr=lr, actor_lr=actor_lr, gamma=gamma, cql_alpha=cql_alpha,
@@ -310,6 +307,19 @@ def command(
         **({"synthetic": synthetic} if synthetic else {}),
         **({"model": model} if model else {}),
     }
+    target = cfg.out
+    if target.exists():  # compared as the run records it: with its action-kind defaults filled in
+        from logo_cli.data.h5 import open_dataset
+        from logo_cli.stages.train_policy import resolve
+
+        with open_dataset(data) as ds:
+            recorded = resolve(cfg, ds.dims.discrete)
+        target = rerun_out(
+            ws, "train-policy", recorded, cfg.out, inputs, out_given=given_out, overwrite=overwrite
+        )
+        if target is None:
+            return
+    cfg = dataclasses.replace(cfg, out=target)
     with tracking(ws, "train-policy", cfg.out, defaults, inputs), progress_bar() as bar:
         tasks: dict[str, int] = {}
         text = {"train": "", "eval": ""}

@@ -23,14 +23,19 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from logo_cli.choices import SamplerMode as SamplerModeChoice
+from logo_cli.choices import WeightBy as WeightByChoice
+from logo_cli.choices import values
 from logo_cli.data.nstep import branch_order, continuity_segments, cumulative_by_segment, nstep
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 
 SamplerMode = Literal["weight", "penalty", "uniform", "real-only"]
-SAMPLER_MODES: tuple[str, ...] = get_args(SamplerMode)
+SAMPLER_MODES: tuple[str, ...] = values(SamplerModeChoice)
 WeightBy = Literal["cumulative", "step"]
-WEIGHT_BY: tuple[str, ...] = get_args(WeightBy)
+WEIGHT_BY: tuple[str, ...] = values(WeightByChoice)
+if set(get_args(SamplerMode)) != set(SAMPLER_MODES) or set(get_args(WeightBy)) != set(WEIGHT_BY):
+    raise ImportError("data.sampler's mode types disagree with logo_cli.choices")  # one list each
 DEFAULT_C_QUANTILE = 0.9
 DEFAULT_TARGET_ESS = 0.5
 

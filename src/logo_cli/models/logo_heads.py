@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from logo_cli.choices import AvailFrom, values
 from logo_cli.models.layers import BatchedMLP
 from logo_cli.models.switch_groups import switch_groups
 
-AVAIL_FROM = ("state", "obs")
+AVAIL_FROM = values(AvailFrom)
 
 
 class SwitchGates(nn.Module):

@@ -21,12 +21,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from logo_cli.choices import LocalAction, values
 from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
 from logo_cli.models.logo_heads import AVAIL_FROM, ObsAvailHead, SwitchGates, beta_nll
 from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
 
-LOCAL_ACTIONS = ("joint", "own")
+LOCAL_ACTIONS = values(LocalAction)
 DEFAULT_WEIGHTS = {
     "w_pred": 1.0,  # local next-obs Gaussian NLL
     "w_rec": 0.1,  # both reconstruction losses (they shape the latents; prediction is the job)

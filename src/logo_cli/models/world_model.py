@@ -8,12 +8,13 @@ Payload format (plain data for `torch.load(weights_only=True)`):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 from logo_cli.checks import MAX_LAYERS, MAX_MEMBERS
 from logo_cli.checks import MAX_WIDTH as MAX_HIDDEN
+from logo_cli.choices import WorldModelKind, values
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
 from logo_cli.models.ensemble_model import EnsembleModel
@@ -33,6 +34,8 @@ KINDS: dict[str, type[WorldModelBase]] = {
     "ensemble": EnsembleModel,
     "oracle": OracleModel,  # the real simulator (SMAX), no weights
 }
+if set(KINDS) != set(values(WorldModelKind)) or set(get_args(Kind)) != set(KINDS):
+    raise ImportError("models.world_model.KINDS disagrees with logo_cli.choices.WorldModelKind")
 
 __all__ = [
     "KINDS",

@@ -19,6 +19,7 @@ fresh training into the default directory.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from logo_cli.choices import Quality, values
 from logo_cli.errors import LogoError
 from logo_cli.stages import behaviour as bh
 from logo_cli.stages.behaviour import Ladder, load_ladder
 
-QUALITIES: tuple[str, ...] = ("expert", "medium", "medium_replay", "mixed", "random")
+QUALITIES: tuple[str, ...] = values(Quality)
 # Continuous envs (Gaussian-MAPPO ladders) have every quality.
 CONTINUOUS_QUALITIES: tuple[str, ...] = QUALITIES
 SOURCE = "logo-cli collect"
@@ -178,6 +180,8 @@ def run(cfg: CollectConfig, progress: Progress | None = None) -> dict:
             "behaviour_hash": "+".join(u.get("hash", "") for u in used),
             "behaviour": used,
             "provenance": provenance_block(),  # the code and command that made the dataset
+            # the options it was made with, for a rerun's decision (workspace/reruns.py)
+            "config": json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()}),
         }
         if references is not None:
             attrs[REFERENCE_RANDOM_ATTR], attrs[REFERENCE_EXPERT_ATTR] = references

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from logo_cli.choices import ConvertSource, values
 from logo_cli.errors import LogoError
 
-SOURCES = ("omiga", "ogmarl")
+SOURCES = values(ConvertSource)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def check(cfg: PretrainConfig) -> None:
         if getattr(cfg, name) < 1:
             raise LogoError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
     if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise LogoError(f"--max-steps {cfg.max_steps}: must be at least 1")
+        raise LogoError(f"--steps {cfg.max_steps}: must be at least 1")
     if not 1 <= cfg.elites <= cfg.members:
         raise LogoError(f"--elites {cfg.elites}: must lie in 1..--members ({cfg.members})")
     if cfg.lr <= 0:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from logo_cli.choices import Termination, values
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.models.corruption_levels import CorruptionLevels
@@ -33,7 +34,7 @@ from logo_cli.stages.collect_episodes import check_continuous_actions
 # transitions (--transitions) or finished branches (--n-starts).
 Progress = Callable[[str, int, int, dict], None]
 Rows = tuple[Transitions, np.ndarray, np.ndarray, np.ndarray]
-TERMINATION = ("sample", "threshold")
+TERMINATION = values(Termination)
 
 
 def _check_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:

@@ -44,9 +44,15 @@ class Task:
         return (self.dir(root) / DONE).is_file()
 
 
+# Options renamed since sweeps began keying their tasks, hashed under the name they had then, so a
+# sweep root made before the rename still finds its finished tasks (logo_cli/deprecated.py).
+HASHED_AS = {"pretrain": {"--steps": "--max-steps"}, "train-policy": {"--truncation": "--c"}}
+
+
 def task_key(stage: str, deps: list[str], options: list[str], extra: dict) -> str:
     """The hash of what makes the artifact: stage, inputs' keys, options (sorted: order-free)."""
-    doc = {"stage": stage, "deps": deps, "options": sorted(options), **extra}
+    renamed = HASHED_AS.get(stage, {})
+    doc = {"stage": stage, "deps": deps, "options": sorted(renamed.get(w, w) for w in options), **extra}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -85,9 +85,10 @@ RESERVED = {
 # train-policy options that only matter with a world model: left out of the real-data-only methods'
 # command lines and keys, so changing a rollout option does not retrain MACQL or BC.
 MODEL_ONLY = {
-    "synthetic-ratio", "c", "temperature", "target-ess", "weight-by", "penalty-lambda", "cql-synthetic",
-    "refresh-every", "horizon", "rollout-starts", "rollout-epsilon", "bc-steps", "termination",
-    "allow-incomplete", "obs-noise", "state-noise", "avail-flip", "switch-flip", "reward-noise",
+    "synthetic-ratio", "truncation", "temperature", "target-ess", "weight-by", "penalty-lambda",
+    "cql-synthetic", "refresh-every", "horizon", "rollout-starts", "rollout-epsilon", "bc-steps",
+    "termination", "allow-incomplete", "obs-noise", "state-noise", "avail-flip", "switch-flip",
+    "reward-noise",
 }  # fmt: skip
 TOP_KEYS = {"env", "qualities", "methods", "seeds", "eval-seed", "datasets", "report", "variants", *STAGES}
 REPORT_KEYS = {"markdown", "figure", "results-json", "tag"}

@@ -1,7 +1,7 @@
 """A grid table's options, checked against the stage command's own options (names, types, flags).
 
 The sweep runs the commands themselves, so the option names, defaults and checks are the commands';
-this module only turns `max-steps = 3000` into `--max-steps 3000` after asking click whether the
+this module only turns `steps = 3000` into `--steps 3000` after asking click whether the
 command has that option and whether the value converts.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from logo_cli.config_file import _is_path
+from logo_cli.deprecated import OPTIONS as DEPRECATED
 from logo_cli.errors import LogoError
 from logo_cli.sweep.stage_commands import stage_command
 
@@ -23,13 +24,16 @@ def command_options(
 ) -> dict[str, list[str]]:
     """{option name (its first long form, no dashes): its command-line words}, in the table's order.
 
-    Keys may be spelt with - or _ and by any of the option's names (--kind or --model). Relative
-    values of path options are read from `base` (the grid file's folder)."""
+    Keys may be spelt with - or _ and by any of the option's names, old ones included (max-steps for
+    --steps). Relative values of path options are read from `base` (the grid file's folder)."""
     params = {}
     for p in stage_command(command).params:
         if getattr(p, "param_type_name", None) == "option":
             for opt in [*p.opts, *p.secondary_opts]:
                 params[opt.removeprefix("--")] = p
+    for old, new in DEPRECATED.get(command, {}).items():  # old names in grid files still work
+        if new.removeprefix("--") in params:
+            params.setdefault(old.removeprefix("--"), params[new.removeprefix("--")])
     known = sorted({_name(p) for p in params.values()} - reserved)
     out: dict[str, list[str]] = {}
     for key, value in table.items():

@@ -54,20 +54,19 @@ def artifact_state(stage: str, path: Path) -> str:
 
 
 def artifact_inputs(stage: str, path: Path) -> dict[str, dict]:
-    """role -> {"path", "hash"} as the artifact recorded them: where the input is now when its absolute
-    or artifact-relative path finds it (logo_cli.provenance), else the path as given to the stage."""
-    from logo_cli.provenance import resolve_input
-
+    """role -> {"path", "hash"} as the artifact recorded them: where the input is now when its
+    artifact-relative or absolute path (in that order: a copied project reads its own files) finds it
+    (logo_cli.provenance), else the path as given to the stage."""
     found: dict[str, dict] = {}
     if stage in ("pretrain", "train-policy", "calibrate"):
         m = manifest_of(path) or {}
         for role, v in (m.get("inputs") or {}).items():
             if isinstance(v, dict) and v.get("path"):
-                found[role] = {"path": str(resolve_input(v, path)), "hash": v.get("hash")}
+                found[role] = {"path": str(_where(v, path)), "hash": v.get("hash")}
     elif stage == "rollout" and isinstance((zarr_attrs(path) or {}).get("inputs"), dict):
         for role, v in zarr_attrs(path)["inputs"].items():
             if isinstance(v, dict) and v.get("path"):
-                found[role] = {"path": str(resolve_input(v, path)), "hash": v.get("hash")}
+                found[role] = {"path": str(_where(v, path)), "hash": v.get("hash")}
     elif stage == "rollout":  # buffers written before inputs were recorded like manifests
         a = zarr_attrs(path) or {}
         model, data, policy = a.get("model") or {}, a.get("source_data") or {}, a.get("policy") or {}
@@ -81,8 +80,14 @@ def artifact_inputs(stage: str, path: Path) -> dict[str, dict]:
         d = read_json(path) or {}
         for role, v in (d.get("inputs") or {}).items():
             if isinstance(v, dict) and v.get("path"):
-                found[role] = {"path": str(resolve_input(v, path.parent)), "hash": v.get("hash")}
+                found[role] = {"path": str(_where(v, path.parent)), "hash": v.get("hash")}
     return found
+
+
+def _where(spec: dict, base: Path) -> Path:
+    from logo_cli.provenance import resolve_input
+
+    return resolve_input(spec, base, relative_first=True)
 
 
 def created_time(stage: str, path: Path) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,26 +96,41 @@ class Workspace:
     def _from_json(self, e: dict) -> Entry:
         inputs = {str(k): dict(v) for k, v in (e.get("inputs") or {}).items()}
         for v in inputs.values():
-            v["path"] = str(absolute(self._join(v["path"])))
+            v["path"] = str(absolute(self._join(v["path"], v.pop("absolute", None))))
         return Entry(
             stage=str(e["stage"]),
-            path=self._join(e["path"]),
+            path=self._join(e["path"], e.get("absolute")),
             time=float(e["time"]),
             inputs=inputs,
             defaults=dict(e.get("defaults") or {}),
         )
 
-    def _join(self, stored: str) -> Path:
-        """A path stored in the index: relative to the workspace, or absolute when outside it."""
+    def _join(self, stored: str, fallback: str | None = None) -> Path:
+        """A path stored in the index: relative to the workspace (so a copied or moved workspace finds
+        its own files, a copied project its own data); `fallback`, the absolute path it had when
+        written, when nothing is there relative to this workspace. Older indexes stored paths
+        outside the workspace absolute: read as they are."""
         p = Path(stored)
-        return p if p.is_absolute() else self.root / p
+        if p.is_absolute():
+            return p
+        here = self.root / p
+        if fallback and not (here.exists() or here.is_symlink()) and Path(fallback).exists():
+            return Path(fallback)
+        return Path(os.path.normpath(here))
 
     def relative(self, path: str | Path) -> str:
-        """A path as stored in the index: relative to the workspace when inside it, else absolute."""
+        """A path as stored in the index: relative to the workspace (`../data.h5` outside it), or
+        absolute where no relative path exists (another drive)."""
         try:
-            return absolute(path).relative_to(absolute(self.root)).as_posix()
+            return Path(os.path.relpath(absolute(path), absolute(self.root))).as_posix()
         except ValueError:
             return str(absolute(path))
+
+    def _stored(self, path: str | Path) -> dict[str, str]:
+        """{"path": relative} for a path, with its "absolute" path too when it lies outside the
+        workspace (the fallback when the workspace is moved without it)."""
+        rel = self.relative(path)
+        return {"path": rel, "absolute": str(absolute(path))} if rel.startswith("..") else {"path": rel}
 
     def short(self, path: str | Path) -> str:
         """For tables: relative to the workspace when inside it, else as `show` writes it."""
@@ -126,10 +142,10 @@ class Workspace:
     def _to_json(self, e: Entry) -> dict:
         return {
             "stage": e.stage,
-            "path": self.relative(e.path),
+            **self._stored(e.path),
             "time": round(e.time, 6),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.time)),
-            "inputs": {role: {**v, "path": self.relative(v["path"])} for role, v in e.inputs.items()},
+            "inputs": {role: {**v, **self._stored(v["path"])} for role, v in e.inputs.items()},
             "defaults": e.defaults,
         }
 
