@@ -176,7 +176,7 @@ def test_an_interrupted_rollout_is_continued_to_the_same_rows(kit, tmp_path, mon
     ref = tmp_path / "ref.zarr"
     assert invoke(*rollout_args(kit, ref)).exit_code == 0
     cut = tmp_path / "first.zarr"
-    interrupted_buffer(kit, cut, monkeypatch, 7)
+    interrupted_buffer(kit, cut, monkeypatch, 4)
     cut = cut.rename(tmp_path / "cut.zarr")  # a moved buffer is continued where it is
     res = invoke(*rollout_args(kit, cut))
     assert res.exit_code == 0, res.output
