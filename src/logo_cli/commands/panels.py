@@ -64,6 +64,7 @@ BY_COMMAND: dict[str, dict[str, str]] = {
             "switch_gates",
             "avail_from",
             "nll_beta",
+            "arch",
         ),
         **_group("Model", "members", "elites"),
         **_group("Training", "holdout", "batch_size", "lr", "max_epochs", "max_steps", "patience"),

@@ -103,6 +103,14 @@ def command(
         help="LOGO only: beta-NLL exponent in [0, 1] of its Gaussian losses; 0 is plain NLL, 1 gives "
         "each mean a squared error's gradient.",
     ),
+    arch: str = typer.Option(
+        "concat",
+        "--arch",
+        metavar="concat|pooled",
+        help="LOGO only: concat feeds every local model the whole state and joint action and the "
+        "deductive model every agent's observation; pooled encodes the state once, pools the other "
+        "agents' actions and reads per-agent codes (for many agents).",
+    ),
     members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
     elites: int = typer.Option(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
@@ -163,6 +171,7 @@ def command(
         switch_gates=switch_gates,
         avail_from=avail_from,
         nll_beta=nll_beta,
+        arch=arch,
         members=members,
         elites=elites,
         seed=seed,

@@ -43,6 +43,7 @@ class PretrainConfig:
     switch_gates: bool = True  # LOGO: switching feature groups predicted as present/absent switches
     avail_from: str = "obs"  # LOGO: next available actions from the deductive latent or each next obs
     nll_beta: float = 0.5  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
+    arch: str = "concat"  # LOGO: "concat" (raw state, joint action, all obs) or "pooled" (many agents)
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
@@ -60,6 +61,7 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
     if cfg.model == "logo":
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
         hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from, nll_beta=cfg.nll_beta)
+        hp.update(arch=cfg.arch)
         if cfg.local_action is not None:  # else the model's default for the dataset's action type
             hp.update(local_action=cfg.local_action)
     elif cfg.model == "ensemble":
@@ -86,6 +88,8 @@ def check(cfg: PretrainConfig) -> None:
         raise LogoError(f"--local-action {cfg.local_action}: expected joint or own")
     if cfg.avail_from not in ("state", "obs"):
         raise LogoError(f"--avail-from {cfg.avail_from}: expected state or obs")
+    if cfg.arch not in ("concat", "pooled"):
+        raise LogoError(f"--arch {cfg.arch}: expected concat or pooled")
     if not 0.0 <= cfg.holdout < 1.0:
         raise LogoError(f"--holdout {cfg.holdout}: must lie in [0, 1)")
     for name in (
