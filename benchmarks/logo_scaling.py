@@ -4,10 +4,13 @@ network) against the pooled one (`arch="pooled"`), on random transitions of SMAX
 For each map (3m, 10m_vs_11m, 27m_vs_30m) and layout: parameters, train steps/s at `--batch-size`
 (the full LOGO loss and an Adam step; minibatches drawn from `--rows` random transitions), mean
 predictions per second at `--predict-batch`, and the peak RSS of each phase. Every phase runs in its
-own process (`os.wait4` gives that child's own peak RSS). The models have pretrain's defaults
-(hidden 256, latent 64, 2 layers, switching gates, avail from obs, beta-NLL 0.5). Timings: a short
-warm-up, then steps until `--steps` steps or `--seconds` seconds (at least 3), so a slow
-configuration is measured on fewer steps.
+own process (`os.wait4` gives that child's own peak RSS), on one torch thread. The models have
+pretrain's defaults (hidden 256, latent 64, 2 layers, switching gates, avail from obs, beta-NLL
+0.5). Timings: a short
+warm-up, then steps until `--steps` steps or `--seconds` CPU seconds (at least 2), so a slow
+configuration is measured on fewer steps. Rates are per CPU second of the (one-thread) process:
+on a loaded machine the wall-clock rate mostly measures the share of the CPU the process got (both
+are in the JSON).
 
     python benchmarks/logo_scaling.py [--maps 3m 10m_vs_11m 27m_vs_30m] [--archs per-agent shared pooled]
 
@@ -47,6 +50,7 @@ def child(a: argparse.Namespace) -> dict:
     from logo_cli.models.layers import param_count
     from logo_cli.models.world_model import build_world_model
 
+    torch.set_num_threads(1)  # one thread: the figures are per core
     torch.manual_seed(0)
     dims = MAPS[a.map]
     rows = a.rows if a.phase == "train" else a.predict_batch
@@ -70,26 +74,30 @@ def child(a: argparse.Namespace) -> dict:
             loss.backward()
             opt.step()
 
-        out["train_steps_per_s"] = rate(step, a.steps, a.seconds)
+        out["train_steps_per_s"], out["train_steps_per_wall_s"] = rate(step, a.steps, a.seconds)
     else:
         model.eval()
 
         def call() -> None:
             model.predict(batch["state"], batch["obs"], batch["actions"])
 
-        out["predict_transitions_per_s"] = rate(call, a.steps, a.seconds) * a.predict_batch
+        cpu, wall = rate(call, a.steps, a.seconds)
+        out["predict_transitions_per_s"] = cpu * a.predict_batch
+        out["predict_transitions_per_wall_s"] = wall * a.predict_batch
     return out
 
 
-def rate(fn, steps: int, seconds: float) -> float:
-    """Calls per second: 2 warm-up calls, then until `steps` calls or `seconds` (at least 3)."""
+def rate(fn, steps: int, seconds: float) -> tuple[float, float]:
+    """(calls per CPU second, calls per wall second): 2 warm-up calls, then until `steps` calls or
+    `seconds` of CPU time (at least 2). On a shared CPU the wall rate measures the share the
+    process got; with one thread, the CPU-time rate measures the work."""
     for _ in range(2):
         fn()
-    n, t0 = 0, time.perf_counter()
-    while n < 3 or (n < steps and time.perf_counter() - t0 < seconds):
+    n, c0, t0 = 0, time.process_time(), time.perf_counter()
+    while n < 2 or (n < steps and time.process_time() - c0 < seconds):
         fn()
         n += 1
-    return n / (time.perf_counter() - t0)
+    return n / (time.process_time() - c0), n / (time.perf_counter() - t0)
 
 
 def run_child(args: list[str]) -> tuple[dict, float]:
@@ -111,7 +119,7 @@ def main() -> None:
     p.add_argument("--predict-batch", type=int, default=4096)
     p.add_argument("--rows", type=int, default=1024, help="random training transitions")
     p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", type=float, default=8.0, help="CPU seconds per timing at most")
     p.add_argument("--child", nargs=3, metavar=("MAP", "ARCH", "PHASE"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -135,6 +143,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "load_average": os.getloadavg(),
         "batch_size": a.batch_size,
         "predict_batch": a.predict_batch,
         "rows": a.rows,
@@ -142,9 +151,8 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
-    print(
-        "\n| map | layout | params | train steps/s | ms per agent-step | predict trans/s | RSS train / predict MiB |"
-    )
+    print("\n| map | layout | params | train steps/s | ms per agent-step | predict trans/s |", end="")
+    print(" RSS train / predict MiB |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in results:
         print(
