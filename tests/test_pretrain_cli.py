@@ -77,6 +77,21 @@ def test_pretrain_logo_writes_model_and_manifest(runner, data, tmp_path):
     assert json.loads(again.stdout)["train_steps"] == 2
 
 
+def test_pretrain_pooled_arch_is_recorded_and_rebuilt(runner, data, tmp_path):
+    path, _ = data
+    out = tmp_path / "pooled"
+    res = pretrain(
+        runner, "--data", str(path), "--out", str(out), "--max-steps", "4", "--arch", "pooled", *SMALL
+    )
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(out, stage="pretrain")
+    assert manifest["hparams"]["arch"] == "pooled" and manifest["config"]["arch"] == "pooled"
+    model = world_model_from_checkpoint(load_checkpoint(out / "model.pt"))
+    assert model.hp["arch"] == "pooled" and model.pooled is not None
+    bad = pretrain(runner, "--data", str(path), "--out", str(tmp_path / "bad"), "--arch", "graph", *SMALL)
+    one_line_error(bad, "--arch graph")
+
+
 @pytest.mark.parametrize("kind", ["global", "ensemble"])
 def test_pretrain_baselines_and_default_out(runner, data, tmp_path, monkeypatch, kind):
     path, _ = data
