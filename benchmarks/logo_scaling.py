@@ -1,5 +1,6 @@
 """LOGO's cost as the team grows: the concatenating layout (one local network per agent, or one shared
-network) against the pooled one (`arch="pooled"`), on random transitions of SMAX dims.
+network) against the pooled one (`arch="pooled"`, `pool_rank` 64, 128, 256), on random transitions
+of SMAX dims.
 
 For each map (3m, 10m_vs_11m, 27m_vs_30m) and layout: parameters, train steps/s at `--batch-size`
 (the full LOGO loss and an Adam step; minibatches drawn from `--rows` random transitions), mean
@@ -12,7 +13,8 @@ configuration is measured on fewer steps. Rates are per CPU second of the (one-t
 on a loaded machine the wall-clock rate mostly measures the share of the CPU the process got (both
 are in the JSON).
 
-    python benchmarks/logo_scaling.py [--maps 3m 10m_vs_11m 27m_vs_30m] [--archs per-agent shared pooled]
+    python benchmarks/logo_scaling.py [--maps 3m 10m_vs_11m 27m_vs_30m] [--archs per-agent shared pooled ...]
+        [--merge]
 
 Writes benchmarks/results/logo_scaling.json and prints a markdown table.
 """
@@ -34,7 +36,9 @@ MAPS = {"3m": (3, 75, 72, 8), "10m_vs_11m": (10, 226, 217, 16), "27m_vs_30m": (2
 ARCHS = {
     "per-agent": {"arch": "concat", "share_local": False},
     "shared": {"arch": "concat", "share_local": True},
-    "pooled": {"arch": "pooled"},
+    "pooled": {"arch": "pooled", "pool_rank": 64},
+    "pooled-r128": {"arch": "pooled", "pool_rank": 128},
+    "pooled-r256": {"arch": "pooled", "pool_rank": 256},
 }
 DEFAULTS = {"hidden": 256, "latent": 64, "layers": 2, "switch_gates": True, "avail_from": "obs"}
 DEFAULTS.update(nll_beta=0.5, noop_action=4)
@@ -115,6 +119,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--merge", action="store_true", help="keep the JSON's rows of other maps/layouts")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--predict-batch", type=int, default=4096)
     p.add_argument("--rows", type=int, default=1024, help="random training transitions")
@@ -149,6 +154,12 @@ def main() -> None:
         "rows": a.rows,
         "model": DEFAULTS,
     }
+    if a.merge and RESULTS.exists():
+        done = {(r["map"], r["arch"]) for r in results}
+        old = [r for r in json.loads(RESULTS.read_text())["results"] if (r["map"], r["arch"]) not in done]
+        results = sorted(
+            old + results, key=lambda r: (list(MAPS).index(r["map"]), list(ARCHS).index(r["arch"]))
+        )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print("\n| map | layout | params | train steps/s | ms per agent-step | predict trans/s |", end="")

@@ -98,6 +98,7 @@ def test_a_concat_checkpoint_without_arch_loads_as_concat():
     del payload["hparams"]["arch"]  # written before the option existed
     again = world_model_from_checkpoint(payload)
     assert again.hp["arch"] == "concat" and again.pooled is None
+    assert "pool_rank" not in again.hp  # only a pooled model records its rank
     with pytest.raises(ValueError, match="arch"):
         build_world_model("logo", transitions(2).dims, arch="graph")
 

@@ -81,13 +81,25 @@ def test_pretrain_pooled_arch_is_recorded_and_rebuilt(runner, data, tmp_path):
     path, _ = data
     out = tmp_path / "pooled"
     res = pretrain(
-        runner, "--data", str(path), "--out", str(out), "--max-steps", "4", "--arch", "pooled", *SMALL
+        runner,
+        "--data",
+        str(path),
+        "--out",
+        str(out),
+        "--max-steps",
+        "4",
+        "--arch",
+        "pooled",
+        "--pool-rank",
+        "16",
+        *SMALL,
     )
     assert res.exit_code == 0, res.output
     manifest = read_manifest(out, stage="pretrain")
     assert manifest["hparams"]["arch"] == "pooled" and manifest["config"]["arch"] == "pooled"
     model = world_model_from_checkpoint(load_checkpoint(out / "model.pt"))
-    assert model.hp["arch"] == "pooled" and model.pooled is not None
+    assert model.hp["arch"] == "pooled" and model.hp["pool_rank"] == 16 and model.pooled is not None
+    assert model.pooled.obs_proj.out_dim == 16
     bad = pretrain(runner, "--data", str(path), "--out", str(tmp_path / "bad"), "--arch", "graph", *SMALL)
     one_line_error(bad, "--arch graph")
 

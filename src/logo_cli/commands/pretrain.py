@@ -111,6 +111,12 @@ def command(
         "deductive model every agent's observation; pooled encodes the state once, pools the other "
         "agents' actions and reads per-agent codes (for many agents).",
     ),
+    pool_rank: int = typer.Option(
+        64,
+        "--pool-rank",
+        help="LOGO --arch pooled only: width of the maps that read and write an agent's observation "
+        "(its cost per agent grows with the observation by this, not by --hidden).",
+    ),
     members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
     elites: int = typer.Option(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
@@ -172,6 +178,7 @@ def command(
         avail_from=avail_from,
         nll_beta=nll_beta,
         arch=arch,
+        pool_rank=pool_rank,
         members=members,
         elites=elites,
         seed=seed,

@@ -64,6 +64,7 @@ class LogoWorldModel(WorldModelBase):
         switch_gates: bool = False,
         avail_from: str = "state",
         arch: str = "concat",
+        pool_rank: int = 64,
         **weights: float,
     ):
         super().__init__(dims, noop_action, clip)
@@ -96,13 +97,16 @@ class LogoWorldModel(WorldModelBase):
             "switch_gates": bool(switch_gates),
             "avail_from": avail_from,
             "arch": arch,
+            **({"pool_rank": int(pool_rank)} if arch == "pooled" else {}),
             **self.w,
         }
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
         self.ded_delta = bool(ded_delta)
         # the pooled layout: one shared local network (share_local is implied) and encoded inputs
         self.pooled = (
-            PooledInputs(dims, hidden, latent, local_action, self.ded_delta) if arch == "pooled" else None
+            PooledInputs(dims, hidden, latent, local_action, self.ded_delta, pool_rank)
+            if arch == "pooled"
+            else None
         )
         self.share_local = bool(share_local) or self.pooled is not None
         groups = 1 if self.share_local else n
@@ -123,7 +127,7 @@ class LogoWorldModel(WorldModelBase):
         if self.pooled is None:
             self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, self.n_local_mean + o)
         else:  # the observation-wide outputs through a latent-wide layer
-            self.local_dec = WideHead(latent, hidden, dec_layers, latent, self.n_local_mean + o)
+            self.local_dec = WideHead(latent, hidden, dec_layers, pool_rank, self.n_local_mean + o)
         self.local_rec = BatchedLinear(groups, latent, o)
         own_avail = avail_from == "obs" and dims.discrete
         embed = latent if self.pooled is not None else None

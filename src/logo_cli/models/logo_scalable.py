@@ -9,15 +9,15 @@ of 20,000). Here every width an agent adds is a constant:
 - the state is encoded once per joint step (`state_enc`, an MLP to `latent` numbers) and that code
   is broadcast to the agents;
 - one local network is shared by the agents (an agent-id one-hot in its input); its observation
-  enters through a linear projection to `latent` numbers (`obs_proj`), and its decoder reaches the
-  observation-wide outputs through a `latent`-wide layer (`WideHead`), so an agent's observation is
-  read and written by low-rank maps;
+  enters through a linear projection to `rank` numbers (`obs_proj`), and its decoder reaches the
+  observation-wide outputs through a `rank`-wide layer (`WideHead`): an agent's observation is read
+  and written by maps of rank `rank` (the cost of an agent grows with O by `rank`, not `hidden`);
 - the joint action enters as the sum over agents of an embedding of each agent's action (a table per
   agent, so which agent did what stays readable: a linear map of the one-hot joint action to `latent`
   numbers), computed once per joint step and broadcast, with the agent's own action beside it
   (`local_action="joint"`); with `local_action="own"` only its own action;
 - the deductive model encodes each agent's (next obs, its change, agent id) with one shared network
-  (`latent` wide, one hidden layer) to `latent` numbers; the set of these codes is read in agent order (their
+  (one hidden layer, `rank` wide) to `latent` numbers; the set of these codes is read in agent order (their
   concatenation, `N x latent`) and pooled (mean and max), beside its own code of the state. The
   auxiliary encoder reads the local latents the same way, beside the local model's state code.
 
@@ -69,16 +69,16 @@ class WideHead(nn.Module):
 class PooledInputs(nn.Module):
     """The encoders that turn (obs, state, actions) into the pooled layout's network inputs."""
 
-    def __init__(self, dims: Dims, hidden: int, latent: int, local_action: str, ded_delta: bool):
+    def __init__(self, dims: Dims, hidden: int, latent: int, local_action: str, ded_delta: bool, rank: int):
         super().__init__()
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
         act = dims.n_actions  # an agent's one-hot (discrete) or action vector (continuous)
         self.state_enc = BatchedMLP(1, s, hidden, 1, latent)
-        self.obs_proj = BatchedLinear(1, o, latent)
+        self.obs_proj = BatchedLinear(1, o, rank)
         self.act_emb = BatchedLinear(1, n * act, latent) if local_action == "joint" else None
-        self.local_in = 2 * latent + act + n + (latent if self.act_emb is not None else 0)
+        self.local_in = rank + latent + act + n + (latent if self.act_emb is not None else 0)
         self.ded_delta = ded_delta
-        self.ded_phi = BatchedMLP(1, (2 if ded_delta else 1) * o + n, latent, 1, latent)
+        self.ded_phi = BatchedMLP(1, (2 if ded_delta else 1) * o + n, rank, 1, latent)
         self.ded_state_enc = BatchedMLP(1, s, hidden, 1, latent)
         self.set_in = set_code_dim(n, latent)
 

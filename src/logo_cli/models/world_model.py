@@ -144,7 +144,13 @@ def _first(e: BaseException) -> str:
 
 def _check_sizes(hparams: dict) -> None:
     """Bound every size a checkpoint declares before any model (even a meta one) is built."""
-    bounds = {"hidden": MAX_HIDDEN, "latent": MAX_HIDDEN, "layers": MAX_LAYERS, "dec_layers": MAX_LAYERS}
+    bounds = {
+        "hidden": MAX_HIDDEN,
+        "latent": MAX_HIDDEN,
+        "pool_rank": MAX_HIDDEN,
+        "layers": MAX_LAYERS,
+        "dec_layers": MAX_LAYERS,
+    }
     bounds.update(members=MAX_MEMBERS, elites=MAX_MEMBERS)
     for key, top in bounds.items():
         if key in hparams:

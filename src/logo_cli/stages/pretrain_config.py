@@ -44,6 +44,7 @@ class PretrainConfig:
     avail_from: str = "obs"  # LOGO: next available actions from the deductive latent or each next obs
     nll_beta: float = 0.5  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
     arch: str = "concat"  # LOGO: "concat" (raw state, joint action, all obs) or "pooled" (many agents)
+    pool_rank: int = 64  # LOGO pooled: width of the maps that read and write an observation
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
@@ -62,6 +63,8 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
         hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from, nll_beta=cfg.nll_beta)
         hp.update(arch=cfg.arch)
+        if cfg.arch == "pooled":
+            hp.update(pool_rank=cfg.pool_rank)
         if cfg.local_action is not None:  # else the model's default for the dataset's action type
             hp.update(local_action=cfg.local_action)
     elif cfg.model == "ensemble":
@@ -78,6 +81,7 @@ def check(cfg: PretrainConfig) -> None:
     for option, value, top in (
         ("--hidden", cfg.hidden, MAX_WIDTH),
         ("--latent", cfg.latent, MAX_WIDTH),
+        ("--pool-rank", cfg.pool_rank, MAX_WIDTH),
         ("--layers", cfg.layers, MAX_LAYERS),
         ("--members", cfg.members, MAX_MEMBERS),
     ):
