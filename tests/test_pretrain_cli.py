@@ -7,7 +7,7 @@ import json
 import pytest
 from test_models_dynamics import NOOP, episodes
 
-from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest
+from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest, save_checkpoint
 from logo_cli.cli import app
 from logo_cli.data.h5 import write_dataset
 from logo_cli.models.world_model import world_model_from_checkpoint
@@ -168,6 +168,13 @@ def test_resume_refuses_other_dims_data_or_options(runner, data, tmp_path):
     one_line_error(pretrain(runner, "--data", str(copy), *base), "not the dataset")
     one_line_error(pretrain(runner, "--data", str(path), *base, "--lr", "0.01"), "--lr 0.01", "used 0.001")
     one_line_error(pretrain(runner, "--data", str(path), *base, "--no-resume"), "unfinished run")
+    state = load_checkpoint(out / CHECKPOINT)
+    for name in ("arch", "pool_rank"):
+        del state["config"][name]  # a run started before these options existed
+    save_checkpoint(out / CHECKPOINT, state)
+    one_line_error(
+        pretrain(runner, "--data", str(path), *base, "--arch", "pooled"), "--arch pooled", "used concat"
+    )
     # the same command resumes, and may extend the budget
     res = pretrain(runner, "--data", str(path), *[a if a != "40" else "45" for a in base], "--json")
     assert res.exit_code == 0, res.output

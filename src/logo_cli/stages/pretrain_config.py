@@ -20,6 +20,10 @@ RESUMABLE = {
     "out", "max_epochs", "max_steps", "patience", "device", "resume", "overwrite", "logger", "log_every"
 }  # fmt: skip
 
+# Options added after runs were already written, with the value every older run had: an unfinished
+# run whose saved config lacks one resumes as that value.
+ADDED_LATER = {"arch": "concat", "pool_rank": 64}
+
 # progress(step, total_steps, info): after every few train steps and after each evaluation.
 Progress = Callable[[int, int, dict], None]
 
@@ -175,10 +179,10 @@ def check_resume(state: dict, cfg: PretrainConfig, dims: Dims, data_hash: str) -
     for f in fields(cfg):
         if f.name in RESUMABLE or f.name == "data":
             continue
-        new = str(getattr(cfg, f.name))
-        if str(old.get(f.name)) != new:
+        new, was = str(getattr(cfg, f.name)), old.get(f.name, ADDED_LATER.get(f.name))
+        if str(was) != new:
             raise LogoError(
-                f"--{f.name.replace('_', '-')} {new}: the run in {cfg.out} used {old.get(f.name)} "
+                f"--{f.name.replace('_', '-')} {new}: the run in {cfg.out} used {was} "
                 "(use the same options, or --overwrite to restart)"
             )
 
