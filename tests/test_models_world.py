@@ -24,6 +24,7 @@ VARIANTS = {
     "logo": ("logo", {"hidden": 128, "latent": 32}),
     "logo-shared": ("logo", {"hidden": 128, "latent": 32, "share_local": True}),
     "logo-switch": ("logo", {"hidden": 128, "latent": 32, "switch_gates": True, "avail_from": "obs"}),
+    "logo-pooled": ("logo", {"hidden": 128, "latent": 32, "arch": "pooled", "pool_rank": 32}),
     "global": ("global", {"hidden": 128}),
     "ensemble": ("ensemble", {"hidden": 128, "members": 3, "elites": 2}),
 }

@@ -7,7 +7,7 @@ import json
 import pytest
 from test_models_dynamics import NOOP, episodes
 
-from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest
+from logo_cli.artifacts import file_hash, load_checkpoint, read_manifest, save_checkpoint
 from logo_cli.cli import app
 from logo_cli.data.h5 import write_dataset
 from logo_cli.models.world_model import world_model_from_checkpoint
@@ -84,6 +84,33 @@ def test_pretrain_logo_writes_model_and_manifest(runner, data, tmp_path):
     assert json.loads(again.stdout)["train_steps"] == 2
 
 
+def test_pretrain_pooled_arch_is_recorded_and_rebuilt(runner, data, tmp_path):
+    path, _ = data
+    out = tmp_path / "pooled"
+    res = pretrain(
+        runner,
+        "--data",
+        str(path),
+        "--out",
+        str(out),
+        "--max-steps",
+        "4",
+        "--arch",
+        "pooled",
+        "--pool-rank",
+        "16",
+        *SMALL,
+    )
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(out, stage="pretrain")
+    assert manifest["hparams"]["arch"] == "pooled" and manifest["config"]["arch"] == "pooled"
+    model = world_model_from_checkpoint(load_checkpoint(out / "model.pt"))
+    assert model.hp["arch"] == "pooled" and model.hp["pool_rank"] == 16 and model.pooled is not None
+    assert model.pooled.obs_proj.out_dim == 16
+    bad = pretrain(runner, "--data", str(path), "--out", str(tmp_path / "bad"), "--arch", "graph", *SMALL)
+    one_line_error(bad, "--arch graph")
+
+
 @pytest.mark.parametrize("kind", ["global", "ensemble"])
 def test_pretrain_baselines_and_default_out(runner, data, tmp_path, monkeypatch, kind):
     path, _ = data
@@ -148,6 +175,13 @@ def test_resume_refuses_other_dims_data_or_options(runner, data, tmp_path):
     one_line_error(pretrain(runner, "--data", str(copy), *base), "not the dataset")
     one_line_error(pretrain(runner, "--data", str(path), *base, "--lr", "0.01"), "--lr 0.01", "used 0.001")
     one_line_error(pretrain(runner, "--data", str(path), *base, "--no-resume"), "unfinished run")
+    state = load_checkpoint(out / CHECKPOINT)
+    for name in ("arch", "pool_rank"):
+        del state["config"][name]  # a run started before these options existed
+    save_checkpoint(out / CHECKPOINT, state)
+    one_line_error(
+        pretrain(runner, "--data", str(path), *base, "--arch", "pooled"), "--arch pooled", "used concat"
+    )
     # the same command resumes, and may extend the budget
     res = pretrain(runner, "--data", str(path), *[a if a != "40" else "45" for a in base], "--json")
     assert res.exit_code == 0, res.output

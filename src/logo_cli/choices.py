@@ -80,6 +80,11 @@ class AvailFrom(Choice):
     obs = "obs"
 
 
+class LogoArch(Choice):
+    concat = "concat"
+    pooled = "pooled"
+
+
 class Agent(Choice):
     mlp = "mlp"
     gru = "gru"

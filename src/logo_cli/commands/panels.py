@@ -64,6 +64,8 @@ BY_COMMAND: dict[str, dict[str, str]] = {
             "switch_gates",
             "avail_from",
             "nll_beta",
+            "arch",
+            "pool_rank",
         ),
         **_group("Model", "members", "elites"),
         **_group("Training", "holdout", "batch_size", "lr", "max_epochs", "max_steps", "patience"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.choices import AvailFrom, LocalAction, Logger, WorldModelKind
+from logo_cli.choices import AvailFrom, LocalAction, Logger, LogoArch, WorldModelKind
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
@@ -103,6 +103,19 @@ def command(
         help="LOGO only: beta-NLL exponent in [0, 1] of its Gaussian losses; 0 is plain NLL, 1 gives "
         "each mean a squared error's gradient.",
     ),
+    arch: LogoArch = typer.Option(
+        LogoArch.concat,
+        "--arch",
+        help="LOGO only: concat feeds every local model the whole state and joint action and the "
+        "deductive model every agent's observation; pooled encodes the state once, pools the other "
+        "agents' actions and reads per-agent codes (for many agents).",
+    ),
+    pool_rank: int = typer.Option(
+        64,
+        "--pool-rank",
+        help="LOGO --arch pooled only: width of the maps that read and write an agent's observation "
+        "(its cost per agent grows with the observation by this, not by --hidden).",
+    ),
     members: int = typer.Option(7, "--members", help="Ensemble only: number of members."),
     elites: int = typer.Option(
         5, "--elites", help="Ensemble only: members kept (best held-out loss) to predict."
@@ -157,6 +170,8 @@ def command(
         switch_gates=switch_gates,
         avail_from=avail_from.value,
         nll_beta=nll_beta,
+        arch=arch.value,
+        pool_rank=pool_rank,
         members=members,
         elites=elites,
         seed=seed,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from logo_cli.choices import AvailFrom, values
-from logo_cli.models.layers import BatchedMLP
+from logo_cli.models.layers import BatchedLinear, BatchedMLP
 from logo_cli.models.switch_groups import switch_groups
 
 AVAIL_FROM = values(AvailFrom)
@@ -96,17 +96,25 @@ class SwitchGates(nn.Module):
 
 
 class ObsAvailHead(nn.Module):
-    """Normalised observation [B,N,O] -> available-action logits [B,N,A]; shared by the agents."""
+    """Normalised observation [B,N,O] -> available-action logits [B,N,A]; shared by the agents.
 
-    def __init__(self, n_agents: int, obs_dim: int, n_actions: int, hidden: int, layers: int):
+    `embed`: the input first goes through a linear map to `embed` numbers (a low-rank first layer,
+    the pooled LOGO layout's: its cost per agent then grows with the observation by `embed`, not by
+    `hidden`)."""
+
+    def __init__(
+        self, n_agents: int, obs_dim: int, n_actions: int, hidden: int, layers: int, embed: int | None = None
+    ):
         super().__init__()
         self.n_agents = n_agents
-        self.net = BatchedMLP(1, obs_dim + n_agents, hidden, layers, n_actions)
+        self.proj = BatchedLinear(1, obs_dim + n_agents, embed) if embed else None
+        self.net = BatchedMLP(1, embed or obs_dim + n_agents, hidden, layers, n_actions)
 
     def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
         b, n = obs_n.shape[:2]
         ids = torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n)
-        return self.net(torch.cat([obs_n, ids], dim=-1))
+        x = torch.cat([obs_n, ids], dim=-1)
+        return self.net(x if self.proj is None else self.proj(x))
 
 
 def beta_nll(

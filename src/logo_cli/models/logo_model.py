@@ -14,6 +14,10 @@ Options that make a predicted observation look like a real one (models/logo_head
 docs/method.md): `switch_gates` predicts each switching group of features as a present/absent switch
 with a value conditional on presence; `avail_from="obs"` reads the next available actions from each
 agent's predicted next observation instead of from the deductive latent.
+
+`arch="pooled"` (models/logo_scalable.py) replaces the inputs whose width grows with the team (the
+whole state and joint action in every local input, every agent's raw obs in the deductive input)
+by encodings of constant width per agent; the networks after them and the losses are the same.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from logo_cli.choices import LocalAction, values
 from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
 from logo_cli.models.logo_heads import AVAIL_FROM, ObsAvailHead, SwitchGates, beta_nll
+from logo_cli.models.logo_scalable import ARCHS, PooledInputs, WideHead
 from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
 
 LOCAL_ACTIONS = values(LocalAction)
@@ -59,6 +64,8 @@ class LogoWorldModel(WorldModelBase):
         local_action: str | None = None,
         switch_gates: bool = False,
         avail_from: str = "state",
+        arch: str = "concat",
+        pool_rank: int = 64,
         **weights: float,
     ):
         super().__init__(dims, noop_action, clip)
@@ -72,6 +79,8 @@ class LogoWorldModel(WorldModelBase):
         self.local_action = local_action
         if avail_from not in AVAIL_FROM:
             raise ValueError(f"avail_from {avail_from!r}: expected one of {', '.join(AVAIL_FROM)}")
+        if arch not in ARCHS:
+            raise ValueError(f"arch {arch!r}: expected one of {', '.join(ARCHS)}")
         unknown = set(weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown LOGO hparams: {sorted(unknown)}")
@@ -88,13 +97,26 @@ class LogoWorldModel(WorldModelBase):
             "local_action": self.local_action,
             "switch_gates": bool(switch_gates),
             "avail_from": avail_from,
+            "arch": arch,
+            **({"pool_rank": int(pool_rank)} if arch == "pooled" else {}),
             **self.w,
         }
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
-        self.share_local = bool(share_local)
-        groups = 1 if share_local else n
+        self.ded_delta = bool(ded_delta)
+        # the pooled layout: one shared local network (share_local is implied) and encoded inputs
+        self.pooled = (
+            PooledInputs(dims, hidden, latent, local_action, self.ded_delta, pool_rank)
+            if arch == "pooled"
+            else None
+        )
+        self.share_local = bool(share_local) or self.pooled is not None
+        groups = 1 if self.share_local else n
         act_in = self.joint_action_dim if local_action == "joint" else self.joint_action_dim // n
         local_in = o + s + act_in + (n if share_local else 0)
+        ded_in = (2 if ded_delta else 1) * n * o + s
+        aux_in = n * latent + s
+        if self.pooled is not None:
+            local_in, ded_in, aux_in = self.pooled.local_in, self.pooled.set_in, self.pooled.set_in
         # `layers` is the depth of each encoder->decoder path (as of the global MLP): the decoders
         # take `dec_layers` of it, the encoders the rest (at least one).
         enc_layers = max(1, layers - dec_layers)
@@ -103,30 +125,34 @@ class LogoWorldModel(WorldModelBase):
         # so a mean-only prediction computes a prefix of the output layer)
         self.gates = SwitchGates(o) if switch_gates else None
         self.n_local_mean = 2 * o if switch_gates else o
-        self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, self.n_local_mean + o)
+        if self.pooled is None:
+            self.local_dec = BatchedMLP(groups, latent, hidden, dec_layers, self.n_local_mean + o)
+        else:  # the observation-wide outputs through a latent-wide layer
+            self.local_dec = WideHead(latent, hidden, dec_layers, pool_rank, self.n_local_mean + o)
         self.local_rec = BatchedLinear(groups, latent, o)
-        self.ded_delta = bool(ded_delta)
-        ded_in = (2 if ded_delta else 1) * n * o + s
         own_avail = avail_from == "obs" and dims.discrete
-        self.avail_head = ObsAvailHead(n, o, dims.n_actions, hidden, layers) if own_avail else None
+        embed = latent if self.pooled is not None else None
+        self.avail_head = ObsAvailHead(n, o, dims.n_actions, hidden, layers, embed) if own_avail else None
         self.n_avail_out = n * dims.n_actions if dims.discrete and not own_avail else 0
         self.ded_enc = BatchedMLP(1, ded_in, hidden, enc_layers, latent)
         # outputs: state mean | reward | termination | available logits | state log-variance (last,
         # so a mean-only prediction computes a prefix of the output layer)
         self.ded_dec = BatchedMLP(1, latent, hidden, dec_layers, 2 * s + 2 + self.n_avail_out)
         self.ded_rec = BatchedLinear(1, latent, ded_in)
-        self.aux_enc = BatchedMLP(1, n * latent + s, hidden, dec_layers, s)
+        self.aux_enc = BatchedMLP(1, aux_in, hidden, dec_layers, s)
 
     # ---- the three parts --------------------------------------------------------------------------
     def _local(self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor, need_var: bool = True):
         """-> latents [B,N,Z], next-obs-delta mean [B,N,O], gate logits [B,N,O] (None without
         switch_gates) and log-variance [B,N,O] (normalised; None when not `need_var`)."""
         b, n = obs_n.shape[:2]
-        if self.local_action == "joint":
+        if self.pooled is not None:
+            parts = [self.pooled.local(obs_n, state_n, act)]
+        elif self.local_action == "joint":
             parts = [obs_n, torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)]
         else:  # the encoded joint action is agent-major: row i of [B,N,A or Ad] is agent i's own
             parts = [obs_n, state_n.unsqueeze(1).expand(b, n, -1), act.reshape(b, n, -1)]
-        if self.share_local:
+        if self.share_local and self.pooled is None:
             parts.append(torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n))
         z = self.local_enc(torch.cat(parts, dim=-1))
         o = self.dims.obs_dim
@@ -144,8 +170,11 @@ class LogoWorldModel(WorldModelBase):
 
         With `ded_delta` the input also holds the normalised obs changes: the next state's change is
         then a well-conditioned function of them, instead of a small difference of large values."""
-        parts = [nobs_n.flatten(1), dobs_n.flatten(1)] if self.ded_delta else [nobs_n.flatten(1)]
-        x = torch.cat([*parts, state_n], dim=-1)
+        if self.pooled is not None:
+            x = self.pooled.deductive(nobs_n, dobs_n, state_n)
+        else:
+            parts = [nobs_n.flatten(1), dobs_n.flatten(1)] if self.ded_delta else [nobs_n.flatten(1)]
+            x = torch.cat([*parts, state_n], dim=-1)
         zd = self.ded_enc(x)
         s = self.dims.state_dim
         head = s + 2 + self.n_avail_out
@@ -156,6 +185,8 @@ class LogoWorldModel(WorldModelBase):
         return zd, x, mean, logvar, reward, term, avail
 
     def _aux(self, z: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
+        if self.pooled is not None:
+            return self.aux_enc(self.pooled.aux(z, state_n))
         return self.aux_enc(torch.cat([z.flatten(1), state_n], dim=-1))
 
     def _next_obs(self, obs, dobs_n, gate, sample: bool = False, generator=None):
@@ -207,7 +238,8 @@ class LogoWorldModel(WorldModelBase):
             if beta
             else gaussian_nll(smean, slogvar, t["dstate_n"])
         )
-        parts["rec_ded"] = F.mse_loss(self.ded_rec(zd), ded_x)
+        # a pooled input is a learned code: reconstructed, but not pulled towards being easy to
+        parts["rec_ded"] = F.mse_loss(self.ded_rec(zd), ded_x if self.pooled is None else ded_x.detach())
         parts.update(self.head_losses(reward, term, self._avail(t["nobs_n"], avail), t))
         parts["aux"] = F.mse_loss(self._aux(z, t["state_n"]), t["dstate_n"])
         # Regulariser: the local models' predicted next obs must also deduce the true next state.

@@ -52,7 +52,8 @@ __all__ = [
 
 def build_world_model(kind: Kind, dims: Dims, **hparams) -> WorldModelBase:
     """A fresh model. hparams: hidden, layers, noop_action, clip and loss weights w_*; logo also
-    latent, dec_layers, share_local, ded_delta; ensemble also members, elites. Unknown names raise
+    latent, dec_layers, share_local, ded_delta, arch (concat | pooled), local_action, switch_gates,
+    avail_from; ensemble also members, elites. Unknown names raise
     ValueError (logo, global) or TypeError."""
     if kind not in KINDS:
         raise ValueError(f"unknown world model kind {kind!r} (expected one of {', '.join(KINDS)})")
@@ -146,7 +147,13 @@ def _first(e: BaseException) -> str:
 
 def _check_sizes(hparams: dict) -> None:
     """Bound every size a checkpoint declares before any model (even a meta one) is built."""
-    bounds = {"hidden": MAX_HIDDEN, "latent": MAX_HIDDEN, "layers": MAX_LAYERS, "dec_layers": MAX_LAYERS}
+    bounds = {
+        "hidden": MAX_HIDDEN,
+        "latent": MAX_HIDDEN,
+        "pool_rank": MAX_HIDDEN,
+        "layers": MAX_LAYERS,
+        "dec_layers": MAX_LAYERS,
+    }
     bounds.update(members=MAX_MEMBERS, elites=MAX_MEMBERS)
     for key, top in bounds.items():
         if key in hparams:

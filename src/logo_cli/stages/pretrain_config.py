@@ -20,6 +20,10 @@ RESUMABLE = {
     "out", "max_epochs", "max_steps", "patience", "device", "resume", "overwrite", "logger", "log_every"
 }  # fmt: skip
 
+# Options added after runs were already written, with the value every older run had: an unfinished
+# run whose saved config lacks one resumes as that value.
+ADDED_LATER = {"arch": "concat", "pool_rank": 64}
+
 # progress(step, total_steps, info): after every few train steps and after each evaluation.
 Progress = Callable[[int, int, dict], None]
 
@@ -43,6 +47,8 @@ class PretrainConfig:
     switch_gates: bool = True  # LOGO: switching feature groups predicted as present/absent switches
     avail_from: str = "obs"  # LOGO: next available actions from the deductive latent or each next obs
     nll_beta: float = 0.5  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
+    arch: str = "concat"  # LOGO: "concat" (raw state, joint action, all obs) or "pooled" (many agents)
+    pool_rank: int = 64  # LOGO pooled: width of the maps that read and write an observation
     members: int = 7  # ensemble members
     elites: int = 5  # ensemble elites (best held-out members, used for prediction)
     eval_size: int = 20_000  # held-out transitions scored at each evaluation (all of them at the end)
@@ -60,6 +66,9 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
     if cfg.model == "logo":
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
         hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from, nll_beta=cfg.nll_beta)
+        hp.update(arch=cfg.arch)
+        if cfg.arch == "pooled":
+            hp.update(pool_rank=cfg.pool_rank)
         if cfg.local_action is not None:  # else the model's default for the dataset's action type
             hp.update(local_action=cfg.local_action)
     elif cfg.model == "ensemble":
@@ -76,6 +85,7 @@ def check(cfg: PretrainConfig) -> None:
     for option, value, top in (
         ("--hidden", cfg.hidden, MAX_WIDTH),
         ("--latent", cfg.latent, MAX_WIDTH),
+        ("--pool-rank", cfg.pool_rank, MAX_WIDTH),
         ("--layers", cfg.layers, MAX_LAYERS),
         ("--members", cfg.members, MAX_MEMBERS),
     ):
@@ -86,6 +96,8 @@ def check(cfg: PretrainConfig) -> None:
         raise LogoError(f"--local-action {cfg.local_action}: expected joint or own")
     if cfg.avail_from not in ("state", "obs"):
         raise LogoError(f"--avail-from {cfg.avail_from}: expected state or obs")
+    if cfg.arch not in ("concat", "pooled"):
+        raise LogoError(f"--arch {cfg.arch}: expected concat or pooled")
     if not 0.0 <= cfg.holdout < 1.0:
         raise LogoError(f"--holdout {cfg.holdout}: must lie in [0, 1)")
     for name in (
@@ -167,10 +179,10 @@ def check_resume(state: dict, cfg: PretrainConfig, dims: Dims, data_hash: str) -
     for f in fields(cfg):
         if f.name in RESUMABLE or f.name == "data":
             continue
-        new = str(getattr(cfg, f.name))
-        if str(old.get(f.name)) != new:
+        new, was = str(getattr(cfg, f.name)), old.get(f.name, ADDED_LATER.get(f.name))
+        if str(was) != new:
             raise LogoError(
-                f"--{f.name.replace('_', '-')} {new}: the run in {cfg.out} used {old.get(f.name)} "
+                f"--{f.name.replace('_', '-')} {new}: the run in {cfg.out} used {was} "
                 "(use the same options, or --overwrite to restart)"
             )
 
