@@ -104,15 +104,21 @@ def created_time(stage: str, path: Path) -> float | None:
         return None
 
 
-def recorded_defaults(stage: str, path: Path) -> dict:
-    """The defaults a command recorded in the artifact (manifest, buffer attributes or JSON)."""
+def recorded_meta(stage: str, path: Path) -> dict:
+    """What a stage's artifact records about its run: a rollout buffer's attributes, an evaluation's
+    result JSON, or any other stage's manifest ({} when unreadable)."""
     if stage == "rollout":
         meta = zarr_attrs(path)
     elif stage == "evaluate":
         meta = read_json(path)
     else:
         meta = manifest_of(path)
-    found = (meta or {}).get("defaults")
+    return meta if isinstance(meta, dict) else {}
+
+
+def recorded_defaults(stage: str, path: Path) -> dict:
+    """The defaults a command recorded in the artifact (manifest, buffer attributes or JSON)."""
+    found = recorded_meta(stage, path).get("defaults")
     return dict(found) if isinstance(found, dict) else {}
 
 

@@ -27,9 +27,7 @@ from logo_cli.errors import LogoError
 from logo_cli.workspace.artifact_files import (
     artifact_inputs,
     artifact_state,
-    manifest_of,
-    read_json,
-    zarr_attrs,
+    recorded_meta,
 )
 from logo_cli.workspace.index import Workspace
 from logo_cli.workspace.paths import absolute, show
@@ -63,13 +61,7 @@ def recorded_config(stage: str, path: Path) -> dict | None:
     """The stage config a finished artifact recorded (manifest, buffer attributes or result JSON)."""
     if stage == "collect":
         return _dataset_config(path)
-    if stage == "rollout":
-        meta = zarr_attrs(path)
-    elif stage == "evaluate":
-        meta = read_json(path)
-    else:
-        meta = manifest_of(path)
-    cfg = (meta or {}).get("config")
+    cfg = recorded_meta(stage, path).get("config")
     return cfg if isinstance(cfg, dict) else None
 
 
