@@ -6,6 +6,7 @@ actor (policy modes "tanh_gaussian" and "deterministic"). Their option defaults 
 
 from __future__ import annotations
 
+import abc
 import copy
 from typing import Any
 
@@ -31,8 +32,9 @@ class _ActorCritic(Learner):
         self.obs_norm = obs_stats(real)  # also held by the nets; recomputed from the data on resume
         super().__init__(dims, real, opts)
 
+    @abc.abstractmethod
     def networks(self) -> ContinuousCqlNets | Td3bcNets:
-        raise NotImplementedError
+        """The actor-critic's networks (before the observation statistics are set)."""
 
     def build(self, real: Transitions) -> nn.Module:
         assert self.obs_norm is not None

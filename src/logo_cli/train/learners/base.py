@@ -10,6 +10,7 @@ sampler, rollouts, evaluation, checkpoint files) is the stage's and the loop's. 
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -31,7 +32,7 @@ Progress = Callable[[str, int, int, dict], None]
 DISCRETE_DEFAULTS = {"lr": 5e-4, "cql_samples": 32, "target_update_every": 200, "target_tau": 1.0}
 
 
-class Learner:
+class Learner(abc.ABC):
     """Base of the train-policy learners; a subclass builds its networks (`build`) and steps them
     (`update`)."""
 
@@ -55,17 +56,20 @@ class Learner:
         """The values of the options left None that this learner fills in (stage's `resolve`)."""
         return dict(DISCRETE_DEFAULTS)
 
+    @abc.abstractmethod
     def build(self, real: Transitions) -> nn.Module:
-        raise NotImplementedError
+        """The learner's networks, built from the dims, the real data and the run's options."""
 
     def optimiser(self) -> Any:
         return torch.optim.Adam(self.nets.parameters(), lr=self.opts.lr)
 
+    @abc.abstractmethod
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """One gradient step on `batch`; returns the losses to log."""
 
     def prepare(self, real: Transitions, progress: Progress | None) -> None:
         """Work before the first step of a fresh run (a resumed run has its result in the checkpoint)."""
+        return  # most learners have none (CFCQL trains its behaviour net here)
 
     def batches(self, sampler: MixedSampler) -> Callable[[], dict[str, torch.Tensor]]:
         """The batch of each step, drawn from the run's sampler."""
