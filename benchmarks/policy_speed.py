@@ -1,22 +1,21 @@
-"""Policy-learning speed: MACQL, CFCQL and BC gradient steps per second, sampler included; and the
-continuous learners (MA-CQL, MA-TD3+BC, Gaussian BC) on MaMuJoCo HalfCheetah-2x3 dims (N=2, O=12,
-S=17, Ad=3).
+"""Policy-learning speed: MACQL, CFCQL and BC gradient steps per second, sampler included; and the continuous
+learners (MA-CQL, MA-TD3+BC, Gaussian BC) on MaMuJoCo HalfCheetah-2x3 dims (N=2, O=12, S=17, Ad=3).
 
-Builds random transitions with SMAX dims (3m: N=3, O=75, S=72, A=8; 5m_vs_6m: N=5, O=140, S=132,
-A=11), then times `MixedSampler.sample` + `macql_update` (QMIX mixer, CQL term over sampled joint
-actions), `cfcql_update` (the counterfactual term: N·A mixer evaluations per row, plus the frozen
-behaviour net's forward pass) and `bc_loss` steps, for a few torch thread counts, real-only and
-half-synthetic batches. `macql-gru` is MACQL with GRU agents (`--agent gru`): a step is a batch of
-`--seq-batch` whole episodes (random episodes of 1-25 steps, about 13 on average like SMAX 3m's)
-with TD(λ) targets, so its rows per step are about 13 x seq-batch, not --batch-size.
-Writes benchmarks/results/policy_speed.json and prints a markdown table. On a shared CPU the figures
-are noisy: each configuration is timed `--repeats` times and the best is kept, and the repeats of a
-map's configurations take turns (round robin) so that a change in the machine's load hits all of them
-alike rather than whichever happened to run during it.
+Builds random transitions with SMAX dims (3m: N=3, O=75, S=72, A=8; 5m_vs_6m: N=5, O=140, S=132, A=11; with
+--maps also 10m_vs_11m: N=10, O=226, S=217, A=16 and 27m_vs_30m: N=27, O=738, S=684, A=35, with fewer rows per
+buffer so they fit in memory), then times `MixedSampler.sample` + `macql_update` (QMIX mixer, CQL term over
+sampled joint actions), `cfcql_update` (the counterfactual term: N·A mixer evaluations per row, plus the
+frozen behaviour net's forward pass) and `bc_loss` steps, for a few torch thread counts, real-only and half-
+synthetic batches. `macql-gru` is MACQL with GRU agents (`--agent gru`): a step is a batch of `--seq-batch`
+whole episodes (random episodes of 1-25 steps, about 13 on average like SMAX 3m's) with TD(λ) targets, so its
+rows per step are about 13 x seq-batch, not --batch-size. Writes benchmarks/results/policy_speed.json and
+prints a markdown table. On a shared CPU the figures are noisy: each configuration is timed `--repeats` times
+and the best is kept, and the repeats of a map's configurations take turns (round robin) so that a change in
+the machine's load hits all of them alike rather than whichever happened to run during it.
 
     python benchmarks/policy_speed.py [--steps 200] [--batch-size 256] [--threads 1 2] [--device cpu]
         [--only discrete|continuous]
-        [--seq-batch 32] [--algos macql cfcql bc macql-gru] [--maps 3m 5m_vs_6m]
+        [--seq-batch 32] [--algos macql cfcql bc macql-gru] [--maps 3m 5m_vs_6m 10m_vs_11m 27m_vs_30m]
 """
 
 from __future__ import annotations
@@ -40,7 +39,23 @@ from logo_cli.data.sampler import MixedSampler
 from logo_cli.data.transitions import Transitions
 from logo_cli.models.agent_net import AgentNet
 
-MAPS = {"3m": (3, 75, 72, 8), "5m_vs_6m": (5, 140, 132, 11)}
+MAPS = {
+    "3m": (3, 75, 72, 8),
+    "5m_vs_6m": (5, 140, 132, 11),
+    "10m_vs_11m": (10, 226, 217, 16),
+    "27m_vs_30m": (27, 738, 684, 35),
+}
+DEFAULT_MAPS = ["3m", "5m_vs_6m"]
+ROWS = 50_000  # random transitions per buffer (real and synthetic) on the small maps
+
+
+def buffer_rows(dims: tuple[int, int, int, int]) -> int:
+    """Rows per buffer, fewer on the large maps so that obs and next_obs of both buffers stay near
+    1.5 GB (27m_vs_30m: 80 KB of observations per row and field)."""
+    na, od = dims[0], dims[1]
+    return int(min(ROWS, 1.5e9 / (4 * na * od * 4)))
+
+
 CONTINUOUS_MAPS = {"HalfCheetah-2x3": (2, 12, 17, 3)}  # (N, O, S, Ad)
 RESULTS = Path(__file__).parent / "results" / "policy_speed.json"
 
@@ -177,7 +192,8 @@ def make_gru_step(dims: tuple[int, int, int, int], args) -> Callable[[], None]:
     from logo_cli.data.transitions import episodes_to_transitions
 
     na, od, sd, a = dims
-    eps = random_episodes(2000, n_agents=na, obs_dim=od, state_dim=sd, n_actions=a, episode_limit=25,
+    n_episodes = buffer_rows(dims) // 25  # 2000 on the small maps
+    eps = random_episodes(n_episodes, n_agents=na, obs_dim=od, state_dim=sd, n_actions=a, episode_limit=25,
                           terminate_prob=0.9, seed=0)  # fmt: skip
     real = episodes_to_transitions(
         eps.state, eps.obs, eps.actions, eps.avail_actions, eps.reward, eps.terminated, eps.filled
@@ -210,7 +226,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("discrete", "continuous"), default=None, help="time one kind only")
     ap.add_argument("--seq-batch", type=int, default=32, help="episodes per step of macql-gru")
     ap.add_argument("--algos", nargs="+", default=["macql", "cfcql", "bc", "macql-gru"])
-    ap.add_argument("--maps", nargs="+", default=list(MAPS))
+    ap.add_argument("--maps", nargs="+", default=DEFAULT_MAPS, choices=list(MAPS))
     ap.add_argument("--out", type=Path, default=None, help="JSON file to write (default: --only's own file)")
     args = ap.parse_args()
 
@@ -243,8 +259,8 @@ def main() -> None:
                              "steps_per_cpu_s": round(max(t[1] for t in timing), 1)})  # fmt: skip
                 print(rows[-1], flush=True)
     for name, dims in ((m, MAPS[m]) for m in args.maps) if args.only != "continuous" else ():
-        real = random_transitions(50_000, dims, 0)
-        syn = random_transitions(50_000, dims, 1)
+        real = random_transitions(buffer_rows(dims), dims, 0)
+        syn = random_transitions(buffer_rows(dims), dims, 1)
         unc = np.random.default_rng(2).random(len(syn))
         for threads in args.threads:
             torch.set_num_threads(threads)

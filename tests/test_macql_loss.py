@@ -12,12 +12,14 @@ from logo_cli.algos.macql import (
     MacqlNets,
     cql_gap,
     enumerate_joint_actions,
+    joint_q_values,
     macql_loss,
     macql_update,
     sample_joint_actions,
     td_target,
 )
 from logo_cli.data.transitions import Dims
+from logo_cli.models.agent_net import AgentNet
 from logo_cli.models.mixer import QMixer
 
 DIMS = Dims(n_agents=2, obs_dim=3, state_dim=4, n_actions=3)
@@ -210,3 +212,26 @@ def test_mixer_sees_the_standardised_state():
     other = MacqlNets(DIMS, hidden=8, layers=1)
     other.load_state_dict(nets.state_dict())
     assert torch.equal(other.state_mean, nets.state_mean) and torch.equal(other.state_std, nets.state_std)
+
+
+def test_agent_net_is_the_mlp_of_obs_with_one_hot_ids_appended():
+    torch.manual_seed(0)
+    net = AgentNet(obs_dim=5, n_agents=3, n_actions=4, hidden=8)
+    obs = torch.randn(2, 7, 3, 5)  # leading dims beyond the batch, as the GRU-free callers use
+    ids = torch.eye(3).expand(2, 7, 3, 3)
+    expected = net.net(torch.cat([obs, ids], dim=-1))
+    torch.testing.assert_close(net(obs), expected)
+
+
+def test_joint_q_values_match_the_expanded_gather_in_value_and_gradient():
+    torch.manual_seed(0)
+    q = torch.randn(4, 3, 5, requires_grad=True)
+    joint = torch.randint(0, 5, (6, 4, 3))
+    got = joint_q_values(q, joint)
+    ref = q.unsqueeze(0).expand(6, -1, -1, -1).gather(-1, joint.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(got, ref)
+    w = torch.randn(6, 4, 3)
+    (g_got,) = torch.autograd.grad((got * w).sum(), q)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), q)
+    torch.testing.assert_close(g_got, g_ref)
+    assert g_got.abs().sum() > 0

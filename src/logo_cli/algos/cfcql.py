@@ -77,16 +77,11 @@ def counterfactual_q_tot(
 ) -> torch.Tensor:
     """Q_tot(s, a_i = j, a_{−i}) for every agent i and action j: [B,N,A] (no masking).
 
-    Row (i, j) of the mixer input is the data joint action's per-agent Qs with agent i's replaced by
-    Q_i(o_i, j); the N·A rows go through the mixer as leading sample dims, so the hypernetworks run
-    once per state.
+    Entry (i, j) is Q_tot of the data joint action's per-agent Qs with agent i's replaced by
+    Q_i(o_i, j); the mixer computes all N·A of them from one hypernetwork pass per state.
     """
-    b, n, a = q_agents.shape
     q_data = q_agents.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B,N]
-    replaced = q_agents.permute(1, 2, 0).unsqueeze(-1)  # [N(i),A(j),B,1]: Q_i(o_i, j)
-    own = torch.eye(n, dtype=torch.bool, device=q_agents.device).view(n, 1, 1, n)  # position k == i
-    q_cf = torch.where(own, replaced, q_data)  # [N,A,B,N]
-    return mixer(q_cf.reshape(n * a, b, n), state).view(n, a, b).permute(2, 0, 1)
+    return mixer.one_agent_replaced(q_data, q_agents, state)
 
 
 @torch.no_grad()

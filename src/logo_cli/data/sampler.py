@@ -250,12 +250,14 @@ class MixedSampler:
 
     @staticmethod
     def _rows(src: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        rows = {k: v[idx] for k, v in src.items() if k != "boot"}
+        # index_select rather than v[idx]: the same rows, copied about twice as fast on CPU for
+        # large observations (27m_vs_30m: 27 x 738 numbers per row)
+        rows = {k: v.index_select(0, idx) for k, v in src.items() if k != "boot"}
         if "boot" in src:  # the bootstrap row's next fields, looked up instead of stored per row
-            b = src["boot"][idx]
-            rows["boot_obs"] = src["next_obs"][b]
-            rows["boot_state"] = src["next_state"][b]
-            rows["boot_avail"] = src["next_avail_actions"][b]
+            b = src["boot"].index_select(0, idx)
+            rows["boot_obs"] = src["next_obs"].index_select(0, b)
+            rows["boot_state"] = src["next_state"].index_select(0, b)
+            rows["boot_avail"] = src["next_avail_actions"].index_select(0, b)
         return rows
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -29,9 +30,14 @@ class AgentNet(nn.Module):
         self.net = mlp(obs_dim + n_agents, hidden, layers, n_actions)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        ids = torch.eye(self.n_agents, device=obs.device, dtype=obs.dtype)
-        ids = ids.expand(*obs.shape[:-2], self.n_agents, self.n_agents)
-        return self.net(torch.cat([obs, ids], dim=-1))
+        # The first layer reads [obs, one-hot id]; the id's part of it is one column of the weight
+        # per agent, added instead of concatenating the ids: the same function (the weights and
+        # the checkpoint keep the [obs, id] layout) without copying every observation. On
+        # 27m_vs_30m's 738-number observations the copy was ~15% of a MACQL step.
+        first = self.net[0]
+        obs_dim = first.in_features - self.n_agents
+        h = F.linear(obs, first.weight[:, :obs_dim], first.bias) + first.weight[:, obs_dim:].T
+        return self.net[1:](h)
 
 
 def masked_greedy(values: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
