@@ -152,7 +152,7 @@ def joint_q_values(q_agents: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
     """Each agent's Q of its action in K joint actions: q_agents [B,N,A], joint [K,B,N] -> [K,B,N].
 
     Gathered from q_agents itself rather than from a K-fold expanded view, so the backward pass
-    scatters into [B,N,A], not into a [K,B,N,A] buffer (27m_vs_30m: 33 x 256 x 27 x 36 numbers).
+    scatters into [B,N,A], not into a [K,B,N,A] buffer (27m_vs_30m: 33 x 256 x 27 x 35 numbers).
     """
     return q_agents.gather(-1, joint.permute(1, 2, 0)).permute(2, 0, 1)
 
