@@ -12,26 +12,10 @@ from logo_cli.choices import Termination, values
 from logo_cli.data.transitions import Transitions
 from logo_cli.errors import LogoError
 from logo_cli.policies.base import TeamPolicy
-from logo_cli.stages.collect_episodes import check_continuous_actions
+from logo_cli.stages.collect_episodes import check_continuous_actions, check_policy_actions
 
 Rows = tuple[Transitions, np.ndarray, np.ndarray, np.ndarray]
 TERMINATION = values(Termination)
-
-
-def _check_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
-    """The policy contract: [B,N] ints naming an available action each. A breach is refused, never
-    silently written to the buffer."""
-    actions = np.asarray(actions)
-    if actions.shape != avail.shape[:2] or not np.issubdtype(actions.dtype, np.integer):
-        raise LogoError(
-            f"policy: returned actions {actions.dtype}{list(actions.shape)}, expected int64 [B,N]"
-        )
-    a = avail.shape[2]
-    if actions.min(initial=0) < 0 or actions.max(initial=0) >= a:
-        raise LogoError(f"policy: returned an action outside 0..{a - 1}")
-    if not np.take_along_axis(avail, actions[..., None], axis=-1).all():
-        raise LogoError("policy: picked an action the model predicts unavailable")
-    return actions.astype(np.int64, copy=False)
 
 
 def generate_rollouts(
@@ -86,7 +70,7 @@ def generate_rollouts(
     while len(pool["step"]):
         raw = policy.act(pool["obs"], pool["state"], pool["avail"], greedy=greedy, rng=rng)
         if dims.discrete:
-            actions = _check_actions(raw, pool["avail"])
+            actions = check_policy_actions(raw, pool["avail"], "the model predicts")
         else:
             actions = check_continuous_actions(raw, len(pool["step"]), dims.n_agents, dims.n_actions)
         with torch.no_grad():

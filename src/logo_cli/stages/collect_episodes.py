@@ -34,8 +34,11 @@ class FinishedEpisodes:
     lengths: np.ndarray  # [E] int64 steps
 
 
-def check_policy_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
-    """The TeamPolicy contract: [B,N] ints naming an available action; a breach is refused."""
+def check_policy_actions(
+    actions: np.ndarray, avail: np.ndarray, avail_from: str = "the simulator marks"
+) -> np.ndarray:
+    """The TeamPolicy contract: [B,N] ints naming an available action; a breach is refused.
+    `avail_from` says who made `avail` ("the model predicts" in world-model rollouts)."""
     actions = np.asarray(actions)
     if actions.shape != avail.shape[:2] or not np.issubdtype(actions.dtype, np.integer):
         raise LogoError(f"policy: returned actions {actions.dtype}{list(actions.shape)}, expected int [B,N]")
@@ -43,7 +46,7 @@ def check_policy_actions(actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
     if actions.min(initial=0) < 0 or actions.max(initial=0) >= n_actions:
         raise LogoError(f"policy: returned an action outside 0..{n_actions - 1}")
     if not np.take_along_axis(avail, actions[..., None], axis=-1).all():
-        raise LogoError("policy: picked an action the simulator marks unavailable")
+        raise LogoError(f"policy: picked an action {avail_from} unavailable")
     return actions.astype(np.int64, copy=False)
 
 
