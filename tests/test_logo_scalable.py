@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_models_dynamics import NOOP, transitions
+from test_models_dynamics import NOOP, continuous_batch, transitions
 
 from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import param_count
@@ -45,19 +45,8 @@ def test_loss_and_predict_shapes_with_every_option(name):
 
 def test_continuous_actions_joint_and_own():
     dims = Dims(3, 4, 5, 2, discrete=False)
-    g = torch.Generator().manual_seed(0)
     b = 32
-    batch = {
-        "state": torch.randn(b, 5, generator=g),
-        "obs": torch.randn(b, 3, 4, generator=g),
-        "actions": torch.rand(b, 3, 2, generator=g) * 2 - 1,
-        "avail_actions": torch.ones(b, 3, 1, dtype=torch.bool),
-        "reward": torch.randn(b, generator=g),
-        "terminated": torch.zeros(b, dtype=torch.bool),
-        "next_state": torch.randn(b, 5, generator=g),
-        "next_obs": torch.randn(b, 3, 4, generator=g),
-        "next_avail_actions": torch.ones(b, 3, 1, dtype=torch.bool),
-    }
+    batch = continuous_batch(dims, b)
     for local_action in ("own", "joint"):
         model = _model(dims, local_action=local_action)
         assert (model.pooled.act_emb is None) == (local_action == "own")

@@ -11,9 +11,10 @@ State: all positions and the alive flags. Reward: minus the mean distance from t
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from logo_cli.data.layout import EpisodeArrays, make_episode
-from logo_cli.data.transitions import Transitions
+from logo_cli.data.transitions import Dims, Transitions
 
 MOVES = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [0, 0]], dtype=np.float32)
 NOOP = 4
@@ -57,6 +58,23 @@ def transitions(n: int, n_agents: int = 3, seed: int = 0, spread: float = 0.8) -
     npos, nalive, rew, term = step(pos, alive, act)
     nobs, nstate, navail = observe(npos, nalive)
     return Transitions(state, obs, act, avail, rew, term, nstate, nobs, navail)
+
+
+def continuous_batch(dims: Dims, b: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random training batch for continuous actions in [-1, 1] (one always-true avail column)."""
+    g = torch.Generator().manual_seed(seed)
+    n, o, s, a = dims.n_agents, dims.obs_dim, dims.state_dim, dims.n_actions
+    return {
+        "state": torch.randn(b, s, generator=g),
+        "obs": torch.randn(b, n, o, generator=g),
+        "actions": torch.rand(b, n, a, generator=g) * 2 - 1,
+        "avail_actions": torch.ones(b, n, 1, dtype=torch.bool),
+        "reward": torch.randn(b, generator=g),
+        "terminated": torch.zeros(b, dtype=torch.bool),
+        "next_state": torch.randn(b, s, generator=g),
+        "next_obs": torch.randn(b, n, o, generator=g),
+        "next_avail_actions": torch.ones(b, n, 1, dtype=torch.bool),
+    }
 
 
 def episodes(n_episodes: int, n_agents: int = 3, limit: int = 12, seed: int = 0) -> EpisodeArrays:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_models_dynamics import NOOP, transitions
+from test_models_dynamics import NOOP, continuous_batch, transitions
 
 from logo_cli.algos.world_model_train import draw_batch, heldout_metrics, train_step
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
@@ -172,19 +172,8 @@ def test_checkpoint_without_data_bounds_loads_unclipped_but_other_gaps_are_refus
 
 def test_continuous_actions_work_end_to_end():
     dims = Dims(2, 3, 4, 2, discrete=False)
-    g = torch.Generator().manual_seed(0)
     b = 64
-    batch = {
-        "state": torch.randn(b, 4, generator=g),
-        "obs": torch.randn(b, 2, 3, generator=g),
-        "actions": torch.rand(b, 2, 2, generator=g) * 2 - 1,
-        "avail_actions": torch.ones(b, 2, 1, dtype=torch.bool),
-        "reward": torch.randn(b, generator=g),
-        "terminated": torch.zeros(b, dtype=torch.bool),
-        "next_state": torch.randn(b, 4, generator=g),
-        "next_obs": torch.randn(b, 2, 3, generator=g),
-        "next_avail_actions": torch.ones(b, 2, 1, dtype=torch.bool),
-    }
+    batch = continuous_batch(dims, b)
     for kind in ("logo", "global", "ensemble"):
         model = build_world_model(kind, dims, hidden=16)
         model.fit_normalizers(batch)
