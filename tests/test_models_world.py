@@ -12,7 +12,8 @@ from logo_cli.algos.world_model_train import draw_batch, heldout_metrics, train_
 from logo_cli.artifacts import load_checkpoint, save_checkpoint
 from logo_cli.data.transitions import Dims
 from logo_cli.errors import LogoError
-from logo_cli.models.layers import param_count
+from logo_cli.models.layers import param_count, soft_clamp
+from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN
 from logo_cli.models.world_model import (
     build_world_model,
     hidden_for_param_count,
@@ -25,6 +26,7 @@ VARIANTS = {
     "logo-shared": ("logo", {"hidden": 128, "latent": 32, "share_local": True}),
     "logo-switch": ("logo", {"hidden": 128, "latent": 32, "switch_gates": True, "avail_from": "obs"}),
     "logo-pooled": ("logo", {"hidden": 128, "latent": 32, "arch": "pooled", "pool_rank": 32}),
+    "logo-total": ("logo", {"hidden": 128, "latent": 32, "uncertainty": "total"}),
     "global": ("global", {"hidden": 128}),
     "ensemble": ("ensemble", {"hidden": 128, "members": 3, "elites": 2}),
 }
@@ -183,6 +185,37 @@ def test_continuous_actions_work_end_to_end():
         p = model.predict(batch["state"], batch["obs"], batch["actions"])
         assert p.next_avail.shape == (b, 2, 1) and p.next_avail.all()
         assert p.next_obs.shape == (b, 2, 3)
+
+
+def test_total_uncertainty_adds_the_deduced_variance_to_the_disagreement():
+    batch = transitions(64, seed=3).to_torch()
+    dims = transitions(2).dims
+    torch.manual_seed(0)
+    plain = build_world_model("logo", dims, hidden=32, latent=8, noop_action=NOOP)
+    plain.fit_normalizers(batch)
+    # the deductive log-variance outputs (the last S of its decoder) fixed at a known value
+    last = plain.ded_dec.linears[-1]
+    with torch.no_grad():
+        last.weight[..., -dims.state_dim :] = 0.0
+        last.bias[..., -dims.state_dim :] = 0.7
+    total = build_world_model("logo", dims, hidden=32, latent=8, noop_action=NOOP, uncertainty="total")
+    total.load_state_dict(plain.state_dict())
+    a = plain.predict(batch["state"], batch["obs"], batch["actions"])
+    b = total.predict(batch["state"], batch["obs"], batch["actions"])
+    assert torch.equal(a.next_state, b.next_state) and torch.equal(a.next_obs, b.next_obs)
+    # variance in normalised state units: exp(logvar) * (delta std / state std)^2, averaged over dims
+    ratio = plain.norm_dstate.std / plain.norm_state.std
+    var = torch.exp(soft_clamp(torch.tensor(0.7), LOGVAR_MIN, LOGVAR_MAX)) * ratio**2
+    torch.testing.assert_close(b.uncertainty**2, a.uncertainty**2 + var.mean(), rtol=1e-4, atol=1e-6)
+    again = world_model_from_checkpoint(world_model_payload(total), "test")
+    assert again.hp["uncertainty"] == "total"
+    c = again.predict(batch["state"], batch["obs"], batch["actions"])
+    assert torch.equal(c.uncertainty, b.uncertainty)
+    payload = world_model_payload(plain)
+    del payload["hparams"]["uncertainty"]  # written before the option: the paper's disagreement
+    assert world_model_from_checkpoint(payload, "old").uncertainty == "disagreement"
+    with pytest.raises(ValueError, match="uncertainty 'both'"):
+        build_world_model("logo", dims, uncertainty="both")
 
 
 def test_hidden_for_param_count_matches_a_target():

@@ -111,6 +111,19 @@ def test_pretrain_pooled_arch_is_recorded_and_rebuilt(runner, data, tmp_path):
     one_line_error(bad, "--arch graph")
 
 
+def test_pretrain_total_uncertainty_is_recorded_and_rebuilt(runner, data, tmp_path):
+    path, _ = data
+    out = tmp_path / "total"
+    total = ("--uncertainty", "total")
+    res = pretrain(runner, "--data", str(path), "--out", str(out), "--steps", "2", *total, *SMALL)
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(out, stage="pretrain")
+    assert manifest["hparams"]["uncertainty"] == manifest["config"]["uncertainty"] == "total"
+    assert world_model_from_checkpoint(load_checkpoint(out / "model.pt")).uncertainty == "total"
+    bad = pretrain(runner, "--data", str(path), "--out", str(tmp_path / "bad"), "--uncertainty", "x", *SMALL)
+    one_line_error(bad, "--uncertainty")
+
+
 @pytest.mark.parametrize("kind", ["global", "ensemble"])
 def test_pretrain_baselines_and_default_out(runner, data, tmp_path, monkeypatch, kind):
     path, _ = data

@@ -80,6 +80,11 @@ class AvailFrom(Choice):
     obs = "obs"
 
 
+class Uncertainty(Choice):
+    disagreement = "disagreement"
+    total = "total"
+
+
 class LogoArch(Choice):
     concat = "concat"
     pooled = "pooled"

@@ -64,6 +64,7 @@ BY_COMMAND: dict[str, dict[str, str]] = {
             "switch_gates",
             "avail_from",
             "nll_beta",
+            "uncertainty",
             "arch",
             "pool_rank",
         ),

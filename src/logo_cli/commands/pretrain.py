@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from logo_cli.choices import AvailFrom, LocalAction, Logger, LogoArch, WorldModelKind
+from logo_cli.choices import AvailFrom, LocalAction, Logger, LogoArch, Uncertainty, WorldModelKind
 from logo_cli.commands._common import (
     DEVICE_HELP,
     config_option,
@@ -103,6 +103,13 @@ def command(
         help="LOGO only: beta-NLL exponent in [0, 1] of its Gaussian losses; 0 is plain NLL, 1 gives "
         "each mean a squared error's gradient.",
     ),
+    uncertainty: Uncertainty = typer.Option(
+        Uncertainty.disagreement,
+        "--uncertainty",
+        help="LOGO only: the per-sample uncertainty u that rollouts record and the sampler weights by: "
+        "disagreement (the auxiliary encoder's next state against the deduced one, the paper's) or "
+        "total (that disagreement plus the deductive model's own predicted variance).",
+    ),
     arch: LogoArch = typer.Option(
         LogoArch.concat,
         "--arch",
@@ -170,6 +177,7 @@ def command(
         switch_gates=switch_gates,
         avail_from=avail_from.value,
         nll_beta=nll_beta,
+        uncertainty=uncertainty.value,
         arch=arch.value,
         pool_rank=pool_rank,
         members=members,

@@ -8,7 +8,10 @@ Three parts, all in normalised units:
 - a deductive autoencoder: (all next local obs, s_t) -> latent -> next-state delta (Gaussian), team
   reward, termination logit, per-agent next-available logits, and a reconstruction of its input;
 - an auxiliary state encoder on the predictive path: (z^1..z^N, s_t) -> next-state delta directly.
-Uncertainty u = RMS over state dims of (aux next state - deduced next state), in normalised state units.
+Uncertainty u = RMS over state dims of (aux next state - deduced next state), in normalised state units
+(`uncertainty="disagreement"`, the paper's); `uncertainty="total"` adds the deductive Gaussian's own
+variance: u = sqrt(mean over dims of (disagreement^2 + variance)), the two parts of an expected
+squared error (measured in docs/world-model-benchmark.md).
 
 Options that make a predicted observation look like a real one (models/logo_heads.py; measured in
 docs/method.md): `switch_gates` predicts each switching group of features as a present/absent switch
@@ -25,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from logo_cli.choices import LocalAction, values
+from logo_cli.choices import LocalAction, Uncertainty, values
 from logo_cli.data.transitions import Dims
 from logo_cli.models.layers import BatchedLinear, BatchedMLP, gaussian_nll, soft_clamp
 from logo_cli.models.logo_heads import AVAIL_FROM, ObsAvailHead, SwitchGates, beta_nll
@@ -33,6 +36,7 @@ from logo_cli.models.logo_scalable import ARCHS, PooledInputs, WideHead
 from logo_cli.models.wm_base import LOGVAR_MAX, LOGVAR_MIN, Prediction, WorldModelBase
 
 LOCAL_ACTIONS = values(LocalAction)
+UNCERTAINTIES = values(Uncertainty)
 DEFAULT_WEIGHTS = {
     "w_pred": 1.0,  # local next-obs Gaussian NLL
     "w_rec": 0.1,  # both reconstruction losses (they shape the latents; prediction is the job)
@@ -66,6 +70,7 @@ class LogoWorldModel(WorldModelBase):
         avail_from: str = "state",
         arch: str = "concat",
         pool_rank: int = 64,
+        uncertainty: str = "disagreement",
         **weights: float,
     ):
         super().__init__(dims, noop_action, clip)
@@ -81,6 +86,9 @@ class LogoWorldModel(WorldModelBase):
             raise ValueError(f"avail_from {avail_from!r}: expected one of {', '.join(AVAIL_FROM)}")
         if arch not in ARCHS:
             raise ValueError(f"arch {arch!r}: expected one of {', '.join(ARCHS)}")
+        if uncertainty not in UNCERTAINTIES:
+            raise ValueError(f"uncertainty {uncertainty!r}: expected one of {', '.join(UNCERTAINTIES)}")
+        self.uncertainty = uncertainty
         unknown = set(weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown LOGO hparams: {sorted(unknown)}")
@@ -99,6 +107,7 @@ class LogoWorldModel(WorldModelBase):
             "avail_from": avail_from,
             "arch": arch,
             **({"pool_rank": int(pool_rank)} if arch == "pooled" else {}),
+            "uncertainty": uncertainty,
             **self.w,
         }
         n, o, s = dims.n_agents, dims.obs_dim, dims.state_dim
@@ -288,8 +297,9 @@ class LogoWorldModel(WorldModelBase):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             dobs_n = mean + noise * torch.exp(0.5 * logvar)
         next_obs, nobs_n, dobs_n = self._next_obs(obs, dobs_n, gate, sample, generator)
+        total = self.uncertainty == "total"
         _, _, smean, slogvar, reward, term, avail_logits = self._deduce(
-            nobs_n, dobs_n, state_n, need_var=sample
+            nobs_n, dobs_n, state_n, need_var=sample or total
         )
         avail_logits = self._avail(nobs_n, avail_logits)
         dstate_n = smean
@@ -297,7 +307,10 @@ class LogoWorldModel(WorldModelBase):
             noise = torch.randn(smean.shape, generator=generator, device=smean.device, dtype=smean.dtype)
             dstate_n = smean + noise * torch.exp(0.5 * slogvar)
         aux = self._aux(z, state_n)
-        uncertainty = self.state_units(aux - smean).pow(2).mean(-1).sqrt()
+        spread = self.state_units(aux - smean).pow(2)
+        if total:  # the deductive Gaussian's variance, in the same normalised state units
+            spread = spread + self.state_units(torch.exp(0.5 * slogvar)).pow(2)
+        uncertainty = spread.mean(-1).sqrt()
         avail, dead = self.finish_avail(avail_logits, obs)
         next_state, next_obs = self.bound(state + self.norm_dstate.denormalize(dstate_n), next_obs)
         return Prediction(

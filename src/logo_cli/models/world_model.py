@@ -53,7 +53,7 @@ __all__ = [
 def build_world_model(kind: Kind, dims: Dims, **hparams) -> WorldModelBase:
     """A fresh model. hparams: hidden, layers, noop_action, clip and loss weights w_*; logo also
     latent, dec_layers, share_local, ded_delta, arch (concat | pooled), local_action, switch_gates,
-    avail_from; ensemble also members, elites. Unknown names raise
+    avail_from, nll_beta, uncertainty; ensemble also members, elites. Unknown names raise
     ValueError (logo, global) or TypeError."""
     if kind not in KINDS:
         raise ValueError(f"unknown world model kind {kind!r} (expected one of {', '.join(KINDS)})")

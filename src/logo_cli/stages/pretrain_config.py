@@ -47,6 +47,7 @@ class PretrainConfig:
     switch_gates: bool = True  # LOGO: switching feature groups predicted as present/absent switches
     avail_from: str = "obs"  # LOGO: next available actions from the deductive latent or each next obs
     nll_beta: float = 0.5  # LOGO: beta-NLL exponent of its Gaussian losses (0: plain NLL)
+    uncertainty: str = "disagreement"  # LOGO: u from the aux/deduced disagreement, or plus the variance
     arch: str = "concat"  # LOGO: "concat" (raw state, joint action, all obs) or "pooled" (many agents)
     pool_rank: int = 64  # LOGO pooled: width of the maps that read and write an observation
     members: int = 7  # ensemble members
@@ -66,7 +67,7 @@ def model_hparams(cfg: PretrainConfig, noop_action: int) -> dict:
     if cfg.model == "logo":
         hp.update(latent=cfg.latent, share_local=cfg.share_local)
         hp.update(switch_gates=cfg.switch_gates, avail_from=cfg.avail_from, nll_beta=cfg.nll_beta)
-        hp.update(arch=cfg.arch)
+        hp.update(arch=cfg.arch, uncertainty=cfg.uncertainty)
         if cfg.arch == "pooled":
             hp.update(pool_rank=cfg.pool_rank)
         if cfg.local_action is not None:  # else the model's default for the dataset's action type
@@ -96,6 +97,8 @@ def check(cfg: PretrainConfig) -> None:
         raise LogoError(f"--local-action {cfg.local_action}: expected joint or own")
     if cfg.avail_from not in ("state", "obs"):
         raise LogoError(f"--avail-from {cfg.avail_from}: expected state or obs")
+    if cfg.uncertainty not in ("disagreement", "total"):
+        raise LogoError(f"--uncertainty {cfg.uncertainty}: expected disagreement or total")
     if cfg.arch not in ("concat", "pooled"):
         raise LogoError(f"--arch {cfg.arch}: expected concat or pooled")
     if not 0.0 <= cfg.holdout < 1.0:
