@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -45,6 +46,24 @@ def test_batched_mlp_groups_are_independent():
     y2 = mlp(x2)
     torch.testing.assert_close(y2[:, [0, 2]], y[:, [0, 2]])
     assert not torch.allclose(y2[:, 1], y[:, 1])
+
+
+def test_parts_give_the_concatenations_output_without_building_it():
+    torch.manual_seed(0)
+    b, n = 5, 4
+    per_agent, shared, other = torch.randn(b, n, 3), torch.randn(b, 1, 6), torch.randn(b, n, 2)
+    ids = torch.eye(n).expand(b, n, n)
+    whole = torch.cat([per_agent, shared.expand(b, n, 6), ids, other], dim=-1)
+    parts = [per_agent, shared, None, other]
+    for groups in (1, n):  # one shared network, or one network per agent
+        lin = BatchedLinear(groups, 3 + 6 + n + 2, 7)
+        torch.testing.assert_close(lin.forward_parts(parts), lin(whole))
+        torch.testing.assert_close(lin.forward_parts(parts, cols=3), lin(whole, cols=3))
+        mlp = BatchedMLP(groups, 3 + 6 + n + 2, 8, 2, 5)
+        torch.testing.assert_close(mlp.forward_parts(parts), mlp(whole))
+        torch.testing.assert_close(mlp.forward_parts(parts, cols=2), mlp(whole, cols=2))
+    with pytest.raises(ValueError, match="parts hold 9 input features"):
+        BatchedLinear(1, 10, 2).forward_parts([per_agent, shared])
 
 
 def test_ensemble_batched_members_equal_separate_models():

@@ -36,6 +36,36 @@ class BatchedLinear(nn.Module):
             return x @ w[0] + b[0]
         return torch.einsum("...gi,gio->...go", x, w) + b
 
+    def forward_parts(self, parts: list[torch.Tensor | None], cols: int | None = None) -> torch.Tensor:
+        """This layer on `torch.cat(parts, -1)`, without building that input: each part meets its own
+        rows of the weight. A part is [..., N, k] (a value per agent), [..., 1, k] (one value every
+        agent shares: the state, the joint action) or None, the agent-id one-hot [N], which only
+        selects weight rows. N is the number of agents (the group count when G > 1). The same sums
+        as on the concatenation, without writing the shared parts N times or the ids at all: at 27
+        agents the concatenations cost more than the matrix products behind them."""
+        w, b = (self.weight, self.bias) if cols is None else (self.weight[..., :cols], self.bias[..., :cols])
+        n = self.groups if self.groups > 1 else max(p.shape[-2] for p in parts if p is not None)
+        out, off = None, 0
+        for part in parts:
+            if part is None:
+                rows = torch.arange(n, device=w.device)
+                term = w[0, off + rows] if self.groups == 1 else w[rows, off + rows]  # [N, out]
+                off += n
+            else:
+                k = part.shape[-1]
+                ws = w[:, off : off + k]
+                if self.groups == 1:
+                    term = part @ ws[0]
+                elif part.shape[-2] == 1:  # shared by the agents, each agent's own weights
+                    term = torch.einsum("...i,gio->...go", part.squeeze(-2), ws)
+                else:
+                    term = torch.einsum("...gi,gio->...go", part, ws)
+                off += k
+            out = term if out is None else out + term
+        if off != self.in_dim:
+            raise ValueError(f"parts hold {off} input features; the layer takes {self.in_dim}")
+        return out + b
+
     def extra_repr(self) -> str:
         return f"groups={self.groups}, in_dim={self.in_dim}, out_dim={self.out_dim}"
 
@@ -55,6 +85,14 @@ class BatchedMLP(nn.Module):
         for lin in self.linears[:-1]:
             x = F.silu(lin(x))
         return self.linears[-1](x, cols)
+
+    def forward_parts(self, parts: list[torch.Tensor | None], cols: int | None = None) -> torch.Tensor:
+        """`self(torch.cat(parts, -1))` with the first layer fed its parts (BatchedLinear.forward_parts)."""
+        first, *rest = self.linears
+        x = first.forward_parts(parts, cols if not rest else None)
+        for i, lin in enumerate(rest):
+            x = lin(F.silu(x), cols if i == len(rest) - 1 else None)
+        return x
 
 
 def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:

@@ -56,15 +56,27 @@ class SwitchGates(nn.Module):
 
     def _spread(self, x: torch.Tensor, reduce: str) -> torch.Tensor:
         """Reduce x over each group's features and write the result back to every feature of the
-        group; features in no group get 1 (present) for amax, their own value for mean."""
-        fg = self.feature_group
-        # features in no group pool into a spare last slot, so they never touch a real group
-        index = torch.where(fg >= 0, fg, len(fg)).expand_as(x)
-        room = torch.zeros((*x.shape[:-1], len(fg) + 1), device=x.device, dtype=x.dtype)
-        pooled = room.scatter_reduce(-1, index, x, reduce=reduce, include_self=False)
-        back = pooled.gather(-1, index)
+        group; features in no group get 1 (present) for amax, their own value for mean.
+
+        Both reductions are two thin matrix products with the feature -> group membership matrix
+        [O,G] (`amax` is only ever taken of 0/1 presence, where "any" is a positive sum): at 27 agents
+        a scatter into a [B,N,O] buffer cost about 30 times as much."""
+        member = self._membership(x.dtype)
+        pooled = x @ member
+        if reduce == "amax":
+            pooled = (pooled > 0).to(x.dtype)
+        else:
+            pooled = pooled / member.sum(0).clamp(min=1.0)
+        back = pooled @ member.T
         keep = torch.ones_like(x) if reduce == "amax" else x
         return torch.where(self.grouped, back, keep)
+
+    def _membership(self, dtype: torch.dtype) -> torch.Tensor:
+        """[O,G]: 1 where feature o is in group g (rebuilt per call: the groups change on `fit` and
+        on loading a checkpoint, and the matrix is small, O x G)."""
+        fg = self.feature_group
+        groups = int(fg.max()) + 1 if bool(self.grouped.any()) else 0
+        return F.one_hot(fg.clamp(min=0), max(groups, 1)).to(dtype) * self.grouped[:, None].to(dtype)
 
     def loss(self, feature_logits: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         """BCE of the group logits against presence in the true next observation."""
@@ -111,10 +123,10 @@ class ObsAvailHead(nn.Module):
         self.net = BatchedMLP(1, embed or obs_dim + n_agents, hidden, layers, n_actions)
 
     def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
-        b, n = obs_n.shape[:2]
-        ids = torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n)
-        x = torch.cat([obs_n, ids], dim=-1)
-        return self.net(x if self.proj is None else self.proj(x))
+        parts = [obs_n, None]  # the observation and the agent id (BatchedLinear.forward_parts)
+        if self.proj is None:
+            return self.net.forward_parts(parts)
+        return self.net(self.proj.forward_parts(parts))
 
 
 def beta_nll(

@@ -155,15 +155,18 @@ class LogoWorldModel(WorldModelBase):
         """-> latents [B,N,Z], next-obs-delta mean [B,N,O], gate logits [B,N,O] (None without
         switch_gates) and log-variance [B,N,O] (normalised; None when not `need_var`)."""
         b, n = obs_n.shape[:2]
+        # the input's parts, in their order; [B,1,k] parts are shared by the agents, None is the
+        # agent id (BatchedLinear.forward_parts: nothing is repeated per agent)
+        parts: list[torch.Tensor | None]
         if self.pooled is not None:
-            parts = [self.pooled.local(obs_n, state_n, act)]
+            parts = self.pooled.local(obs_n, state_n, act)
         elif self.local_action == "joint":
-            parts = [obs_n, torch.cat([state_n, act], dim=-1).unsqueeze(1).expand(b, n, -1)]
+            parts = [obs_n, torch.cat([state_n, act], dim=-1).unsqueeze(1)]
         else:  # the encoded joint action is agent-major: row i of [B,N,A or Ad] is agent i's own
-            parts = [obs_n, state_n.unsqueeze(1).expand(b, n, -1), act.reshape(b, n, -1)]
+            parts = [obs_n, state_n.unsqueeze(1), act.reshape(b, n, -1)]
         if self.share_local and self.pooled is None:
-            parts.append(torch.eye(n, device=obs_n.device, dtype=obs_n.dtype).expand(b, n, n))
-        z = self.local_enc(torch.cat(parts, dim=-1))
+            parts.append(None)
+        z = self.local_enc.forward_parts(parts)
         o = self.dims.obs_dim
         h = self.local_dec(z, None if need_var else self.n_local_mean)
         mean, gate = h[..., :o], (h[..., o : 2 * o] if self.gates is not None else None)
@@ -205,7 +208,7 @@ class LogoWorldModel(WorldModelBase):
         if self.gates is None:
             return next_obs, self.norm_obs(next_obs), dobs_n
         present = self.gates.draw(gate, sample, generator)
-        next_obs = torch.where(present, next_obs, torch.zeros_like(next_obs))
+        next_obs = next_obs.masked_fill(~present, 0.0)
         return next_obs, self.norm_obs(next_obs), self.norm_dobs(next_obs - obs)
 
     def _avail(self, nobs_n: torch.Tensor, deduced: torch.Tensor) -> torch.Tensor:

@@ -37,12 +37,6 @@ from logo_cli.models.layers import BatchedLinear, BatchedMLP
 ARCHS = values(LogoArch)
 
 
-def agent_ids(x: torch.Tensor) -> torch.Tensor:
-    """[B,N,...] -> the agent-id one-hots [B,N,N] in x's dtype and device."""
-    b, n = x.shape[:2]
-    return torch.eye(n, device=x.device, dtype=x.dtype).expand(b, n, n)
-
-
 def set_code(codes: torch.Tensor, state_code: torch.Tensor) -> torch.Tensor:
     """Per-agent codes [B,N,Z] and a state code [B,Zs] -> [B, N*Z + 2Z + Zs]: the codes in agent
     order (the state's features are per unit, so which agent said what matters), their mean and max
@@ -83,19 +77,23 @@ class PooledInputs(nn.Module):
         self.ded_state_enc = BatchedMLP(1, s, hidden, 1, latent)
         self.set_in = set_code_dim(n, latent)
 
-    def local(self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Normalised obs [B,N,O], state [B,S], encoded joint action [B,N*A] -> [B,N,local_in]."""
+    def local(
+        self, obs_n: torch.Tensor, state_n: torch.Tensor, act: torch.Tensor
+    ) -> list[torch.Tensor | None]:
+        """Normalised obs [B,N,O], state [B,S], encoded joint action [B,N*A] -> the local input's
+        parts (`local_in` wide together; BatchedLinear.forward_parts): the projected obs, the state
+        code [B,1,.] shared by the agents, the own action, the agent id (None) and the joint-action
+        embedding [B,1,.]."""
         b, n = obs_n.shape[:2]
-        own, ids = act.reshape(b, n, -1), agent_ids(obs_n)
-        parts = [self.obs_proj(obs_n), self.state_enc(state_n).unsqueeze(1).expand(b, n, -1), own, ids]
+        parts = [self.obs_proj(obs_n), self.state_enc(state_n).unsqueeze(1), act.reshape(b, n, -1), None]
         if self.act_emb is not None:  # sum over agents of agent-specific action embeddings
-            parts.append(self.act_emb(act).unsqueeze(1).expand(b, n, -1))
-        return torch.cat(parts, dim=-1)
+            parts.append(self.act_emb(act).unsqueeze(1))
+        return parts
 
     def deductive(self, nobs_n: torch.Tensor, dobs_n: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
         """Normalised next obs and changes [B,N,O], state [B,S] -> [B, set_in]."""
         parts = [nobs_n, dobs_n] if self.ded_delta else [nobs_n]
-        codes = F.silu(self.ded_phi(torch.cat([*parts, agent_ids(nobs_n)], dim=-1)))
+        codes = F.silu(self.ded_phi.forward_parts([*parts, None]))
         return set_code(codes, self.ded_state_enc(state_n))
 
     def aux(self, z: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
