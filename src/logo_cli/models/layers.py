@@ -42,7 +42,7 @@ class BatchedLinear(nn.Module):
         agent shares: the state, the joint action) or None, the agent-id one-hot [N], which only
         selects weight rows. N is the number of agents (the group count when G > 1). The same sums
         as on the concatenation, without writing the shared parts N times or the ids at all: at 27
-        agents the concatenations cost more than the matrix products behind them."""
+        agents the concatenations took about as long as the matrix products behind them."""
         w, b = (self.weight, self.bias) if cols is None else (self.weight[..., :cols], self.bias[..., :cols])
         n = self.groups if self.groups > 1 else max(p.shape[-2] for p in parts if p is not None)
         out, off = None, 0
