@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ import torch
 from logo_cli.choices import Uncertainty, values
 from logo_cli.data.h5 import open_dataset
 from logo_cli.data.layout import split_episodes
+from logo_cli.provenance import git_commit
 from logo_cli.stages.calibrate import one_step
 from logo_cli.stages.rollout import load_model_run
 
@@ -52,15 +52,6 @@ def score_run(run_dir: Path, data: Path, batch_size: int) -> dict:
     return {"data": data.name, "seed": config.get("seed"), "n": len(tr), "scores": scores}
 
 
-def commit() -> str:
-    try:
-        cmd = ["git", "rev-parse", "--short", "HEAD"]
-        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, action="append", required=True, help="LOGO pretrain run (repeatable)")
@@ -82,7 +73,7 @@ def main() -> None:
         )
         print(f"{label} ({results[label]['n']} held-out transitions): Spearman {cells}")
     out = {
-        "commit": commit(),
+        "commit": (git_commit() or {"commit": "unknown"})["commit"][:7],
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "runs": results,
     }

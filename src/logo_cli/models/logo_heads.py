@@ -75,9 +75,9 @@ class SwitchGates(nn.Module):
     def _membership(self, dtype: torch.dtype) -> torch.Tensor:
         """[O,G]: 1 where feature o is in group g (rebuilt per call: the groups change on `fit` and
         on loading a checkpoint, and the matrix is small, O x G)."""
-        fg = self.feature_group
-        groups = int(fg.max()) + 1 if bool(self.grouped.any()) else 0
-        return F.one_hot(fg.clamp(min=0), max(groups, 1)).to(dtype) * self.grouped[:, None].to(dtype)
+        fg = self.feature_group  # -1 for features in no group: their row is zeroed below
+        member = F.one_hot(fg.clamp(min=0), max(int(fg.max()) + 1, 1)).to(dtype)
+        return member * self.grouped[:, None].to(dtype)
 
     def loss(self, feature_logits: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         """BCE of the group logits against presence in the true next observation."""
