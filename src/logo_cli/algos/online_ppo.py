@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from logo_cli.envs.base import EnvObs, MultiAgentEnv
+from logo_cli.errors import LogoError
 from logo_cli.models.agent_net import AgentNet, mlp
 
 # A finite "minus infinity" for masked logits: keeps entropy and log-probs free of NaN (0 * -inf).
@@ -245,3 +246,61 @@ class PPOTrainer:
             stats["train_return"] = float(np.mean(self.recent_returns))
             stats["train_win_rate"] = float(np.mean(self.recent_wins))
         return stats
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs besides the simulator's own state: networks, optimiser, the
+        sampling generator, counters, the envs' current observations and running episode returns.
+        Tensors and plain values only, so it loads with torch.load(weights_only=True)."""
+        return common_state(self)
+
+    def load_state_dict(self, saved: dict) -> None:
+        load_common_state(self, saved)
+
+    def restart_episodes(self, seed: int) -> None:
+        """Start every env afresh (a resume where the simulator's state could not be saved)."""
+        self.current = self.env.reset(seed)
+        self._ep_return[:] = 0.0
+
+
+def env_obs_tensors(cur: EnvObs) -> dict[str, torch.Tensor]:
+    return {
+        "obs": torch.from_numpy(cur.obs.copy()),
+        "state": torch.from_numpy(cur.state.copy()),
+        "avail_actions": torch.from_numpy(cur.avail_actions.copy()),
+    }
+
+
+def common_state(trainer) -> dict:
+    """The state PPOTrainer and GaussianPPOTrainer share (see PPOTrainer.state_dict)."""
+    return {
+        "actor": trainer.actor.state_dict(),
+        "critic": trainer.critic.state_dict(),
+        "opt": trainer.opt.state_dict(),
+        "gen": trainer.gen.get_state(),
+        "env_steps": trainer.env_steps,
+        "updates": trainer.updates,
+        "ep_return": torch.from_numpy(trainer._ep_return.copy()),
+        "current": env_obs_tensors(trainer.current),
+    }
+
+
+def load_common_state(trainer, saved: dict) -> None:
+    """Restore what PPOTrainer.state_dict saves (shared by the Gaussian trainer), after checking
+    that the saved envs' observations have the shapes this trainer's envs produce."""
+    cur = saved["current"]
+    now = trainer.current
+    for name in ("obs", "state", "avail_actions"):
+        if tuple(cur[name].shape) != getattr(now, name).shape:
+            shape, expected = tuple(cur[name].shape), getattr(now, name).shape
+            raise LogoError(f"resume: saved {name} of shape {shape}, the envs give {expected}")
+    trainer.actor.load_state_dict(saved["actor"])
+    trainer.critic.load_state_dict(saved["critic"])
+    trainer.opt.load_state_dict(saved["opt"])
+    trainer.gen.set_state(saved["gen"])
+    trainer.env_steps, trainer.updates = int(saved["env_steps"]), int(saved["updates"])
+    trainer._ep_return = saved["ep_return"].numpy().astype(np.float64)
+    trainer.current = EnvObs(
+        obs=cur["obs"].numpy().copy(),
+        state=cur["state"].numpy().copy(),
+        avail_actions=cur["avail_actions"].numpy().copy(),
+    )

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from logo_cli.algos.online_ppo import gae_arrays, ppo_epochs
+from logo_cli.algos.online_ppo import common_state, gae_arrays, load_common_state, ppo_epochs
 from logo_cli.data.transitions import Dims
 from logo_cli.envs.base import EnvObs, MultiAgentEnv
 from logo_cli.models.agent_net import AgentNet, mlp
@@ -72,6 +72,17 @@ class RunningStats:
         self.mean = self.mean + delta * n / total
         self.var = (self.var * self.count + v * n + delta**2 * self.count * n / total) / total
         self.count = total
+
+    def state_dict(self) -> dict:
+        return {
+            "mean": torch.from_numpy(self.mean.copy()),
+            "var": torch.from_numpy(self.var.copy()),
+            "count": self.count,
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.mean, self.var = saved["mean"].numpy().copy(), saved["var"].numpy().copy()
+        self.count = float(saved["count"])
 
     def std(self) -> np.ndarray:
         return np.maximum(np.sqrt(self.var), STD_FLOOR)
@@ -246,6 +257,33 @@ class GaussianPPOTrainer:
         if self.recent_returns:
             stats["train_return"] = float(np.mean(self.recent_returns))
         return stats
+
+    def state_dict(self) -> dict:
+        """PPOTrainer.state_dict plus the running statistics (observations, states, discounted
+        returns) and the discounted returns of the episodes under way."""
+        stats = {name: rs.state_dict() for name, rs in self._running_stats().items()}
+        return {
+            **common_state(self),
+            "disc_return": torch.from_numpy(self._disc_return.copy()),
+            "running_stats": stats,
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        load_common_state(self, saved)
+        self._disc_return = saved["disc_return"].numpy().astype(np.float64)
+        for name, rs in self._running_stats().items():
+            rs.load_state_dict(saved["running_stats"][name])
+        self.policy.obs_mean = torch.as_tensor(self.obs_stats.mean, dtype=torch.float32)
+        self.policy.obs_std = torch.as_tensor(self.obs_stats.std(), dtype=torch.float32)
+
+    def restart_episodes(self, seed: int) -> None:
+        """Start every env afresh (a resume where the simulator's state could not be saved)."""
+        self.current = self.env.reset(seed)
+        self._ep_return[:] = 0.0
+        self._disc_return[:] = 0.0
+
+    def _running_stats(self) -> dict[str, RunningStats]:
+        return {"obs": self.obs_stats, "state": self.state_stats, "ret": self.ret_stats}
 
 
 __all__ = [

@@ -64,7 +64,8 @@ def command(
         False,
         "--train-behaviour",
         help="Train a fresh ladder first (online MAPPO; Gaussian MAPPO for mamujoco) into --behaviour or "
-        "runs/behaviour/<env>/, replacing it.",
+        "runs/behaviour/<env>/, replacing it when done. Training runs in <dir>.partial/ with a checkpoint "
+        "at every snapshot: an interrupted run, started again with the same settings, goes on from there.",
     ),
     train_steps: int | None = typer.Option(
         None,

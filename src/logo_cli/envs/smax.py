@@ -160,6 +160,32 @@ class SmaxEnv:
             reset=_env_obs(ro, rs, rav),
         )
 
+    def save_state(self) -> list[np.ndarray]:
+        """The simulators' full state (the envs' random keys and jaxmarl states) as arrays, so a
+        resumed run steps on exactly as the interrupted one would have."""
+        if not self._started:
+            raise LogoError("smax: save_state() called before reset(seed)")
+        leaves = self._jax.tree_util.tree_leaves((self._keys, self._state))
+        return [np.array(x) for x in self._jax.device_get(leaves)]
+
+    def load_state(self, arrays: list[np.ndarray]) -> None:
+        """Restore what save_state() returned, after checking every array against this env's."""
+        jax = self._jax
+        leaves, treedef = jax.tree_util.tree_flatten((self._keys, self._state))
+        if len(arrays) != len(leaves):
+            raise LogoError(f"smax: a saved state of {len(arrays)} arrays, this env has {len(leaves)}")
+        for i, (saved, now) in enumerate(zip(arrays, leaves, strict=True)):
+            saved = np.asarray(saved)
+            if saved.shape != tuple(now.shape) or saved.dtype != now.dtype:
+                raise LogoError(
+                    f"smax: saved state array {i} is {saved.dtype}{list(saved.shape)}, "
+                    f"this env's is {now.dtype}{list(now.shape)} (another scenario or --num-envs?)"
+                )
+        self._keys, self._state = jax.tree_util.tree_unflatten(
+            treedef, [jax.numpy.asarray(a) for a in arrays]
+        )
+        self._started = True
+
     def close(self) -> None:
         self._state = None
         self._started = False

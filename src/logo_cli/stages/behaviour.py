@@ -21,11 +21,14 @@ Snapshots after the medium one other than the expert serve no quality: they stay
 ladder.json with their evaluation, but their files are not kept, so a ladder stays small to ship.
 
 A ladder directory holds snap_NNNN.pt policy files (policies/torch_policy format), ladder.json and
-manifest.json; it is built in a temporary directory and renamed into place when training ends.
+manifest.json. Training runs in `<dir>.partial/` with a checkpoint after every snapshot, so an
+interrupted run started again with the same settings goes on from there (stages/ladder_resume.py);
+the finished ladder is built in a temporary directory and renamed into place.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +41,8 @@ from logo_cli.algos.online_ppo_gaussian import GaussianPPOConfig
 from logo_cli.artifacts import file_hash, make_manifest, staged_dir, write_json_atomic
 from logo_cli.envs.base import MultiAgentEnv
 from logo_cli.errors import LogoError
+from logo_cli.outputs import remove
+from logo_cli.stages import ladder_resume as resume
 
 LADDER_FORMAT = "logo-behaviour-ladder"
 LADDER_VERSION = 1
@@ -184,8 +189,14 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
         else:
             trainer = PPOTrainer(env, cfg.ppo, cfg.seed, total_updates)
             hidden, layers = cfg.ppo.hidden, cfg.ppo.layers
-        snapshots: list[dict] = []
-        with staged_dir(out_dir, overwrite=True) as tmp:
+        settings = resume.settings_key(cfg)
+        with staged_dir(out_dir, overwrite=True) as tmp:  # holds the ladder's lock throughout
+            work = resume.work_dir(out_dir)
+            work.mkdir(exist_ok=True)
+            saved = resume.load(work, settings)
+            state = resume.restore(trainer, env, saved, cfg.seed) if saved else resume.Progress([])
+            snapshots = state.snapshots
+            t0 = time.time() - state.elapsed_s
 
             def snapshot() -> None:
                 k = len(snapshots)
@@ -193,9 +204,9 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
                 meta = {"env": cfg.env, "env_steps": trainer.env_steps, "snapshot": name}
                 if isinstance(trainer, GaussianPPOTrainer):
                     # saved first and evaluated as loaded back: the file is what collect will play
-                    save_policy(tmp / f"{name}.pt", trainer.actor, "gaussian", dims, hidden, layers, meta,
+                    save_policy(work / f"{name}.pt", trainer.actor, "gaussian", dims, hidden, layers, meta,
                                 obs_norm=trainer.obs_norm())  # fmt: skip
-                    policy = load_policy(tmp / f"{name}.pt")
+                    policy = load_policy(work / f"{name}.pt")
                 else:
                     policy = AgentNetPolicy(trainer.actor, "logits", dims)
                 eval_seed = cfg.seed * 7919 + 1_000_003 + k  # fresh episodes, never the training ones
@@ -203,25 +214,28 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
                 stoch = evaluate(eval_env, policy, cfg.eval_episodes, eval_seed, greedy=False)
                 trainer.actor.train()
                 if not continuous:
-                    save_policy(tmp / f"{name}.pt", trainer.actor, "logits", dims, hidden, layers, meta)
+                    save_policy(work / f"{name}.pt", trainer.actor, "logits", dims, hidden, layers, meta)
                 snapshots.append({"name": name, "file": f"{name}.pt", "env_steps": trainer.env_steps,
                                   "updates": trainer.updates, "wall_s": round(time.time() - t0, 2),
                                   "greedy": greedy, "stochastic": stoch})  # fmt: skip
+                state.last_snap, state.elapsed_s = trainer.env_steps, time.time() - t0
+                resume.save(work, settings, trainer, env, state)
 
-            snapshot()
-            last_snap = 0
-            for _ in range(total_updates):
+            if not snapshots:
+                snapshot()
+            while trainer.updates < total_updates:
                 stats = trainer.iterate()
                 every = cfg.snapshot_every * (1 if len(snapshots) <= 20 else 4)
-                if trainer.env_steps - last_snap >= every or trainer.updates == total_updates:
+                if trainer.env_steps - state.last_snap >= every or trainer.updates == total_updates:
                     snapshot()
-                    last_snap = trainer.env_steps
                     last = snapshots[-1]["greedy"]
                     stats = {**stats, "greedy_return": last["return_mean"]}
                     if last["win_rate"] is not None:
                         stats["greedy_win_rate"] = last["win_rate"]
                 if progress:
                     progress(trainer.env_steps, total_updates * per_update, stats)
+            for snap in snapshots:  # copies: the work folder stays whole until the ladder is in place
+                shutil.copy2(work / snap["file"], tmp / snap["file"])
             for i in finalists(snapshots, cfg.finalists):
                 policy = load_policy(tmp / snapshots[i]["file"])
                 seed = cfg.seed * 7919 + 2_000_003 + i
@@ -263,6 +277,8 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
                 "seed": cfg.seed,
                 "snapshots": snapshots,
             }
+            if state.resumes:
+                ladder["resumes"] = state.resumes
             if references is not None:
                 ladder["reference_returns"] = references
             write_json_atomic(tmp / LADDER_FILE, ladder)
@@ -276,6 +292,7 @@ def train_ladder(cfg: BehaviourConfig, out_dir: Path, progress: Progress | None 
                 tmp / "manifest.json",
                 make_manifest("behaviour", cfg, seed=cfg.seed, metrics=metrics, wall_time_s=wall),
             )
+        remove(work)
         env.close()
         eval_env.close()
         return ladder
