@@ -63,10 +63,19 @@ def test_an_interrupted_smax_ladder_resumes_to_the_same_ladder(tmp_path):
             assert (out / snap["file"]).read_bytes() == (tmp_path / "whole" / snap["file"]).read_bytes()
 
 
-def test_a_resume_with_other_settings_is_refused_and_the_work_kept(tmp_path):
+def test_a_resume_with_other_settings_is_refused_and_the_work_kept(tmp_path, runner):
+    from logo_cli.cli import app
+
     out = tmp_path / "ladder"
     with pytest.raises(Interrupted):
         train_ladder(CFG, out, stop_after(8 * 16 * 2))
+    # `logo inspect` of the ladder's path finds the interrupted training beside it
+    res = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    seen = json.loads(res.stdout)
+    assert (seen["kind"], seen["env"], seen["env_steps"], seen["snapshots"]) == (
+        "interrupted_ladder", "smax:3m", 8 * 16 * 2, 2)  # fmt: skip
+    assert seen["budget"] == CFG.train_steps and seen["ladder"] == str(out)
     other = BehaviourConfig(**{**CFG.__dict__, "seed": 1})
     with pytest.raises(LogoError, match=r"other settings.*remove .*\.partial to start over"):
         train_ladder(other, out)

@@ -72,6 +72,12 @@ DESCRIBERS: list[Describer] = [
         "logo_cli.stages.inspect_artifacts:describe_checkpoint",
     ),
     Describer(
+        "interrupted_ladder",
+        "an interrupted ladder training (<dir>.partial with resume.pt)",
+        lambda p: p.is_dir() and (p / "resume.pt").is_file(),
+        "logo_cli.stages.ladder_resume:describe_partial",
+    ),
+    Describer(
         "interrupted_run",
         "an interrupted run (checkpoint.pt without manifest.json)",
         lambda p: p.is_dir() and (p / "checkpoint.pt").is_file(),
@@ -87,6 +93,9 @@ def describe(path: str | Path) -> dict[str, Any]:
         partial = path.with_name(path.name + ".partial")
         if partial.is_dir() and (partial / "checkpoint.pt").is_file():  # train-policy's work directory
             module, func = "logo_cli.stages.inspect_artifacts", "describe_interrupted"
+            return getattr(importlib.import_module(module), func)(partial)
+        if partial.is_dir() and (partial / "resume.pt").is_file():  # a ladder's work directory
+            module, func = "logo_cli.stages.ladder_resume", "describe_partial"
             return getattr(importlib.import_module(module), func)(partial)
         raise LogoError(f"{path}: no such file or folder")
     for entry in DESCRIBERS:

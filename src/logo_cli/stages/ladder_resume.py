@@ -115,3 +115,36 @@ def restore(trainer, env, payload: dict, seed: int) -> Progress:
         trainer.restart_episodes(seed * 7919 + 4_000_003 + trainer.updates)
     resumes = [*payload["resumes"], {"env_steps": trainer.env_steps, "exact": exact}]
     return Progress(payload["snapshots"], int(payload["last_snap"]), float(payload["elapsed_s"]), resumes)
+
+
+def describe_partial(path: Path) -> dict:
+    """`logo inspect` of an interrupted ladder training (`<dir>.partial/`): how far it got, the
+    snapshots so far, the settings, and how to continue it."""
+    import torch
+
+    ckpt = Path(path) / RESUME_FILE
+    try:
+        payload = torch.load(ckpt, weights_only=True, map_location="cpu")
+        settings = json.loads(payload["settings"])
+        snapshots = json.loads(payload["snapshots"])
+        trainer = payload["trainer"]
+    except Exception as e:  # any unreadable file: a one-line refusal
+        raise LogoError(f"{ckpt}: not a readable ladder checkpoint ({type(e).__name__})") from None
+    out = Path(path).with_name(Path(path).name.removesuffix(".partial"))
+    steps = int(trainer["env_steps"])
+    best = max(snapshots, key=lambda s: (s["greedy"]["win_rate"] or 0.0, s["greedy"]["return_mean"]))
+    last = snapshots[-1]
+    return {
+        "kind": "interrupted_ladder",
+        "path": str(path),
+        "env": settings.get("env"),
+        "env_steps": steps,
+        "budget": settings.get("train_steps"),
+        "snapshots": len(snapshots),
+        "last_snapshot": {"name": last["name"], "greedy": last["greedy"], "stochastic": last["stochastic"]},
+        "best_so_far": {"name": best["name"], "env_steps": best["env_steps"], "greedy": best["greedy"]},
+        "resumes": json.loads(payload["resumes"]),
+        "ladder": str(out),
+        "continue": f"rerun the same `logo collect --train-behaviour` (from env step {steps:,})",
+        "config": settings,
+    }
