@@ -81,7 +81,7 @@ def test_a_resume_with_other_settings_is_refused_and_the_work_kept(tmp_path, run
         train_ladder(other, out)
     assert (work_dir(out) / RESUME_FILE).is_file()
     (work_dir(out) / RESUME_FILE).write_bytes(b"not a checkpoint")
-    with pytest.raises(LogoError, match="not a readable ladder checkpoint"):
+    with pytest.raises(LogoError, match="not a valid logo checkpoint.*start over"):
         train_ladder(CFG, out)
 
 

@@ -17,11 +17,10 @@ episodes at the resume, from a seed derived from the update count, and the ladde
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from logo_cli.artifacts import jsonable
+from logo_cli.artifacts import jsonable, load_checkpoint, save_checkpoint
 from logo_cli.errors import LogoError
 
 RESUME_FILE = "resume.pt"
@@ -67,26 +66,20 @@ def save(work: Path, settings: str, trainer, env, progress: Progress) -> None:
         "elapsed_s": progress.elapsed_s,
         "resumes": json.dumps(progress.resumes or []),
     }
-    tmp = work / f"{RESUME_FILE}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, work / RESUME_FILE)
+    save_checkpoint(work / RESUME_FILE, payload)  # fsync'ed, then renamed into place
 
 
 def load(work: Path, settings: str) -> dict | None:
     """The checkpoint in `work`, checked; None where there is none. Refused in one line when it is
     unreadable, of other settings, or names a snapshot file that is missing."""
-    import torch
-
     path = work / RESUME_FILE
     if not path.is_file():
         return None
     start_over = f"remove {work} to start over"
     try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # any unreadable file: a one-line refusal, never a traceback
-        raise LogoError(
-            f"{path}: not a readable ladder checkpoint ({type(e).__name__}); {start_over}"
-        ) from None
+        payload = load_checkpoint(path)  # data only (weights_only); one-line errors
+    except LogoError as e:
+        raise LogoError(f"{e}; {start_over}") from None
     if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
         raise LogoError(f"{path}: not a ladder checkpoint; {start_over}")
     if payload.get("version") != RESUME_VERSION:
@@ -120,18 +113,15 @@ def restore(trainer, env, payload: dict, seed: int) -> Progress:
 def describe_partial(path: Path) -> dict:
     """`logo inspect` of an interrupted ladder training (`<dir>.partial/`): how far it got, the
     snapshots so far, the settings, and how to continue it."""
-    import torch
-
     ckpt = Path(path) / RESUME_FILE
+    payload = load_checkpoint(ckpt)  # data only (weights_only); one-line errors
     try:
-        payload = torch.load(ckpt, weights_only=True, map_location="cpu")
         settings = json.loads(payload["settings"])
         snapshots = json.loads(payload["snapshots"])
-        trainer = payload["trainer"]
-    except Exception as e:  # any unreadable file: a one-line refusal
-        raise LogoError(f"{ckpt}: not a readable ladder checkpoint ({type(e).__name__})") from None
+        steps = int(payload["trainer"]["env_steps"])
+    except (KeyError, TypeError, ValueError) as e:  # another checkpoint, or a damaged one
+        raise LogoError(f"{ckpt}: not a ladder checkpoint ({type(e).__name__}: {e})") from None
     out = Path(path).with_name(Path(path).name.removesuffix(".partial"))
-    steps = int(trainer["env_steps"])
     best = max(snapshots, key=lambda s: (s["greedy"]["win_rate"] or 0.0, s["greedy"]["return_mean"]))
     last = snapshots[-1]
     return {
