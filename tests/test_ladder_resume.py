@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from logo_cli.algos.online_ppo import PPOConfig
 from logo_cli.errors import LogoError
@@ -79,8 +80,13 @@ def test_a_resume_with_other_settings_is_refused_and_the_work_kept(tmp_path, run
     other = BehaviourConfig(**{**CFG.__dict__, "seed": 1})
     with pytest.raises(LogoError, match=r"other settings.*remove .*\.partial to start over"):
         train_ladder(other, out)
-    assert (work_dir(out) / RESUME_FILE).is_file()
-    (work_dir(out) / RESUME_FILE).write_bytes(b"not a checkpoint")
+    ckpt = work_dir(out) / RESUME_FILE
+    assert ckpt.is_file()
+    payload = torch.load(ckpt, weights_only=True)
+    torch.save({**payload, "version": 99}, ckpt)  # from a newer logo-cli
+    with pytest.raises(LogoError, match="ladder checkpoint format version 99"):
+        train_ladder(CFG, out)
+    ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(LogoError, match="not a valid logo checkpoint.*start over"):
         train_ladder(CFG, out)
 

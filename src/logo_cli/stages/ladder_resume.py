@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from logo_cli.artifacts import jsonable, load_checkpoint, save_checkpoint
+from logo_cli.artifacts import check_format_version, jsonable, load_checkpoint, save_checkpoint
 from logo_cli.errors import LogoError
 
 RESUME_FILE = "resume.pt"
@@ -82,8 +82,7 @@ def load(work: Path, settings: str) -> dict | None:
         raise LogoError(f"{e}; {start_over}") from None
     if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
         raise LogoError(f"{path}: not a ladder checkpoint; {start_over}")
-    if payload.get("version") != RESUME_VERSION:
-        raise LogoError(f"{path}: checkpoint version {payload.get('version')}, expected {RESUME_VERSION}")
+    check_format_version(payload.get("version"), RESUME_VERSION, "ladder checkpoint", str(path))
     if payload.get("settings") != settings:
         raise LogoError(
             f"{work}: an interrupted ladder training with other settings; run again with the same "
