@@ -290,8 +290,8 @@ def load_common_state(trainer, saved: dict) -> None:
     cur = saved["current"]
     now = trainer.current
     for name in ("obs", "state", "avail_actions"):
-        if tuple(cur[name].shape) != getattr(now, name).shape:
-            shape, expected = tuple(cur[name].shape), getattr(now, name).shape
+        shape, expected = tuple(cur[name].shape), getattr(now, name).shape
+        if shape != expected:
             raise LogoError(f"resume: saved {name} of shape {shape}, the envs give {expected}")
     trainer.actor.load_state_dict(saved["actor"])
     trainer.critic.load_state_dict(saved["critic"])

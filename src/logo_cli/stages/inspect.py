@@ -32,6 +32,10 @@ class Describer:
     matches: Callable[[Path], bool]
     describe: str  # "module:function", imported lazily
 
+    def run(self, path: Path) -> dict[str, Any]:
+        module, func = self.describe.split(":")
+        return getattr(importlib.import_module(module), func)(path)
+
 
 def _is_h5_file(path: Path) -> bool:
     if not path.is_file():
@@ -86,22 +90,23 @@ DESCRIBERS: list[Describer] = [
 ]
 
 
+# what `<out>.partial/` may hold when `<out>` does not exist yet
+WORK_DIRECTORY_KINDS = ("interrupted_ladder", "interrupted_run")
+
+
 def describe(path: str | Path) -> dict[str, Any]:
     """A JSON-ready description of the artifact at `path`, chosen by its kind."""
     path = Path(path)
     if not path.exists():
+        # an output whose work directory (train-policy's, a ladder's) is still beside it
         partial = path.with_name(path.name + ".partial")
-        if partial.is_dir() and (partial / "checkpoint.pt").is_file():  # train-policy's work directory
-            module, func = "logo_cli.stages.inspect_artifacts", "describe_interrupted"
-            return getattr(importlib.import_module(module), func)(partial)
-        if partial.is_dir() and (partial / "resume.pt").is_file():  # a ladder's work directory
-            module, func = "logo_cli.stages.ladder_resume", "describe_partial"
-            return getattr(importlib.import_module(module), func)(partial)
+        for entry in DESCRIBERS:
+            if entry.kind in WORK_DIRECTORY_KINDS and entry.matches(partial):
+                return entry.run(partial)
         raise LogoError(f"{path}: no such file or folder")
     for entry in DESCRIBERS:
         if entry.matches(path):
-            module, func = entry.describe.split(":")
-            return getattr(importlib.import_module(module), func)(path)
+            return entry.run(path)
     kinds = "; ".join(d.what for d in DESCRIBERS)
     raise LogoError(f"{path}: not an artifact logo can inspect (expected {kinds})")
 

@@ -17,7 +17,7 @@ episodes at the resume, from a seed derived from the update count, and the ladde
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from logo_cli.artifacts import check_format_version, jsonable, load_checkpoint, save_checkpoint
@@ -47,7 +47,7 @@ class Progress:
     snapshots: list[dict]
     last_snap: int = 0
     elapsed_s: float = 0.0
-    resumes: list[dict] | None = None
+    resumes: list[dict] = field(default_factory=list)
 
 
 def save(work: Path, settings: str, trainer, env, progress: Progress) -> None:
@@ -64,7 +64,7 @@ def save(work: Path, settings: str, trainer, env, progress: Progress) -> None:
         "snapshots": json.dumps(progress.snapshots),
         "last_snap": progress.last_snap,
         "elapsed_s": progress.elapsed_s,
-        "resumes": json.dumps(progress.resumes or []),
+        "resumes": json.dumps(progress.resumes),
     }
     save_checkpoint(work / RESUME_FILE, payload)  # fsync'ed, then renamed into place
 
