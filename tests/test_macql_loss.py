@@ -182,6 +182,36 @@ def test_sampled_gap_with_the_data_action_is_never_negative():
     assert float(without["cql_gap"]) < 0.0  # the unbounded-below case the default avoids
 
 
+def test_greedy_joint_action_is_one_more_logsumexp_term():
+    from logo_cli.algos.macql import sampled_cql_term
+    from logo_cli.models.agent_net import masked_greedy
+
+    torch.manual_seed(3)
+    nets = MacqlNets(DIMS, hidden=8, layers=1)
+    with torch.no_grad():  # action 2, never the data action, is every agent's best where available
+        nets.agent.net[-1].bias[:] = torch.tensor([0.0, 0.0, 5.0])
+    batch = make_batch(16, seed=4)
+    q = nets.agent(batch["obs"]).detach()
+    state = nets.norm_state(batch["state"])
+    cfg = MacqlConfig(cql_samples=4)
+    q_data, lse, _ = sampled_cql_term(nets, q, state, batch, cfg, torch.Generator().manual_seed(0))
+    greedy_cfg = MacqlConfig(cql_samples=4, cql_greedy=True)
+    q_data_g, lse_g, _ = sampled_cql_term(nets, q, state, batch, greedy_cfg, torch.Generator().manual_seed(0))
+    # by hand: the same K samples (the generator draws after the greedy choice), plus Q_tot(greedy)
+    best = masked_greedy(q, batch["avail_actions"])
+    q_best = nets.mixer(q.gather(-1, best.unsqueeze(-1)).squeeze(-1), state)
+    torch.testing.assert_close(q_data_g, q_data)
+    torch.testing.assert_close(lse_g, torch.logaddexp(lse, q_best))
+    assert bool((best == 2).any()) and float((lse_g - lse).detach().min()) > 0.0
+    # the greedy action's Q is pushed down harder than by the uniform samples alone
+    def push_on_best(c: MacqlConfig) -> float:
+        nets.zero_grad()
+        macql_loss(nets, batch, c, torch.Generator().manual_seed(0))[0].backward()
+        return float(nets.agent.net[-1].bias.grad[2])  # > 0: gradient descent lowers action 2's Q
+
+    assert push_on_best(greedy_cfg) > push_on_best(cfg) + 0.05
+
+
 def test_combo_and_none_treat_synthetic_rows_as_documented():
     lse = torch.tensor([1.0, 2.0, 3.0, 4.0])
     q = torch.tensor([0.5, 0.5, 1.0, 2.0])

@@ -106,6 +106,7 @@ def test_cli_refusals(runner, tmp_path):
         runner.invoke(app, [*base, "--synthetic", "x.zarr", "--model", "m"]), "--synthetic / --model"
     )
     one_line_error(runner.invoke(app, [*base, "--synthetic", str(tmp_path / "none.zarr")]), "not found")
+    one_line_error(runner.invoke(app, [*base, "--algo", "cfcql", "--cql-greedy"]), "--cql-greedy", "macql")
     assert not (tmp_path / "r").exists() and not partial_dir(tmp_path / "r").exists()
 
 

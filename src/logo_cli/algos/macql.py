@@ -17,6 +17,10 @@ Deviations from CFCQL, all forced by LOGO sampling individual transitions rather
   so every sample counts;
 - the data joint action is one of the logsumexp terms (`cql_include_data`), which keeps the sampled
   gap >= 0 like the exact CQL(H) sum; CFCQL leaves it out;
+- optionally (`cql_greedy`) the online greedy joint action is one more logsumexp term, as CQL's
+  samples from the current policy: uniform joint actions almost never come near the per-agent
+  argmax that the TD target bootstraps from once the team is large (35^27 joint actions on
+  27m_vs_30m), so nothing pushed down the summed maximisation bias (docs/policy.md);
 - the target network is updated by `target_tau`-Polyak every `target_update_every` steps
   (tau 1 = CFCQL's periodic hard copy);
 - the state the mixer sees is standardised with the real data's mean and std (`MacqlNets.set_state_stats`):
@@ -63,6 +67,10 @@ class MacqlConfig:
     # all joint actions. Without it (CFCQL's raw MACQL) the data action is rarely drawn, the gap
     # can fall without bound, and Q_tot of data actions diverged on SMAX 3m at alpha >= 1.
     cql_include_data: bool = True
+    # Add the online greedy joint action (argmax over each agent's available actions, no gradient
+    # through the choice) to the logsumexp: CQL(H)'s policy samples. Off by default: the published
+    # grids ran without it; measured in docs/policy.md ("Many agents").
+    cql_greedy: bool = False
     target_update_every: int = 200  # steps between target-network updates
     target_tau: float = 1.0  # Polyak factor of each target update (1 = hard copy)
     grad_clip: float = 10.0  # max global gradient norm (pymarl default); 0 disables clipping
@@ -217,14 +225,14 @@ def sampled_cql_term(
     cfg: MacqlConfig,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """MACQL's term: logsumexp of Q_tot over K sampled joint actions (and the data one)."""
-    # One mixer pass for the data action and the sampled ones: row 0 of `joint` is the data action.
-    joint = torch.cat(
-        [
-            batch["actions"].unsqueeze(0),
-            sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator),
-        ]
-    )
+    """MACQL's term: logsumexp of Q_tot over K sampled joint actions (and the data one, and with
+    `cql_greedy` the online greedy one)."""
+    # One mixer pass for the data action and the others: row 0 of `joint` is the data action.
+    parts = [batch["actions"].unsqueeze(0)]
+    if cfg.cql_greedy:
+        parts.append(masked_greedy(q_agents.detach(), batch["avail_actions"]).unsqueeze(0))
+    parts.append(sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator))
+    joint = torch.cat(parts)
     q_all = nets.mixer(joint_q_values(q_agents, joint), state)  # [1+K,B]
     lse = torch.logsumexp(q_all if cfg.cql_include_data else q_all[1:], dim=0)  # [B]
     return q_all[0], lse, {}

@@ -81,7 +81,7 @@ BY_COMMAND: dict[str, dict[str, str]] = {
     "train-policy": {
         "model": INPUTS,
         **_group("Learner", "algo", "steps", "batch_size", "lr", "actor_lr", "gamma", "n_step"),
-        **_group("Learner", "cql_alpha", "cql_samples", "cql_include_data", "normalise_state"),
+        **_group("Learner", "cql_alpha", "cql_samples", "cql_include_data", "cql_greedy", "normalise_state"),
         **_group("Learner", "target_update_every", "target_tau"),
         **_group("Learner: CFCQL", "cfcql_temperature", "cfcql_bc_steps"),
         **_group("Learner: continuous actions", "entropy_alpha", "actor_bc_steps", "td3bc_alpha"),

@@ -143,6 +143,12 @@ def command(
         "--cql-with-data/--cql-samples-only",
         help="Include the data action among the CQL logsumexp terms, or only sampled ones.",
     ),
+    cql_greedy: bool = typer.Option(
+        False,
+        "--cql-greedy/--cql-random-only",
+        help="MACQL: add the current greedy joint action to the CQL logsumexp terms (policy samples, "
+        "as CQL(H)); keeps Q_tot from diverging on large teams.",
+    ),
     cql_synthetic: CqlSynthetic = typer.Option(
         CqlSynthetic.none,
         "--cql-synthetic",
@@ -290,7 +296,8 @@ def command(
         cql_samples=cql_samples, entropy_alpha=entropy_alpha, td3bc_alpha=td3bc_alpha,
         actor_bc_steps=actor_bc_steps,
         policy_noise=policy_noise, noise_clip=noise_clip, policy_delay=policy_delay,
-        cql_include_data=cql_include_data, cql_synthetic=cql_synthetic, cfcql_temperature=cfcql_temperature,
+        cql_include_data=cql_include_data, cql_greedy=cql_greedy, cql_synthetic=cql_synthetic,
+        cfcql_temperature=cfcql_temperature,
         cfcql_bc_steps=cfcql_bc_steps, n_step=n_step,
         normalise_state=normalise_state, termination=termination,
         target_update_every=target_update_every, target_tau=target_tau, hidden=hidden, layers=layers,

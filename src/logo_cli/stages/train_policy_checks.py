@@ -96,6 +96,11 @@ def check_action_kind(cfg: TrainPolicyConfig, discrete: bool, source: str) -> No
 
 
 def _check_options(cfg: TrainPolicyConfig, discrete: bool, source: str) -> None:
+    if cfg.cql_greedy and (not discrete or cfg.algo != "macql"):
+        raise LogoError(
+            f"{source}: --cql-greedy is for --algo macql on discrete actions (CFCQL's term already "
+            "covers every agent's actions; continuous MACQL samples its policy)"
+        )
     if cfg.actor_bc_steps and (discrete or cfg.algo != "macql"):
         raise LogoError(f"{source}: --actor-bc-steps is for --algo macql on continuous actions")
     if discrete:

@@ -48,6 +48,7 @@ class TrainPolicyConfig(CorruptionLevels):
         None  # CQL samples per state (discrete: 32 joint actions; continuous: 10 per source)
     )
     cql_include_data: bool = True  # the data joint action is one of the CQL logsumexp terms
+    cql_greedy: bool = False  # MACQL: the online greedy joint action is one more logsumexp term
     cql_synthetic: CqlSynthetic = "none"  # CQL on synthetic rows: "data", "combo" (COMBO) or "none"
     cfcql_temperature: float = 5.0  # CFCQL: τ of the agent weights softmax_i(τ · KL(μ_i ‖ β_i))
     cfcql_bc_steps: int = 2000  # CFCQL: BC steps fitting the behaviour policy β before Q training

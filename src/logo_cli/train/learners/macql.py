@@ -20,6 +20,7 @@ def q_config(opts: Options) -> dict:
         cql_alpha=opts.cql_alpha,
         cql_samples=opts.cql_samples or 32,
         cql_include_data=opts.cql_include_data,
+        cql_greedy=opts.cql_greedy,
         target_update_every=opts.target_update_every,
         target_tau=opts.target_tau,
         cql_synthetic=opts.cql_synthetic,
