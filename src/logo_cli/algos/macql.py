@@ -68,8 +68,8 @@ class MacqlConfig:
     # can fall without bound, and Q_tot of data actions diverged on SMAX 3m at alpha >= 1.
     cql_include_data: bool = True
     # Add the online greedy joint action (argmax over each agent's available actions, no gradient
-    # through the choice) to the logsumexp: CQL(H)'s policy samples. Off by default: the published
-    # grids ran without it; measured in docs/policy.md ("Many agents").
+    # through the choice) to the logsumexp: CQL(H)'s policy samples. Off by default: it cost 2-11
+    # points on 3m and the published grids ran without it; measured in docs/policy.md ("Many agents").
     cql_greedy: bool = False
     target_update_every: int = 200  # steps between target-network updates
     target_tau: float = 1.0  # Polyak factor of each target update (1 = hard copy)
@@ -233,7 +233,7 @@ def sampled_cql_term(
         parts.append(masked_greedy(q_agents.detach(), batch["avail_actions"]).unsqueeze(0))
     parts.append(sample_joint_actions(batch["avail_actions"], cfg.cql_samples, generator))
     joint = torch.cat(parts)
-    q_all = nets.mixer(joint_q_values(q_agents, joint), state)  # [1+K,B]
+    q_all = nets.mixer(joint_q_values(q_agents, joint), state)  # [1+K,B], [2+K,B] with the greedy one
     lse = torch.logsumexp(q_all if cfg.cql_include_data else q_all[1:], dim=0)  # [B]
     return q_all[0], lse, {}
 

@@ -147,7 +147,7 @@ def command(
         False,
         "--cql-greedy/--cql-random-only",
         help="MACQL: add the current greedy joint action to the CQL logsumexp terms (policy samples, "
-        "as CQL(H)); keeps Q_tot from diverging on large teams.",
+        "as CQL(H)). Kept Q_tot from diverging on 10 and 27 agents; cost a few points on 3m.",
     ),
     cql_synthetic: CqlSynthetic = typer.Option(
         CqlSynthetic.none,
