@@ -16,10 +16,11 @@ from logo_cli.algos.macql import (
     macql_loss,
     macql_update,
     sample_joint_actions,
+    sampled_cql_term,
     td_target,
 )
 from logo_cli.data.transitions import Dims
-from logo_cli.models.agent_net import AgentNet
+from logo_cli.models.agent_net import AgentNet, masked_greedy
 from logo_cli.models.mixer import QMixer
 
 DIMS = Dims(n_agents=2, obs_dim=3, state_dim=4, n_actions=3)
@@ -183,9 +184,6 @@ def test_sampled_gap_with_the_data_action_is_never_negative():
 
 
 def test_greedy_joint_action_is_one_more_logsumexp_term():
-    from logo_cli.algos.macql import sampled_cql_term
-    from logo_cli.models.agent_net import masked_greedy
-
     torch.manual_seed(3)
     nets = MacqlNets(DIMS, hidden=8, layers=1)
     with torch.no_grad():  # action 2, never the data action, is every agent's best where available

@@ -112,7 +112,7 @@ def restore(trainer, env, payload: dict, seed: int) -> Progress:
 def describe_partial(path: Path) -> dict:
     """`logo inspect` of an interrupted ladder training (`<dir>.partial/`): how far it got, the
     snapshots so far, the settings, and how to continue it."""
-    ckpt = Path(path) / RESUME_FILE
+    ckpt = path / RESUME_FILE
     payload = load_checkpoint(ckpt)  # data only (weights_only); one-line errors
     try:
         settings = json.loads(payload["settings"])
@@ -120,7 +120,7 @@ def describe_partial(path: Path) -> dict:
         steps = int(payload["trainer"]["env_steps"])
     except (KeyError, TypeError, ValueError) as e:  # another checkpoint, or a damaged one
         raise LogoError(f"{ckpt}: not a ladder checkpoint ({type(e).__name__}: {e})") from None
-    out = Path(path).with_name(Path(path).name.removesuffix(".partial"))
+    out = path.with_name(path.name.removesuffix(".partial"))
     best = max(snapshots, key=lambda s: (s["greedy"]["win_rate"] or 0.0, s["greedy"]["return_mean"]))
     last = snapshots[-1]
     return {
